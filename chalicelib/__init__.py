@@ -1,0 +1,1 @@
+"""The order execution engine: everything that is deployed to AWS Lambda."""

@@ -1,0 +1,104 @@
+"""Settings from the environment. The only module that reads ``os.environ``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+__all__ = ["Settings", "get_settings", "parse_api_keys", "DEFAULT_API_KEYS"]
+
+DEFAULT_API_KEYS = "local-dev-key:local"
+
+
+def parse_api_keys(raw: str) -> dict[str, str]:
+    """``key1:clientA,key2:clientB`` → {key: clientId}. A key without a client names itself."""
+    keys: dict[str, str] = {}
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, _, client = part.partition(":")
+        keys[key.strip()] = client.strip() or key.strip()
+    return keys
+
+
+def _range_ms(raw: str) -> tuple[int, int]:
+    low, _, high = raw.partition("-")
+    lo = int(low)
+    return lo, int(high) if high else lo
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str = "local"
+    region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+    orders_table: str = "order-engine-orders"
+    connections_table: str = "order-engine-connections"
+    orders_queue: str = "order-engine-orders"
+    orders_dlq: str = "order-engine-orders-dlq"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    api_keys: Mapping[str, str] = field(default_factory=lambda: parse_api_keys(DEFAULT_API_KEYS))
+    rate_limit_per_min: int = 100
+    max_body_bytes: int = 16 * 1024
+    # WebSocket: where clients connect, and where the management API (@connections) lives.
+    ws_public_url: str = "ws://127.0.0.1:8001"
+    ws_management_endpoint: str | None = None
+    ws_api_id: str | None = None
+    connection_ttl_seconds: int = 2 * 60 * 60
+    # Retries: visibility = base * 2**(receiveCount-1); the third failed receive is final.
+    retry_base_seconds: int = 2
+    max_attempts: int = 3
+    # Simulated venues and chain.
+    market_seed: int = 7
+    quote_latency_ms: tuple[int, int] = (20, 80)
+    swap_latency_ms: tuple[int, int] = (2000, 3000)
+    quote_timeout_rate: float = 0.0
+    rpc_error_rate: float = 0.0
+    blockhash_expiry_rate: float = 0.0
+    confirm_poll_ms: int = 200
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        d = cls()
+        return cls(
+            stage=e.get("STAGE", d.stage),
+            region=e.get("AWS_REGION", e.get("AWS_DEFAULT_REGION", d.region)),
+            aws_endpoint_url=e.get("AWS_ENDPOINT_URL") or None,
+            orders_table=e.get("ORDERS_TABLE", d.orders_table),
+            connections_table=e.get("CONNECTIONS_TABLE", d.connections_table),
+            orders_queue=e.get("ORDERS_QUEUE", d.orders_queue),
+            orders_dlq=e.get("ORDERS_DLQ", d.orders_dlq),
+            redis_url=e.get("REDIS_URL", d.redis_url),
+            api_keys=parse_api_keys(e.get("API_KEYS", DEFAULT_API_KEYS)),
+            rate_limit_per_min=int(e.get("RATE_LIMIT_PER_MIN", d.rate_limit_per_min)),
+            ws_public_url=e.get("WS_PUBLIC_URL", d.ws_public_url).rstrip("/"),
+            ws_management_endpoint=e.get("WS_MANAGEMENT_ENDPOINT") or None,
+            ws_api_id=e.get("WS_API_ID") or None,
+            connection_ttl_seconds=int(e.get("CONNECTION_TTL_SECONDS", d.connection_ttl_seconds)),
+            retry_base_seconds=int(e.get("RETRY_BASE_SECONDS", d.retry_base_seconds)),
+            max_attempts=int(e.get("MAX_ATTEMPTS", d.max_attempts)),
+            market_seed=int(e.get("MARKET_SEED", d.market_seed)),
+            quote_latency_ms=_range_ms(e["QUOTE_LATENCY_MS"]) if "QUOTE_LATENCY_MS" in e else d.quote_latency_ms,
+            swap_latency_ms=_range_ms(e["SWAP_LATENCY_MS"]) if "SWAP_LATENCY_MS" in e else d.swap_latency_ms,
+            quote_timeout_rate=float(e.get("QUOTE_TIMEOUT_RATE", d.quote_timeout_rate)),
+            rpc_error_rate=float(e.get("RPC_ERROR_RATE", d.rpc_error_rate)),
+            blockhash_expiry_rate=float(e.get("BLOCKHASH_EXPIRY_RATE", d.blockhash_expiry_rate)),
+            confirm_poll_ms=int(e.get("CONFIRM_POLL_MS", d.confirm_poll_ms)),
+        )
+
+    def management_endpoint(self) -> str:
+        """The @connections endpoint: explicit locally, derived from the API id on AWS."""
+        if self.ws_management_endpoint:
+            return self.ws_management_endpoint.rstrip("/")
+        if self.ws_api_id:
+            return f"https://{self.ws_api_id}.execute-api.{self.region}.amazonaws.com/{self.stage}"
+        raise RuntimeError("set WS_MANAGEMENT_ENDPOINT or WS_API_ID to push WebSocket messages")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,47 @@
+"""Pure domain: orders, the state table, events, tokens, amounts and errors.
+
+Imports only the standard library.
+"""
+
+from .amounts import price, to_base_units, to_decimal_string
+from .errors import *  # noqa: F403
+from .errors import __all__ as _errors_all
+from .orders import (
+    TERMINAL,
+    TRANSITIONS,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    iso,
+    new_order_id,
+    request_fingerprint,
+    utc_now,
+)
+from .quotes import Fill, Quote, Route, RouteLeg
+from .tokens import TOKENS, WSOL_MINT, Token, get_token
+
+__all__ = [
+    *_errors_all,
+    "TERMINAL",
+    "TRANSITIONS",
+    "Order",
+    "OrderEvent",
+    "OrderStatus",
+    "OrderType",
+    "iso",
+    "new_order_id",
+    "request_fingerprint",
+    "utc_now",
+    "Fill",
+    "Quote",
+    "Route",
+    "RouteLeg",
+    "TOKENS",
+    "WSOL_MINT",
+    "Token",
+    "get_token",
+    "price",
+    "to_base_units",
+    "to_decimal_string",
+]

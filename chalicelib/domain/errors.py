@@ -1,0 +1,100 @@
+"""Domain errors. Each carries a stable ``code`` that the API turns into a response."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DomainError",
+    "ValidationError",
+    "UnknownTokenError",
+    "UnsupportedOrderTypeError",
+    "InvalidOrderTransitionError",
+    "ExecutionError",
+    "TransientExecutionError",
+    "PermanentExecutionError",
+    "SlippageExceededError",
+    "QuoteTimeoutError",
+    "RpcError",
+    "NoRouteError",
+    "BlockhashExpiredError",
+    "InsufficientLiquidityError",
+]
+
+
+class DomainError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    code = "domain_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ValidationError(DomainError):
+    """Input a user can fix: becomes a 400 naming the field."""
+
+    code = "validation_error"
+
+
+class UnknownTokenError(ValidationError):
+    code = "unknown_token"
+
+
+class UnsupportedOrderTypeError(ValidationError):
+    code = "unsupported_order_type"
+
+
+class InvalidOrderTransitionError(DomainError):
+    """A transition the state table does not allow, e.g. ``confirmed -> routing``."""
+
+    code = "invalid_transition"
+
+
+class ExecutionError(DomainError):
+    """A failure while executing an order. ``retryable`` decides what the worker does."""
+
+    code = "execution_error"
+    retryable = False
+
+
+class TransientExecutionError(ExecutionError):
+    """Worth another attempt: timeouts, RPC hiccups."""
+
+    code = "transient_error"
+    retryable = True
+
+
+class PermanentExecutionError(ExecutionError):
+    """Another attempt would fail the same way."""
+
+    code = "permanent_error"
+    retryable = False
+
+
+class SlippageExceededError(PermanentExecutionError):
+    code = "slippage_exceeded"
+
+
+class InsufficientLiquidityError(PermanentExecutionError):
+    code = "insufficient_liquidity"
+
+
+class NoRouteError(TransientExecutionError):
+    """No venue returned a usable quote (all failed or expired)."""
+
+    code = "no_route"
+
+
+class QuoteTimeoutError(TransientExecutionError):
+    code = "quote_timeout"
+
+
+class RpcError(TransientExecutionError):
+    code = "rpc_error"
+
+
+class BlockhashExpiredError(PermanentExecutionError):
+    """The transaction's blockhash expired before it landed; it can never land now."""
+
+    code = "blockhash_expired"

@@ -1,0 +1,248 @@
+"""Orders, their statuses, the transition table (as data) and lifecycle events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from .errors import InvalidOrderTransitionError, UnsupportedOrderTypeError, ValidationError
+from .tokens import Token
+
+__all__ = [
+    "OrderStatus",
+    "OrderType",
+    "TRANSITIONS",
+    "TERMINAL",
+    "OrderEvent",
+    "Order",
+    "new_order_id",
+    "MIN_SLIPPAGE_BPS",
+    "MAX_SLIPPAGE_BPS",
+    "request_fingerprint",
+    "iso",
+    "utc_now",
+]
+
+MIN_SLIPPAGE_BPS = 1
+MAX_SLIPPAGE_BPS = 5000
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    WAITING = "waiting"
+    ROUTING = "routing"
+    BUILDING = "building"
+    SUBMITTED = "submitted"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    SNIPER = "sniper"
+
+
+S = OrderStatus
+# The whole state machine. A retry after a transient failure goes back to pending.
+# ``waiting`` belongs to limit and sniper orders (price not reached, pool not live yet).
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    S.PENDING: frozenset({S.ROUTING, S.WAITING, S.FAILED}),
+    S.WAITING: frozenset({S.ROUTING, S.FAILED}),
+    S.ROUTING: frozenset({S.BUILDING, S.FAILED, S.PENDING}),
+    S.BUILDING: frozenset({S.SUBMITTED, S.FAILED, S.PENDING}),
+    S.SUBMITTED: frozenset({S.CONFIRMED, S.FAILED}),
+    S.CONFIRMED: frozenset(),
+    S.FAILED: frozenset(),
+}
+TERMINAL: frozenset[OrderStatus] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+SUPPORTED_TYPES: frozenset[OrderType] = frozenset({OrderType.MARKET})
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(at: datetime) -> str:
+    """API.md's timestamps: UTC, millisecond precision, trailing Z."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def _b32(data: bytes, length: int) -> str:
+    n = int.from_bytes(data, "big")
+    out = []
+    for _ in range(length):
+        out.append(_CROCKFORD[n & 31])
+        n >>= 5
+    return "".join(reversed(out))
+
+
+def new_order_id(client_id: str, client_order_id: str | None) -> str:
+    """``ord_`` + 26 characters.
+
+    With an idempotency key the id is derived from (client, key), so the same key can only
+    ever name one order: creating it is a single conditional write, never read-then-write.
+    Without one, the id starts with the time in milliseconds, so ids sort by creation.
+    """
+    if client_order_id is not None:
+        digest = hashlib.sha256(f"{client_id}\x00{client_order_id}".encode()).digest()
+        return "ord_" + _b32(digest, 26)
+    millis = int(time.time() * 1000).to_bytes(6, "big")
+    return "ord_" + _b32(millis, 10) + _b32(secrets.token_bytes(10), 16)
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """One status an order reached: persisted in its history and pushed to subscribers."""
+
+    order_id: str
+    seq: int
+    status: OrderStatus
+    at: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "status": self.status.value, "at": self.at, "data": self.data}
+
+    @classmethod
+    def from_dict(cls, order_id: str, raw: dict[str, Any]) -> OrderEvent:
+        return cls(order_id, int(raw["seq"]), OrderStatus(raw["status"]), raw["at"], dict(raw.get("data") or {}))
+
+    def to_message(self) -> dict[str, Any]:
+        """API.md's ``order.status`` message."""
+        return {
+            "type": "order.status",
+            "orderId": self.order_id,
+            "status": self.status.value,
+            "seq": self.seq,
+            "at": self.at,
+            "data": self.data,
+        }
+
+
+@dataclass
+class Order:
+    """An order and everything that happened to it.
+
+    ``version`` equals the seq of the latest event: every transition is persisted as a
+    conditional write on (status, version), so two workers can never both move an order.
+    """
+
+    order_id: str
+    client_id: str
+    type: OrderType
+    token_in: Token
+    token_out: Token
+    amount_in: int
+    slippage_bps: int
+    client_order_id: str | None = None
+    request_hash: str = ""
+    status: OrderStatus = OrderStatus.PENDING
+    version: int = 0
+    attempts: int = 0
+    created_at: str = ""
+    updated_at: str = ""
+    venue: str | None = None
+    quotes: list[dict[str, Any]] = field(default_factory=list)
+    amount_out: int | None = None
+    min_amount_out: int | None = None
+    executed_price: str | None = None
+    signature: str | None = None
+    last_valid_block_height: int | None = None
+    tx_hash: str | None = None
+    error: dict[str, Any] | None = None
+    history: list[OrderEvent] = field(default_factory=list)
+    limit_price: str | None = None
+    max_price: str | None = None
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        client_id: str,
+        token_in: Token,
+        token_out: Token,
+        amount_in: int,
+        slippage_bps: int,
+        order_type: OrderType = OrderType.MARKET,
+        client_order_id: str | None = None,
+        request_hash: str = "",
+        limit_price: str | None = None,
+        max_price: str | None = None,
+        now: datetime | None = None,
+    ) -> Order:
+        """Validate and create a pending order (its first event, seq 1, included)."""
+        if order_type not in SUPPORTED_TYPES:
+            raise UnsupportedOrderTypeError(
+                f"{order_type.value} orders are not supported yet; only market orders execute",
+                field="type",
+            )
+        if token_in == token_out:
+            raise ValidationError("tokenIn and tokenOut must differ", field="tokenOut")
+        if amount_in <= 0:
+            raise ValidationError("amount must be greater than zero", field="amount")
+        if not MIN_SLIPPAGE_BPS <= slippage_bps <= MAX_SLIPPAGE_BPS:
+            raise ValidationError(
+                f"slippageBps must be between {MIN_SLIPPAGE_BPS} and {MAX_SLIPPAGE_BPS}",
+                field="slippageBps",
+            )
+        at = iso(now or utc_now())
+        order = cls(
+            order_id=new_order_id(client_id, client_order_id),
+            client_id=client_id,
+            type=order_type,
+            token_in=token_in,
+            token_out=token_out,
+            amount_in=amount_in,
+            slippage_bps=slippage_bps,
+            client_order_id=client_order_id,
+            request_hash=request_hash,
+            status=OrderStatus.PENDING,
+            version=1,
+            created_at=at,
+            updated_at=at,
+            limit_price=limit_price,
+            max_price=max_price,
+        )
+        order.history.append(OrderEvent(order.order_id, 1, OrderStatus.PENDING, at, {}))
+        return order
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def last_event(self) -> OrderEvent:
+        return self.history[-1]
+
+    def can_transition(self, to: OrderStatus) -> bool:
+        return to in TRANSITIONS[self.status]
+
+    def transition(self, to: OrderStatus, data: dict[str, Any] | None = None, *, now: datetime | None = None) -> OrderEvent:
+        """Move to ``to``, bump version/seq and record the event. Raises on an illegal move."""
+        if not self.can_transition(to):
+            raise InvalidOrderTransitionError(f"{self.status.value} -> {to.value}")
+        at = iso(now or utc_now())
+        self.version += 1
+        self.status = to
+        self.updated_at = at
+        event = OrderEvent(self.order_id, self.version, to, at, dict(data or {}))
+        self.history.append(event)
+        return event
+
+    def events_after(self, seq: int) -> list[OrderEvent]:
+        return [e for e in self.history if e.seq > seq]
+
+
+def request_fingerprint(body: dict[str, Any]) -> str:
+    """A stable hash of an order request, to tell a retry from a conflicting reuse of a key."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
