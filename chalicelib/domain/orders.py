@@ -158,6 +158,7 @@ class Order:
     executed_price: str | None = None
     signature: str | None = None
     last_valid_block_height: int | None = None
+    tx: dict[str, Any] | None = None  # the signed transaction, to re-send it unchanged after a crash
     tx_hash: str | None = None
     error: dict[str, Any] | None = None
     history: list[OrderEvent] = field(default_factory=list)

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from chalicelib.domain import (
+    WSOL_MINT,
+    UnknownTokenError,
+    ValidationError,
+    get_token,
+    price,
+    to_base_units,
+    to_decimal_string,
+)
+
+
+def test_registry_has_real_mints_and_decimals() -> None:
+    assert get_token("SOL").mint == WSOL_MINT == "So11111111111111111111111111111111111111112"
+    assert get_token("sol").decimals == 9
+    assert get_token("USDC").mint == "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+    assert get_token("USDC").decimals == 6
+    assert get_token("BONK").decimals == 5
+    assert get_token("EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v").symbol == "USDC"
+    assert {t for t in ("USDT", "JUP", "RAY")} <= {get_token(t).symbol for t in ("USDT", "JUP", "RAY")}
+
+
+def test_unknown_token_names_the_field() -> None:
+    with pytest.raises(UnknownTokenError) as err:
+        get_token("DOGE", field="tokenIn")
+    assert err.value.field == "tokenIn" and "DOGE" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "symbol", "units"),
+    [("1.5", "SOL", 1_500_000_000), ("0.000000001", "SOL", 1), ("10000", "SOL", 10_000_000_000_000),
+     ("2.25", "USDC", 2_250_000), ("1e2", "USDC", 100_000_000)],
+)
+def test_decimal_strings_become_exact_base_units(text: str, symbol: str, units: int) -> None:
+    assert to_base_units(text, get_token(symbol)) == units
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "abc", "", "NaN", "Infinity", "0.0000001"])
+def test_bad_amounts_are_validation_errors(text: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        to_base_units(text, get_token("USDC"))
+    assert err.value.field == "amount"
+
+
+def test_base_units_render_back_without_exponent_or_trailing_zeros() -> None:
+    assert to_decimal_string(1_500_000_000, get_token("SOL")) == "1.5"
+    assert to_decimal_string(1, get_token("SOL")) == "0.000000001"
+    assert to_decimal_string(150_000_000, get_token("USDC")) == "150"
+
+
+def test_price_is_decimal_in_output_token_precision() -> None:
+    # 1.5 SOL -> 225.123456 USDC: 150.082304 USDC per SOL
+    assert price(1_500_000_000, get_token("SOL"), 225_123_456, get_token("USDC")) == Decimal("150.082304")
