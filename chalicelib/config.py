@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-__all__ = ["Settings", "get_settings", "parse_api_keys", "DEFAULT_API_KEYS"]
+__all__ = ["DEFAULT_API_KEYS", "Settings", "get_settings", "parse_api_keys"]
 
 DEFAULT_API_KEYS = "local-dev-key:local"
 

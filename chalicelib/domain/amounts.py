@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 from .errors import ValidationError
 from .tokens import Token
 
-__all__ = ["to_base_units", "to_decimal_string", "price"]
+__all__ = ["price", "to_base_units", "to_decimal_string"]
 
 
 def to_base_units(amount: str, token: Token, *, field: str = "amount") -> int:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 __all__ = [
+    "BlockhashExpiredError",
     "DomainError",
-    "ValidationError",
-    "UnknownTokenError",
-    "UnsupportedOrderTypeError",
-    "InvalidOrderTransitionError",
     "ExecutionError",
-    "TransientExecutionError",
+    "InsufficientLiquidityError",
+    "InvalidOrderTransitionError",
+    "NoRouteError",
     "PermanentExecutionError",
-    "SlippageExceededError",
     "QuoteTimeoutError",
     "RpcError",
-    "NoRouteError",
-    "BlockhashExpiredError",
-    "InsufficientLiquidityError",
+    "SlippageExceededError",
+    "TransientExecutionError",
+    "UnknownTokenError",
+    "UnsupportedOrderTypeError",
+    "ValidationError",
 ]
 
 

@@ -15,17 +15,17 @@ from .errors import InvalidOrderTransitionError, UnsupportedOrderTypeError, Vali
 from .tokens import Token
 
 __all__ = [
+    "MAX_SLIPPAGE_BPS",
+    "MIN_SLIPPAGE_BPS",
+    "TERMINAL",
+    "TRANSITIONS",
+    "Order",
+    "OrderEvent",
     "OrderStatus",
     "OrderType",
-    "TRANSITIONS",
-    "TERMINAL",
-    "OrderEvent",
-    "Order",
-    "new_order_id",
-    "MIN_SLIPPAGE_BPS",
-    "MAX_SLIPPAGE_BPS",
-    "request_fingerprint",
     "iso",
+    "new_order_id",
+    "request_fingerprint",
     "utc_now",
 ]
 
@@ -228,7 +228,9 @@ class Order:
     def can_transition(self, to: OrderStatus) -> bool:
         return to in TRANSITIONS[self.status]
 
-    def transition(self, to: OrderStatus, data: dict[str, Any] | None = None, *, now: datetime | None = None) -> OrderEvent:
+    def transition(
+        self, to: OrderStatus, data: dict[str, Any] | None = None, *, now: datetime | None = None
+    ) -> OrderEvent:
         """Move to ``to``, bump version/seq and record the event. Raises on an illegal move."""
         if not self.can_transition(to):
             raise InvalidOrderTransitionError(f"{self.status.value} -> {to.value}")

@@ -8,7 +8,7 @@ from typing import Any
 from .amounts import to_decimal_string
 from .tokens import Token
 
-__all__ = ["Quote", "Fill", "Route", "RouteLeg"]
+__all__ = ["Fill", "Quote", "Route", "RouteLeg"]
 
 
 @dataclass(frozen=True)

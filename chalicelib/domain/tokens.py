@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .errors import UnknownTokenError
 
-__all__ = ["Token", "TOKENS", "WSOL_MINT", "get_token"]
+__all__ = ["TOKENS", "WSOL_MINT", "Token", "get_token"]
 
 WSOL_MINT = "So11111111111111111111111111111111111111112"
 
