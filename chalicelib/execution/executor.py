@@ -1,0 +1,282 @@
+"""Drives one order through ``pending → routing → building → submitted → confirmed | failed``.
+
+At most once, whatever the queue does: SQS delivers at least once and a worker may die
+anywhere, so
+
+* every transition is a conditional write on the version the executor read
+  (``StaleOrderError`` means another worker moved the order: stop, do nothing);
+* the transaction is built and signed, and its signature persisted (``submitted``),
+  *before* it is sent. A redelivered order that is ``submitted`` is reconciled: the
+  executor asks the chain for the signature's status and, if the chain never saw it,
+  re-sends the very same signed transaction, which the chain de-duplicates by signature.
+  A swap can therefore land once at most;
+* an order found in ``routing`` or ``building`` belongs to a worker that died before
+  sending anything (a live worker holds the message invisible), so it goes back to
+  ``pending`` and starts again;
+* a terminal order is acknowledged and ignored.
+
+Errors are classified: transient ones (``retryable``) put the order back to ``pending``
+and ask the caller to retry after ``base · 2^(attempt−1)`` seconds, until the last attempt,
+which fails the order with the reason; permanent ones fail it at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ..domain import (
+    BlockhashExpiredError,
+    ExecutionError,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    PermanentExecutionError,
+    Route,
+    SlippageExceededError,
+    TransientExecutionError,
+    price,
+    to_decimal_string,
+)
+from ..domain.clock import Clock
+from ..routing.router import Router
+from .chain import SignatureStatus, SimulatedChain, Transaction
+from .ports import EventPublisher, OrderStore, StaleOrderError
+from .transactions import build_transaction, transaction_from_dict, transaction_to_dict
+
+__all__ = ["Executor", "Outcome", "OutcomeKind"]
+
+log = logging.getLogger("order_engine.executor")
+
+FEE_PAYER = "EngineFeePayer1111111111111111111111111111"
+
+
+class OutcomeKind(StrEnum):
+    DONE = "done"  # terminal now: acknowledge the message
+    RETRY = "retry"  # transient failure: keep the message, retry after ``delay_seconds``
+    IGNORED = "ignored"  # nothing to do (unknown, terminal, or moved by another worker)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: OutcomeKind
+    order: Order | None = None
+    delay_seconds: int = 0
+    reason: str = ""
+
+
+class Executor:
+    def __init__(
+        self,
+        store: OrderStore,
+        publisher: EventPublisher,
+        router: Router,
+        chain: SimulatedChain,
+        clock: Clock,
+        *,
+        max_attempts: int = 3,
+        retry_base_seconds: int = 2,
+        confirm_poll_seconds: float = 0.2,
+        on_terminal: Callable[[Order], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._router = router
+        self._chain = chain
+        self._clock = clock
+        self._max_attempts = max_attempts
+        self._retry_base = retry_base_seconds
+        self._poll = confirm_poll_seconds
+        self._on_terminal = on_terminal
+
+    # -- entry point -------------------------------------------------------------------------
+    def execute(self, order_id: str, receive_count: int = 1) -> Outcome:
+        """Run (or resume) one order. Never raises for an order-level failure."""
+        order = self._store.get(order_id)
+        if order is None:
+            log.warning(json.dumps({"msg": "order not found", "orderId": order_id}))
+            return Outcome(OutcomeKind.IGNORED, reason="not_found")
+        if order.is_terminal:
+            log.info(json.dumps({"msg": "duplicate delivery of a terminal order ignored",
+                                 "orderId": order_id, "status": order.status.value}))
+            return Outcome(OutcomeKind.IGNORED, order, reason="terminal")
+        try:
+            if order.status is OrderStatus.SUBMITTED:
+                return self._reconcile(order)
+            return self._run(order, receive_count)
+        except StaleOrderError:
+            log.info(json.dumps({"msg": "order moved by another worker; stopping", "orderId": order_id}))
+            return Outcome(OutcomeKind.IGNORED, reason="stale")
+        except ExecutionError as exc:
+            return self._handle_failure(order, exc, receive_count)
+
+    # -- the happy path ----------------------------------------------------------------------
+    def _run(self, order: Order, receive_count: int) -> Outcome:
+        if order.status in (OrderStatus.ROUTING, OrderStatus.BUILDING):
+            # A worker died mid-flight before sending anything: start this attempt afresh.
+            self._move(order, OrderStatus.PENDING, {"attempt": receive_count, "resumed": True})
+        order.attempts += 1
+        try:
+            route = self._router.route(order.token_in, order.token_out, order.amount_in, order.slippage_bps)
+        except ExecutionError as exc:
+            # Record that routing was tried before failing or retrying.
+            self._move(order, OrderStatus.ROUTING, {"quotes": []})
+            raise exc
+        order.quotes = [q.to_data() for q in route.quotes]
+        self._move(order, OrderStatus.ROUTING, {"quotes": order.quotes, "rejected": list(route.rejected)})
+
+        tx = self._build(order, route)
+        self._move(order, OrderStatus.BUILDING, {
+            "venue": order.venue,
+            "minAmountOut": to_decimal_string(route.min_amount_out, order.token_out),
+            "wrapSol": route.wrap_sol,
+            "unwrapSol": route.unwrap_sol,
+            "expectedAmountOut": to_decimal_string(route.amount_out, order.token_out),
+        })
+
+        order.signature = tx.signature
+        order.tx = transaction_to_dict(tx)
+        order.last_valid_block_height = tx.recent_blockhash.last_valid_block_height
+        # Persist the signature BEFORE sending: a crash after this line is reconciled, never re-swapped.
+        self._move(order, OrderStatus.SUBMITTED, {
+            "signature": tx.signature,
+            "lastValidBlockHeight": order.last_valid_block_height,
+        })
+        return self._send_and_confirm(order, tx)
+
+    def _build(self, order: Order, route: Route) -> Transaction:
+        leg = route.legs[0]
+        order.venue = route.venue
+        order.min_amount_out = route.min_amount_out
+        blockhash = self._chain.get_latest_blockhash()
+        return build_transaction(
+            fee_payer=FEE_PAYER,
+            blockhash=blockhash,
+            route=route,
+            nonce=f"{order.order_id}:{order.attempts}",
+            amount_in=order.amount_in if leg.quote.token_in.is_sol else 0,
+        )
+
+    def _send_and_confirm(self, order: Order, tx: Transaction) -> Outcome:
+        self._chain.send_transaction(tx)  # idempotent per signature
+        status = self._await_landing(tx)
+        return self._finish(order, status)
+
+    def _await_landing(self, tx: Transaction) -> SignatureStatus:
+        last_valid = tx.recent_blockhash.last_valid_block_height
+        while True:
+            status = self._chain.get_signature_status(tx.signature)
+            if status is not None and status.confirmation_status in ("confirmed", "finalized"):
+                return status
+            if status is None and self._chain.block_height() > last_valid:
+                raise BlockhashExpiredError(
+                    f"transaction {tx.signature[:16]}… did not land before block {last_valid}"
+                )
+            self._clock.sleep(self._poll)
+
+    def _finish(self, order: Order, status: SignatureStatus) -> Outcome:
+        if status.err is not None:
+            code = "slippage_exceeded" if "Slippage" in json.dumps(status.err) else "transaction_failed"
+            exc: PermanentExecutionError = (
+                SlippageExceededError(f"transaction failed on chain: {status.err}")
+                if code == "slippage_exceeded"
+                else PermanentExecutionError(f"transaction failed on chain: {status.err}")
+            )
+            return self._fail(order, exc, order.attempts or 1)
+        amount_out = sum(f.amount_out for f in status.fills)
+        order.amount_out = amount_out
+        order.executed_price = str(price(order.amount_in, order.token_in, amount_out, order.token_out))
+        order.tx_hash = order.signature
+        order.error = None
+        self._move(order, OrderStatus.CONFIRMED, {
+            "txHash": order.tx_hash,
+            "amountOut": to_decimal_string(amount_out, order.token_out),
+            "executedPrice": order.executed_price,
+            "venue": order.venue,
+            "slot": status.slot,
+        })
+        self._terminal(order)
+        return Outcome(OutcomeKind.DONE, order)
+
+    # -- redelivery of a submitted order -----------------------------------------------------
+    def _reconcile(self, order: Order) -> Outcome:
+        if order.signature is None or order.tx is None:
+            return self._fail(order, PermanentExecutionError("submitted order has no transaction"), 1)
+        tx = transaction_from_dict(order.tx, order.token_in, order.token_out)
+        status = self._chain.get_signature_status(order.signature)
+        log.info(json.dumps({"msg": "reconciling submitted order", "orderId": order.order_id,
+                             "signature": order.signature, "landed": status is not None}))
+        if status is None:
+            # Never seen (crash between persisting and sending) or not landed yet: re-send the
+            # same signed transaction; the chain de-duplicates it by signature.
+            return self._send_and_confirm(order, tx)
+        if status.confirmation_status not in ("confirmed", "finalized"):
+            status = self._await_landing(tx)
+        return self._finish(order, status)
+
+    # -- failures ----------------------------------------------------------------------------
+    def _handle_failure(self, order: Order, exc: ExecutionError, receive_count: int) -> Outcome:
+        attempt = max(receive_count, 1)
+        log.warning(json.dumps({"msg": "execution failed", "orderId": order.order_id, "code": exc.code,
+                                "error": exc.message, "attempt": attempt, "retryable": exc.retryable,
+                                "status": order.status.value}))
+        if order.is_terminal:
+            return Outcome(OutcomeKind.DONE, order)
+        retry_possible = (
+            isinstance(exc, TransientExecutionError)
+            and attempt < self._max_attempts
+            and order.can_transition(OrderStatus.PENDING)
+        )
+        if order.status is OrderStatus.SUBMITTED and exc.retryable and attempt < self._max_attempts:
+            # The transaction may be in flight: keep the status, retry = reconcile later.
+            return Outcome(OutcomeKind.RETRY, order, self.backoff(attempt), exc.code)
+        if retry_possible:
+            order.error = self._error(exc, attempt)
+            self._move(order, OrderStatus.PENDING, {"attempt": attempt + 1, "error": order.error})
+            return Outcome(OutcomeKind.RETRY, order, self.backoff(attempt), exc.code)
+        return self._fail(order, exc, attempt)
+
+    def _fail(self, order: Order, exc: ExecutionError, attempt: int) -> Outcome:
+        order.error = self._error(exc, attempt)
+        self._move(order, OrderStatus.FAILED, {"error": order.error})
+        self._terminal(order)
+        return Outcome(OutcomeKind.DONE, order, reason=exc.code)
+
+    def fail_stuck(self, order_id: str, code: str, message: str) -> Outcome:
+        """Used by the dead-letter handler: anything not terminal becomes ``failed``."""
+        order = self._store.get(order_id)
+        if order is None or order.is_terminal:
+            return Outcome(OutcomeKind.IGNORED, order, reason="not_found" if order is None else "terminal")
+        exc = PermanentExecutionError(message)
+        exc.code = code
+        try:
+            return self._fail(order, exc, max(order.attempts, 1))
+        except StaleOrderError:
+            return Outcome(OutcomeKind.IGNORED, reason="stale")
+
+    def backoff(self, attempt: int) -> int:
+        """Seconds before the next attempt: base · 2^(attempt−1)."""
+        return int(self._retry_base * 2 ** (max(attempt, 1) - 1))
+
+    @staticmethod
+    def _error(exc: ExecutionError, attempt: int) -> dict[str, Any]:
+        return {"code": exc.code, "message": exc.message, "attempt": attempt, "retryable": exc.retryable}
+
+    # -- persistence + fan-out ---------------------------------------------------------------
+    def _move(self, order: Order, to: OrderStatus, data: dict[str, Any]) -> OrderEvent:
+        expected = order.version
+        event = order.transition(to, data)
+        subscribers = self._store.save(order, expected)
+        self._publisher.publish(order, [event], subscribers)
+        return event
+
+    def _terminal(self, order: Order) -> None:
+        if self._on_terminal is not None:
+            try:
+                self._on_terminal(order)
+            except Exception:  # live state is a cache; DynamoDB stays the source of truth
+                log.exception("terminal hook failed for %s", order.order_id)

@@ -1,0 +1,118 @@
+"""The simulated Solana cluster: signatures, blockhash validity, landing and de-duplication."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chalicelib.domain import BlockhashExpiredError, RpcError, SlippageExceededError, get_token
+from chalicelib.domain.base58 import b58decode, b58encode
+from chalicelib.domain.clock import FakeClock
+from chalicelib.execution.chain import ChainSettings, SimulatedChain, SwapInstruction, Transaction, WrapSol
+from chalicelib.execution.transactions import transaction_from_dict, transaction_to_dict
+from chalicelib.routing.market import MarketSettings, SimulatedMarket
+from chalicelib.routing.router import Router
+
+SOL, USDC = get_token("SOL"), get_token("USDC")
+
+
+class World:
+    def __init__(self, **chain: Any) -> None:
+        self.clock = FakeClock()
+        self.market = SimulatedMarket(MarketSettings(seed=3, drift_bps=0), self.clock)
+        self.chain = SimulatedChain(self.market, self.clock, ChainSettings(**chain))
+        self.router = Router(list(self.market.venues.values()), self.clock)
+
+    def tx(self, amount: int = 10**9, slippage_bps: int = 50, nonce: str = "n1") -> Transaction:
+        route = self.router.route(SOL, USDC, amount, slippage_bps)
+        leg = route.legs[0]
+        return Transaction("payer", self.chain.get_latest_blockhash(),
+                           (WrapSol(amount), SwapInstruction(leg.quote, leg.min_amount_out)), nonce)
+
+
+def test_base58_round_trip_keeps_leading_zeros() -> None:
+    for raw in (b"", b"\0\0\x01", bytes(range(64))):
+        assert b58decode(b58encode(raw)) == raw
+    assert b58encode(b"\0\0\x01") == "112"
+
+
+def test_signature_is_64_bytes_of_base58_and_deterministic() -> None:
+    w = World()
+    tx = w.tx()
+    assert len(b58decode(tx.signature)) == 64 and 86 <= len(tx.signature) <= 88
+    assert tx.signature == w.tx().signature  # same message, same signature
+    assert tx.signature != w.tx(nonce="n2").signature
+    assert transaction_from_dict(transaction_to_dict(tx), SOL, USDC).signature == tx.signature
+
+
+def test_blockhash_lives_150_blocks_of_400_ms() -> None:
+    w = World()
+    first = w.chain.get_latest_blockhash()
+    assert first.last_valid_block_height == w.chain.block_height() + 150
+    w.clock.advance(0.4 * 10)
+    assert w.chain.block_height() == first.last_valid_block_height - 140
+    assert w.chain.get_latest_blockhash().value != first.value
+
+
+def test_transaction_lands_after_the_latency_then_finalizes() -> None:
+    w = World(confirm_latency_ms=(2_000, 2_000))
+    tx = w.tx()
+    w.chain.send_transaction(tx)
+    assert w.chain.get_signature_status(tx.signature) is None
+    w.clock.advance(2.0)
+    status = w.chain.get_signature_status(tx.signature)
+    assert status is not None and status.confirmation_status == "confirmed" and status.err is None
+    assert status.fills[0].amount_out >= tx.swaps[0].min_amount_out
+    w.clock.advance(0.4 * 32)
+    final = w.chain.get_signature_status(tx.signature)
+    assert final is not None and final.confirmation_status == "finalized"
+
+
+def test_sending_twice_swaps_once() -> None:
+    w = World()
+    tx = w.tx()
+    assert w.chain.send_transaction(tx) == w.chain.send_transaction(tx) == tx.signature
+    assert w.chain.executed_swaps() == 1 and w.chain.sent_count() == 1 and w.chain.send_calls() == 2
+
+
+def test_expired_blockhash_is_refused() -> None:
+    w = World()
+    tx = w.tx()
+    w.clock.advance(0.4 * 151)
+    with pytest.raises(BlockhashExpiredError):
+        w.chain.send_transaction(tx)
+
+
+def test_preflight_refuses_a_swap_below_its_minimum() -> None:
+    w = World()
+    tx = w.tx(slippage_bps=1)
+    # another trade moves the pool first
+    q = tx.swaps[0].quote
+    w.market.venue(q.venue).swap(w.market.venue(q.venue).quote(SOL, USDC, 5_000 * 10**9), 0)
+    with pytest.raises(SlippageExceededError):
+        w.chain.send_transaction(tx)
+    assert w.chain.executed_swaps() == 0
+
+
+def test_slippage_at_landing_is_an_on_chain_error() -> None:
+    w = World(confirm_latency_ms=(1_000, 1_000))
+    tx = w.tx(slippage_bps=1)
+    w.chain.send_transaction(tx)
+    q = tx.swaps[0].quote
+    w.market.venue(q.venue).swap(w.market.venue(q.venue).quote(SOL, USDC, 5_000 * 10**9), 0)  # front-run
+    w.clock.advance(1.0)
+    status = w.chain.get_signature_status(tx.signature)
+    assert status is not None and status.err is not None and status.err["name"] == "SlippageToleranceExceeded"
+    assert w.chain.executed_swaps() == 0
+
+
+def test_rpc_errors_and_dropped_transactions_are_injectable() -> None:
+    w = World(rpc_error_rate=1.0)
+    with pytest.raises(RpcError):
+        w.chain.send_transaction(w.tx())
+    w = World(blockhash_expiry_rate=1.0)
+    tx = w.tx()
+    w.chain.send_transaction(tx)
+    w.clock.advance(120)
+    assert w.chain.get_signature_status(tx.signature) is None  # dropped: never lands
