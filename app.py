@@ -1,0 +1,17 @@
+"""The Chalice app: created here, everything else registered from chalicelib.api."""
+
+from chalice import Chalice
+
+from chalicelib.api import http, websocket, workers
+from chalicelib.logs import configure_logging
+
+app = Chalice(app_name="order-engine")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+configure_logging(app)
+app.register_blueprint(http.bp)
+app.register_blueprint(workers.bp)
+
+# WebSocket handlers are registered on the app itself (see chalicelib/api/websocket.py).
+ws_connect = app.on_ws_connect()(websocket.ws_connect)
+ws_message = app.on_ws_message()(websocket.ws_message)
+ws_disconnect = app.on_ws_disconnect()(websocket.ws_disconnect)

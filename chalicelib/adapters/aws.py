@@ -1,0 +1,55 @@
+"""One boto3 session for the process, built lazily; every AWS adapter gets its clients here.
+
+Lazily, because importing the app must stay cheap (cold start) and because the local stack
+sets the endpoint in the environment before the first call. ``AWS_ENDPOINT_URL`` selects
+an emulator (the local stack's moto server, LocalStack); unset, boto3 talks to AWS.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from ..config import Settings
+
+__all__ = ["AwsClients"]
+
+_CLIENT_CONFIG = Config(
+    retries={"max_attempts": 3, "mode": "standard"},
+    connect_timeout=2,
+    read_timeout=10,
+    max_pool_connections=32,  # the worker runs up to 10 orders at once, each with a few clients
+)
+
+
+class AwsClients:
+    """Clients built on first use and shared (boto3 clients are thread-safe)."""
+
+    def __init__(self, settings: Settings, session: boto3.session.Session | None = None) -> None:
+        self._settings = settings
+        self._session = session
+        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> boto3.session.Session:
+        with self._lock:
+            if self._session is None:
+                self._session = boto3.session.Session(region_name=self._settings.region)
+            return self._session
+
+    def client(self, service: str, endpoint_url: str | None = None) -> Any:
+        endpoint = endpoint_url or self._settings.aws_endpoint_url
+        key = (service, endpoint)
+        client = self._clients.get(key)
+        if client is None:
+            session = self.session
+            with self._lock:
+                client = self._clients.get(key)
+                if client is None:
+                    client = session.client(service, endpoint_url=endpoint, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
+                    self._clients[key] = client
+        return client

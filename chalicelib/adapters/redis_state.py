@@ -1,0 +1,55 @@
+"""Live state in Redis: per-client rate limits and the client's active (non-terminal) orders.
+
+DynamoDB stays the source of truth; losing Redis loses no order, only the fast paths.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+__all__ = ["RateDecision", "RedisState"]
+
+
+class RateDecision:
+    __slots__ = ("allowed", "remaining", "retry_after")
+
+    def __init__(self, allowed: bool, remaining: int, retry_after: int) -> None:
+        self.allowed = allowed
+        self.remaining = remaining
+        self.retry_after = retry_after
+
+
+class RedisState:
+    def __init__(self, client: Any, *, prefix: str = "oe") -> None:
+        self._r = client
+        self._prefix = prefix
+
+    def hit_rate_limit(self, client_id: str, limit_per_min: int, *, now: float | None = None) -> RateDecision:
+        """Fixed one-minute window: INCR and EXPIRE in one round trip.
+
+        ``retry_after`` is the number of seconds until the window resets.
+        """
+        t = time.time() if now is None else now
+        window = int(t // 60)
+        key = f"{self._prefix}:rl:{client_id}:{window}"
+        pipe = self._r.pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, 61)
+        count, _ = pipe.execute()
+        retry_after = max(1, 60 - int(t % 60))
+        return RateDecision(int(count) <= limit_per_min, max(0, limit_per_min - int(count)), retry_after)
+
+    def add_active(self, client_id: str, order_id: str, created_ms: int) -> None:
+        self._r.zadd(f"{self._prefix}:active:{client_id}", {order_id: created_ms})
+
+    def remove_active(self, client_id: str, order_id: str) -> None:
+        self._r.zrem(f"{self._prefix}:active:{client_id}", order_id)
+
+    def active(self, client_id: str, limit: int = 100) -> list[str]:
+        """The client's non-terminal order ids, newest first."""
+        return [m.decode() if isinstance(m, bytes) else str(m)
+                for m in self._r.zrevrange(f"{self._prefix}:active:{client_id}", 0, limit - 1)]
+
+    def ping(self) -> bool:
+        return bool(self._r.ping())

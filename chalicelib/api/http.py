@@ -1,0 +1,173 @@
+"""REST routes of API.md. Each handler: authenticate, parse, call the engine, shape the answer."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from chalice.app import Blueprint, Response
+from pydantic import ValidationError as PydanticValidationError
+
+from ..domain import DomainError, get_token, to_base_units, to_decimal_string
+from .errors import ApiError, error_body
+from .intake import authenticate, submit_order
+from .models import ListOrdersQuery, QuoteQuery, first_error
+from .services import Services, get_services
+from .views import order_view
+
+__all__ = ["bp"]
+
+bp = Blueprint(__name__)
+log = logging.getLogger("order_engine.http")
+_JSON = {"Content-Type": "application/json"}
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(body=json.dumps(body, separators=(",", ":")), status_code=status,
+                    headers={**_JSON, **(headers or {})})
+
+
+def api_route(fn: Callable[..., Response]) -> Callable[..., Response]:
+    """Turn ApiError into API.md's error shape; anything unexpected into a logged 500."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return fn(*args, **kwargs)
+        except ApiError as exc:
+            return _json(exc.status, exc.body(), exc.headers)
+        except Exception:
+            log.exception("unhandled error on %s", fn.__name__)
+            return _json(500, error_body("internal_error", "internal error; it has been logged"))
+
+    return wrapper
+
+
+def _client(services: Services) -> str:
+    headers = bp.current_request.headers
+    return authenticate(services, headers.get("x-api-key"))
+
+
+@bp.route("/health", methods=["GET"])
+@api_route
+def health() -> Response:
+    checks = get_services_health()
+    ok = all(v == "ok" for v in checks.values())
+    return _json(200 if ok else 503, {"status": "ok" if ok else "degraded", "checks": checks})
+
+
+_health_cache: dict[str, Any] = {"at": 0.0, "checks": {}}
+
+
+def get_services_health() -> dict[str, str]:
+    """Each dependency answers; cached two seconds so a polling load balancer costs little."""
+    now = time.monotonic()
+    if now - _health_cache["at"] < 2.0 and _health_cache["checks"]:
+        return dict(_health_cache["checks"])
+    services = get_services()
+    checks: dict[str, str] = {}
+    for name, probe in (
+        ("redis", lambda: services.state.ping()),
+        ("orders_table", lambda: services.orders.get("ord_health")),
+        ("queue", lambda: bool(services.queue.url)),
+    ):
+        try:
+            probe()
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"error: {type(exc).__name__}"
+    _health_cache.update(at=now, checks=checks)
+    return checks
+
+
+@bp.route("/api/orders/execute", methods=["POST"])
+@api_route
+def execute_order() -> Response:
+    services = get_services()
+    client_id = _client(services)
+    request = bp.current_request
+    raw_body = request.raw_body or b""
+    if len(raw_body) > services.settings.max_body_bytes:
+        raise ApiError(413, "payload_too_large", f"body exceeds {services.settings.max_body_bytes} bytes",
+                       field="body")
+    try:
+        body = json.loads(raw_body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "the body is not valid JSON", field="body") from None
+    accepted = submit_order(services, client_id, body, request.headers.get("idempotency-key"))
+    return _json(202 if accepted.created else 200, accepted.response(services))
+
+
+@bp.route("/api/orders/{order_id}", methods=["GET"])
+@api_route
+def get_order(order_id: str) -> Response:
+    services = get_services()
+    client_id = _client(services)
+    order = services.orders.get(order_id) if order_id.startswith("ord_") else None
+    if order is None or order.client_id != client_id:  # another client's order does not exist for you
+        raise ApiError(404, "not_found", f"order {order_id} not found", field="orderId")
+    return _json(200, order_view(order))
+
+
+@bp.route("/api/orders", methods=["GET"])
+@api_route
+def list_orders() -> Response:
+    services = get_services()
+    client_id = _client(services)
+    try:
+        query = ListOrdersQuery.model_validate(dict(bp.current_request.query_params or {}))
+    except PydanticValidationError as exc:
+        field, message = first_error(exc)
+        raise ApiError(400, "validation_error", message, field=field) from None
+    if query.status == "active":
+        ids = services.state.active(client_id, query.limit)
+        found = [services.orders.get(i) for i in ids]
+        orders = [o for o in found if o is not None and not o.is_terminal]
+    else:
+        orders = services.orders.list_for_client(client_id, status=query.status, limit=query.limit)
+    return _json(200, {"orders": [order_view(o) for o in orders], "count": len(orders)})
+
+
+@bp.route("/api/quotes", methods=["GET"])
+@api_route
+def get_quotes() -> Response:
+    services = get_services()
+    _client(services)
+    try:
+        query = QuoteQuery.model_validate(dict(bp.current_request.query_params or {}))
+    except PydanticValidationError as exc:
+        field, message = first_error(exc)
+        raise ApiError(400, "validation_error", message, field=field) from None
+    try:
+        token_in = get_token(query.tokenIn, field="tokenIn")
+        token_out = get_token(query.tokenOut, field="tokenOut")
+        if token_in == token_out:
+            raise ApiError(400, "validation_error", "tokenIn and tokenOut must differ", field="tokenOut")
+        amount_in = to_base_units(query.amount, token_in)
+        quotes, rejected = services.router.quotes(token_in, token_out, amount_in)
+        route = services.router.route(token_in, token_out, amount_in, query.slippageBps) if quotes else None
+    except DomainError as exc:
+        status = 400 if exc.code in ("validation_error", "unknown_token") else 422
+        raise ApiError(status, exc.code, exc.message, field=exc.field) from None
+    body: dict[str, Any] = {
+        "tokenIn": token_in.symbol,
+        "tokenOut": token_out.symbol,
+        "amount": query.amount,
+        "quotes": [q.to_data() for q in quotes],
+        "rejected": rejected,
+        "route": None,
+    }
+    if route is not None:
+        body["route"] = {
+            "venue": route.venue,
+            "amountOut": to_decimal_string(route.amount_out, token_out),
+            "minAmountOut": to_decimal_string(route.min_amount_out, token_out),
+            "slippageBps": query.slippageBps,
+            "wrapSol": route.wrap_sol,
+            "unwrapSol": route.unwrap_sol,
+        }
+    return _json(200, body)

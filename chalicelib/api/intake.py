@@ -1,0 +1,132 @@
+"""Accepting an order, for REST and WebSocket alike: validate, authenticate, rate-limit,
+persist ``pending`` (idempotently), enqueue.
+
+Idempotency is one conditional write: the order id is derived from (client, key), so two
+concurrent identical requests race for the same item and exactly one creates it. A replay
+of an order still ``pending`` after ``REENQUEUE_AFTER_SECONDS`` re-enqueues it, which repairs
+the one gap a crash could leave (persisted, never enqueued) and is harmless otherwise:
+execution is at most once. Replays inside that window (concurrent duplicates) enqueue nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+from ..domain import DomainError, Order, OrderStatus, OrderType, get_token, request_fingerprint, to_base_units
+from .errors import ApiError
+from .models import ExecuteOrderRequest, first_error
+from .services import Services
+
+__all__ = ["Accepted", "authenticate", "parse_order_request", "submit_order"]
+
+log = logging.getLogger("order_engine.intake")
+REENQUEUE_AFTER_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Accepted:
+    order: Order
+    created: bool
+
+    def response(self, services: Services) -> dict[str, Any]:
+        return {
+            "orderId": self.order.order_id,
+            "status": self.order.status.value,
+            "clientOrderId": self.order.client_order_id,
+            "wsUrl": f"{services.settings.ws_public_url}/?orderId={self.order.order_id}",
+        }
+
+
+def authenticate(services: Services, api_key: str | None) -> str:
+    client_id = services.settings.api_keys.get(api_key or "")
+    if not api_key or client_id is None:
+        raise ApiError(401, "unauthorized", "missing or invalid API key", field="x-api-key")
+    return client_id
+
+
+def parse_order_request(raw: Any) -> ExecuteOrderRequest:
+    if not isinstance(raw, dict):
+        raise ApiError(400, "validation_error", "the body must be a JSON object", field="body")
+    try:
+        return ExecuteOrderRequest.model_validate(raw)
+    except PydanticValidationError as exc:
+        field, message = first_error(exc)
+        raise ApiError(400, "validation_error", message, field=field) from None
+
+
+def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: str | None = None) -> Accepted:
+    request = parse_order_request(raw)
+    key = request.clientOrderId
+    if idempotency_key is not None:
+        if key is not None and key != idempotency_key:
+            raise ApiError(400, "validation_error", "clientOrderId and Idempotency-Key differ", field="clientOrderId")
+        if not idempotency_key or len(idempotency_key) > 64:
+            raise ApiError(400, "validation_error", "Idempotency-Key must be 1-64 characters",
+                           field="Idempotency-Key")
+        key = idempotency_key
+    try:
+        token_in = get_token(request.tokenIn, field="tokenIn")
+        token_out = get_token(request.tokenOut, field="tokenOut")
+        order = Order.create(
+            client_id=client_id,
+            token_in=token_in,
+            token_out=token_out,
+            amount_in=to_base_units(request.amount, token_in, field="amount"),
+            slippage_bps=request.slippageBps,
+            order_type=OrderType(request.type),
+            client_order_id=key,
+            request_hash=request_fingerprint(request.fingerprint_body()),
+            limit_price=request.limitPrice,
+            max_price=request.maxPrice,
+        )
+    except DomainError as exc:
+        raise ApiError(400, exc.code, exc.message, field=exc.field) from None
+
+    decision = services.state.hit_rate_limit(client_id, services.settings.rate_limit_per_min)
+    if not decision.allowed:
+        raise ApiError(429, "rate_limited",
+                       f"more than {services.settings.rate_limit_per_min} orders per minute",
+                       headers={"Retry-After": str(decision.retry_after)})
+
+    stored, created = services.orders.create(order)
+    if not created:
+        if stored.request_hash != order.request_hash:
+            raise ApiError(409, "idempotency_conflict",
+                           f"clientOrderId {key!r} was already used with a different order", field="clientOrderId")
+        never_started = stored.status is OrderStatus.PENDING and stored.version == 1
+        if never_started and _age_seconds(stored) >= REENQUEUE_AFTER_SECONDS:
+            _enqueue(services, stored)
+        return Accepted(stored, created=False)
+    _enqueue(services, order)
+    try:
+        services.state.add_active(client_id, order.order_id, _millis(order))
+    except Exception:  # Redis is a cache: the order is safe in DynamoDB and on the queue
+        log.warning(json.dumps({"msg": "could not record active order", "orderId": order.order_id}))
+    return Accepted(order, created=True)
+
+
+def _enqueue(services: Services, order: Order) -> None:
+    try:
+        services.queue.send({"orderId": order.order_id})
+    except Exception as exc:
+        log.error(json.dumps({"msg": "enqueue failed", "orderId": order.order_id, "error": repr(exc)}))
+        if order.client_order_id is None:
+            # Nobody can resubmit this exact order: fail it with the reason rather than strand it.
+            services.executor.fail_stuck(order.order_id, "enqueue_failed", f"could not queue the order: {exc!r}")
+        raise ApiError(503, "enqueue_failed",
+                       "the order was stored but could not be queued; resubmit with the same clientOrderId") from exc
+
+
+def _age_seconds(order: Order) -> float:
+    return time.time() - _millis(order) / 1000
+
+
+def _millis(order: Order) -> int:
+    return int(datetime.fromisoformat(order.created_at.replace("Z", "+00:00")).timestamp() * 1000)

@@ -1,0 +1,74 @@
+"""The public contract's request shapes (API.md), as pydantic models."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
+
+__all__ = ["ExecuteOrderRequest", "ListOrdersQuery", "QuoteQuery", "ValidationError", "WsMessage", "first_error"]
+
+_ID_PATTERN = r"^[A-Za-z0-9._:\-]+$"
+
+
+class ExecuteOrderRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    type: Literal["market", "limit", "sniper"] = "market"
+    tokenIn: StrictStr = Field(min_length=1, max_length=64)
+    tokenOut: StrictStr = Field(min_length=1, max_length=64)
+    # Amounts are decimal strings in token units; a JSON number would invite float rounding.
+    amount: StrictStr = Field(min_length=1, max_length=40)
+    slippageBps: StrictInt = Field(default=50, ge=1, le=5000)
+    clientOrderId: StrictStr | None = Field(default=None, min_length=1, max_length=64, pattern=_ID_PATTERN)
+    limitPrice: StrictStr | None = Field(default=None, max_length=40)
+    maxPrice: StrictStr | None = Field(default=None, max_length=40)
+
+    def fingerprint_body(self) -> dict[str, Any]:
+        """What makes two submissions "the same order" (the idempotency key itself excluded)."""
+        return self.model_dump(exclude={"clientOrderId"}, exclude_none=True)
+
+
+class ListOrdersQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["pending", "waiting", "routing", "building", "submitted", "confirmed", "failed",
+                    "active"] | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class QuoteQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tokenIn: str = Field(min_length=1, max_length=64)
+    tokenOut: str = Field(min_length=1, max_length=64)
+    amount: str = Field(min_length=1, max_length=40)
+    slippageBps: int = Field(default=50, ge=1, le=5000)
+
+
+class WsMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    action: Literal["subscribe", "unsubscribe", "execute", "ping"]
+    orderId: StrictStr | None = Field(default=None, min_length=1, max_length=64)
+    afterSeq: StrictInt | None = Field(default=None, ge=0)
+    order: dict[str, Any] | None = None
+
+    @field_validator("orderId")
+    @classmethod
+    def _order_id_shape(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("ord_"):
+            raise ValueError("orderId looks like ord_…")
+        return v
+
+
+def first_error(exc: ValidationError) -> tuple[str, str]:
+    """(field, message) of the first problem, e.g. ("slippageBps", "Input should be ≤ 5000")."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err.get("loc", ())) or "body"
+    message = err.get("msg", "invalid value")
+    if err.get("type") == "extra_forbidden":
+        message = f"unknown field {field!r}"
+    elif err.get("type") == "string_type" and field in ("amount", "limitPrice", "maxPrice"):
+        message = f'{field} must be a decimal string such as "1.5", not a JSON number'
+    return field, message

@@ -1,0 +1,138 @@
+"""Wiring: settings → adapters → engine. Built lazily, once per process (one Lambda container).
+
+Tests replace the whole container with ``set_services``; nothing else is global.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from ..adapters.aws import AwsClients
+from ..adapters.connections_table import ConnectionsTable
+from ..adapters.notifier import Notifier
+from ..adapters.orders_table import OrdersTable
+from ..adapters.queue import OrdersQueue
+from ..adapters.redis_state import RedisState
+from ..config import Settings, get_settings
+from ..domain.clock import Clock, SystemClock
+from ..execution.chain import ChainSettings, SimulatedChain
+from ..execution.executor import Executor
+from ..routing.market import MarketSettings, SimulatedMarket
+from ..routing.router import Router
+from .fanout import Fanout
+
+__all__ = ["Services", "get_services", "reset_services", "set_services"]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    aws: AwsClients | None = None
+    redis_client: Any = None
+
+    @cached_property
+    def _aws(self) -> AwsClients:
+        return self.aws or AwsClients(self.settings)
+
+    @cached_property
+    def orders(self) -> OrdersTable:
+        return OrdersTable(self._aws.client("dynamodb"), self.settings.orders_table)
+
+    @cached_property
+    def connections(self) -> ConnectionsTable:
+        return ConnectionsTable(self._aws.client("dynamodb"), self.settings.connections_table)
+
+    @cached_property
+    def queue(self) -> OrdersQueue:
+        return OrdersQueue(self._aws.client("sqs"), self.settings.orders_queue)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        endpoint = self.settings.management_endpoint()
+        return Notifier(self._aws.client("apigatewaymanagementapi", endpoint_url=endpoint))
+
+    @cached_property
+    def state(self) -> RedisState:
+        client = self.redis_client
+        if client is None:
+            import redis
+
+            client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        return RedisState(client)
+
+    @cached_property
+    def market(self) -> SimulatedMarket:
+        s = self.settings
+        return SimulatedMarket(
+            MarketSettings(
+                seed=s.market_seed,
+                quote_latency_ms=s.quote_latency_ms,
+                quote_timeout_rate=s.quote_timeout_rate,
+                rpc_error_rate=s.rpc_error_rate,
+            ),
+            self.clock,
+        )
+
+    @cached_property
+    def chain(self) -> SimulatedChain:
+        s = self.settings
+        return SimulatedChain(
+            self.market,
+            self.clock,
+            ChainSettings(
+                confirm_latency_ms=s.swap_latency_ms,
+                rpc_error_rate=s.rpc_error_rate,
+                blockhash_expiry_rate=s.blockhash_expiry_rate,
+                seed=s.market_seed,
+            ),
+        )
+
+    @cached_property
+    def router(self) -> Router:
+        return Router(list(self.market.venues.values()), self.clock)
+
+    @cached_property
+    def fanout(self) -> Fanout:
+        return Fanout(self.notifier, self.orders, self.connections)
+
+    @cached_property
+    def executor(self) -> Executor:
+        s = self.settings
+        return Executor(
+            self.orders,
+            self.fanout,
+            self.router,
+            self.chain,
+            self.clock,
+            max_attempts=s.max_attempts,
+            retry_base_seconds=s.retry_base_seconds,
+            confirm_poll_seconds=s.confirm_poll_ms / 1000,
+            on_terminal=lambda order: self.state.remove_active(order.client_id, order.order_id),
+        )
+
+
+_lock = threading.Lock()
+_services: Services | None = None
+
+
+def get_services() -> Services:
+    global _services
+    if _services is None:
+        with _lock:
+            if _services is None:
+                _services = Services(get_settings())
+    return _services
+
+
+def set_services(services: Services | None) -> None:
+    global _services
+    _services = services
+
+
+def reset_services() -> None:
+    get_settings.cache_clear()
+    set_services(None)

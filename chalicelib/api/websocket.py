@@ -1,0 +1,135 @@
+"""WebSocket API handlers: ``$connect`` authenticates, ``$default`` dispatches on ``action``,
+``$disconnect`` cleans up. Every reply goes through the management API, like the live events.
+
+These are registered on the app in ``app.py``, not through a Blueprint: Chalice wraps
+WebSocket handlers (event parsing, endpoint configuration) only when they are registered
+on the app itself; a Blueprint's would receive the raw Lambda event.
+
+``?orderId=`` on connect cannot be served inside ``$connect``: API Gateway accepts no push to
+a connection until ``$connect`` has returned. So ``$connect`` records the connection and
+queues a subscription job; the worker runs it once the socket is open (see workers.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from chalice.app import Response, WebsocketEvent
+from pydantic import ValidationError as PydanticValidationError
+
+from ..domain import iso, utc_now
+from .errors import ApiError
+from .intake import authenticate, submit_order
+from .models import WsMessage, first_error
+from .services import Services, get_services
+from .subscriptions import send, subscribe, unsubscribe
+
+__all__ = ["handle_message", "ws_connect", "ws_disconnect", "ws_message"]
+
+log = logging.getLogger("order_engine.websocket")
+
+
+def _query(event: WebsocketEvent) -> dict[str, str]:
+    return dict(event.to_dict().get("queryStringParameters") or {})
+
+
+def ws_connect(event: WebsocketEvent) -> Response:
+    services = get_services()
+    query = _query(event)
+    try:
+        client_id = authenticate(services, query.get("apiKey"))
+    except ApiError as exc:
+        return Response(body=json.dumps(exc.body()), status_code=exc.status)
+    services.connections.put(
+        event.connection_id, client_id, iso(utc_now()), int(time.time()) + services.settings.connection_ttl_seconds
+    )
+    order_id = query.get("orderId")
+    if order_id:
+        after = query.get("afterSeq")
+        services.queue.send({
+            "kind": "subscribe",
+            "connectionId": event.connection_id,
+            "clientId": client_id,
+            "orderId": order_id,
+            "afterSeq": int(after) if after and after.isdigit() else None,
+        })
+    return Response(body="", status_code=200)
+
+
+def ws_message(event: WebsocketEvent) -> None:
+    services = get_services()
+    handle_message(services, event.connection_id, event.body)
+
+
+def ws_disconnect(event: WebsocketEvent) -> None:
+    services = get_services()
+    gone = services.connections.delete(event.connection_id)
+    for order_id in gone.subscriptions if gone else []:
+        services.orders.unsubscribe(order_id, event.connection_id)
+
+
+def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, **extra}
+
+
+def handle_message(services: Services, connection_id: str, body: str) -> None:
+    """Dispatch one client message. Bad input gets an ``error`` message, never a dropped socket."""
+    connection = services.connections.get(connection_id)
+    if connection is None:
+        send(services, connection_id, _error("unauthorized", "unknown connection; reconnect"))
+        return
+    try:
+        raw = json.loads(body)
+    except (ValueError, TypeError):
+        send(services, connection_id, _error("invalid_json", "the message is not valid JSON"))
+        return
+    if not isinstance(raw, dict):
+        send(services, connection_id, _error("validation_error", "the message must be a JSON object"))
+        return
+    try:
+        message = WsMessage.model_validate(raw)
+    except PydanticValidationError as exc:
+        field, text = first_error(exc)
+        code = "unknown_action" if field == "action" else "validation_error"
+        send(services, connection_id, _error(code, text, field=field))
+        return
+    client_id = connection.client_id
+    if message.action == "ping":
+        send(services, connection_id, {"type": "pong"})
+    elif message.action in ("subscribe", "unsubscribe") and not message.orderId:
+        send(services, connection_id, _error("validation_error", "orderId is required", field="orderId"))
+    elif message.action == "subscribe" and message.orderId:
+        subscribe(services, connection_id, client_id, message.orderId, message.afterSeq)
+    elif message.action == "unsubscribe" and message.orderId:
+        unsubscribe(services, connection_id, client_id, message.orderId)
+        send(services, connection_id, {"type": "order.unsubscribed", "orderId": message.orderId})
+    elif message.action == "execute":
+        _execute(services, connection_id, client_id, message.order)
+
+
+def _execute(services: Services, connection_id: str, client_id: str, order: dict[str, Any] | None) -> None:
+    if order is None:
+        send(services, connection_id, _error("validation_error", "order is required", field="order"))
+        return
+    try:
+        accepted = submit_order(services, client_id, order)
+    except ApiError as exc:
+        extra: dict[str, Any] = {"status": exc.status}
+        if exc.field:
+            extra["field"] = exc.field
+        if "Retry-After" in exc.headers:
+            extra["retryAfter"] = int(exc.headers["Retry-After"])
+        send(services, connection_id, _error(exc.code, exc.message, **extra))
+        return
+    send(services, connection_id, {
+        "type": "order.accepted",
+        "orderId": accepted.order.order_id,
+        "clientOrderId": accepted.order.client_order_id,
+        "status": accepted.order.status.value,
+        "created": accepted.created,
+    })
+    # The whole lifecycle on this socket, from seq 1: replay what already happened, then live.
+    subscribe(services, connection_id, client_id, accepted.order.order_id, after_seq=0)

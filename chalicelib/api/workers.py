@@ -1,0 +1,134 @@
+"""SQS-triggered Lambdas: the orders worker and the dead-letter handler.
+
+Partial batch responses through Powertools' ``BatchProcessor``: a record that fails is
+reported in ``batchItemFailures`` and only it is retried; no exception escapes for one bad
+record. The records of a batch run concurrently (one order's 2–3 s of confirmation must not
+hold the others back); the event source mapping's maximum concurrency bounds the batches.
+
+A transient failure sets the message's visibility to ``base · 2^(attempt−1)`` seconds
+before reporting it, so SQS itself schedules the retry with exponential back-off; after
+``maxReceiveCount`` (3) receives the redrive policy moves what is still failing to the DLQ.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from chalice.app import Blueprint, SQSEvent
+
+from ..config import get_settings
+from ..execution.executor import OutcomeKind
+from .services import Services, get_services
+from .subscriptions import subscribe
+
+__all__ = ["RetryLaterError", "bp", "handle_order_record", "process_dead_letters", "process_orders"]
+
+bp = Blueprint(__name__)
+log = logging.getLogger("order_engine.worker")
+_settings = get_settings()
+
+BATCH_SIZE = 10
+MAX_CONCURRENCY = 10
+
+
+class RetryLaterError(Exception):
+    """Marks a record as failed so SQS redelivers it (after the back-off already applied)."""
+
+
+class ConcurrentBatchProcessor(BatchProcessor):
+    """Powertools' BatchProcessor, with the records of one batch processed in parallel."""
+
+    def process(self) -> list[tuple[Any, ...]]:
+        records = list(self.records)
+        if len(records) <= 1:
+            return [self._process_record(r) for r in records]
+        with ThreadPoolExecutor(max_workers=min(len(records), BATCH_SIZE)) as pool:
+            return list(pool.map(self._process_record, records))
+
+
+def _receive_count(record: SQSRecord) -> int:
+    try:
+        return int(record.attributes.approximate_receive_count)
+    except (TypeError, ValueError, KeyError):
+        return 1
+
+
+def handle_order_record(services: Services, record: SQSRecord) -> None:
+    body = json.loads(record.body)
+    attempt = _receive_count(record)
+    if body.get("kind") == "subscribe":
+        _handle_subscribe_job(services, body, record, attempt)
+        return
+    order_id = body["orderId"]
+    try:
+        outcome = services.executor.execute(order_id, attempt)
+    except Exception as exc:
+        # Our own fault (a bug, DynamoDB unavailable): log it with the order id, back off, retry;
+        # on the last attempt persist the reason so the order does not wait for the DLQ.
+        log.exception(json.dumps({"msg": "worker error", "orderId": order_id, "attempt": attempt}))
+        if attempt >= services.settings.max_attempts:
+            try:
+                services.executor.fail_stuck(order_id, "internal_error", f"{type(exc).__name__}: {exc}")
+                return
+            except Exception:
+                log.exception(json.dumps({"msg": "could not fail order", "orderId": order_id}))
+        _back_off(services, record, services.executor.backoff(attempt))
+        raise
+    if outcome.kind is OutcomeKind.RETRY:
+        _back_off(services, record, outcome.delay_seconds)
+        raise RetryLaterError(f"{order_id}: {outcome.reason}; retry in {outcome.delay_seconds}s")
+
+
+def _back_off(services: Services, record: SQSRecord, seconds: int) -> None:
+    try:
+        services.queue.set_visibility(record.receipt_handle, seconds)
+    except Exception:
+        log.exception("could not set visibility for message %s", record.message_id)
+
+
+def _handle_subscribe_job(services: Services, job: dict[str, Any], record: SQSRecord, attempt: int) -> None:
+    """A ``?orderId=`` subscription from ``$connect``, run once the socket is open."""
+    connection_id = job["connectionId"]
+    if services.connections.get(connection_id) is None:
+        return  # refused or already gone: nothing to do
+    ready = services.notifier.is_connected(connection_id)
+    if not ready:
+        if attempt >= services.settings.max_attempts:
+            return
+        _back_off(services, record, 1)
+        raise RetryLaterError(f"connection {connection_id} not open yet")
+    subscribe(services, connection_id, job["clientId"], job["orderId"], job.get("afterSeq"))
+
+
+def _order_handler(record: SQSRecord) -> None:
+    handle_order_record(get_services(), record)
+
+
+def _dead_letter_handler(record: SQSRecord) -> None:
+    body = json.loads(record.body)
+    order_id = body.get("orderId")
+    if not order_id:
+        return
+    outcome = get_services().executor.fail_stuck(
+        order_id, "retries_exhausted", "the order failed every attempt and was moved to the dead-letter queue"
+    )
+    log.error(json.dumps({"msg": "dead-lettered order", "orderId": order_id, "outcome": outcome.kind.value}))
+
+
+@bp.on_sqs_message(queue=_settings.orders_queue, batch_size=BATCH_SIZE, maximum_concurrency=MAX_CONCURRENCY)
+def process_orders(event: SQSEvent) -> dict[str, Any]:
+    processor = ConcurrentBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(process_partial_response(event=event.to_dict(), record_handler=_order_handler,
+                                         processor=processor, context=cast(Any, event.context)))
+
+
+@bp.on_sqs_message(queue=_settings.orders_dlq, batch_size=BATCH_SIZE)
+def process_dead_letters(event: SQSEvent) -> dict[str, Any]:
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(process_partial_response(event=event.to_dict(), record_handler=_dead_letter_handler,
+                                         processor=processor, context=cast(Any, event.context)))

@@ -1,0 +1,194 @@
+"""The REST contract of API.md: every error class, idempotency, ownership, listing, quotes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+
+from chalicelib.api import intake
+from chalicelib.api.intake import submit_order
+from chalicelib.api.services import Services
+
+from .conftest import API_KEY_A, API_KEY_B, make_settings, order_body, post_order
+
+
+def error_of(resp: Any) -> dict[str, Any]:
+    return dict(json.loads(resp.body)["error"])
+
+
+def test_health_is_200_when_every_dependency_answers(client: Any) -> None:
+    resp = client.http.get("/health")
+    assert resp.status_code == 200
+    assert json.loads(resp.body)["checks"] == {"redis": "ok", "orders_table": "ok", "queue": "ok"}
+
+
+def test_accepted_order_is_202_pending_with_ws_url(client: Any) -> None:
+    resp = post_order(client)
+    assert resp.status_code == 202
+    body = json.loads(resp.body)
+    assert body["status"] == "pending" and body["orderId"].startswith("ord_")
+    assert body["wsUrl"].endswith(f"/?orderId={body['orderId']}")
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-api-key": "wrong"}])
+def test_missing_or_bad_key_is_401(client: Any, headers: dict[str, str]) -> None:
+    resp = client.http.post("/api/orders/execute", headers={"Content-Type": "application/json", **headers},
+                            body=json.dumps(order_body()))
+    assert resp.status_code == 401
+    assert error_of(resp)["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (order_body(tokenIn="DOGE"), "tokenIn"),
+        (order_body(tokenOut="SOL"), "tokenOut"),
+        (order_body(amount=1.5), "amount"),
+        (order_body(amount="0"), "amount"),
+        (order_body(amount="-3"), "amount"),
+        (order_body(amount="1.0000000001"), "amount"),
+        (order_body(slippageBps=0), "slippageBps"),
+        (order_body(slippageBps=5001), "slippageBps"),
+        (order_body(slippageBps="50"), "slippageBps"),
+        (order_body(type="stop"), "type"),
+        (order_body(type="limit", limitPrice="100"), "type"),
+        (order_body(surprise=1), "surprise"),
+        ({"tokenIn": "SOL", "amount": "1"}, "tokenOut"),
+        (order_body(clientOrderId="has spaces"), "clientOrderId"),
+        ([1, 2], "body"),
+    ],
+)
+def test_validation_errors_are_400_naming_the_field(client: Any, body: Any, field: str) -> None:
+    resp = post_order(client, body)
+    assert resp.status_code == 400, resp.body
+    assert error_of(resp)["field"] == field
+    assert error_of(resp)["message"]
+
+
+def test_malformed_json_is_400(client: Any) -> None:
+    resp = client.http.post("/api/orders/execute", headers={"Content-Type": "application/json", "x-api-key": API_KEY_A},
+                            body="{not json")
+    assert resp.status_code == 400 and error_of(resp)["code"] == "invalid_json"
+
+
+def test_body_over_16_kib_is_413(client: Any) -> None:
+    resp = post_order(client, order_body(clientOrderId="x", padding="y" * 17_000))
+    assert resp.status_code == 413 and error_of(resp)["code"] == "payload_too_large"
+
+
+def test_same_client_order_id_same_body_returns_the_same_order_200(client: Any) -> None:
+    first = post_order(client, order_body(clientOrderId="abc-1"))
+    again = post_order(client, order_body(clientOrderId="abc-1"))
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert json.loads(first.body)["orderId"] == json.loads(again.body)["orderId"]
+
+
+def test_idempotency_key_header_works_like_client_order_id(client: Any) -> None:
+    first = post_order(client, headers={"Idempotency-Key": "hdr-1"})
+    again = post_order(client, order_body(clientOrderId="hdr-1"))
+    assert again.status_code == 200
+    assert json.loads(first.body)["orderId"] == json.loads(again.body)["orderId"]
+
+
+def test_same_key_different_body_is_409(client: Any) -> None:
+    post_order(client, order_body(clientOrderId="abc-2"))
+    resp = post_order(client, order_body(clientOrderId="abc-2", amount="2"))
+    assert resp.status_code == 409 and error_of(resp)["field"] == "clientOrderId"
+
+
+def test_keys_are_per_client(client: Any) -> None:
+    a = json.loads(post_order(client, order_body(clientOrderId="shared")).body)["orderId"]
+    b = json.loads(post_order(client, order_body(clientOrderId="shared", amount="9"), key=API_KEY_B).body)["orderId"]
+    assert a != b
+
+
+def test_two_concurrent_identical_posts_create_one_order(services: Services) -> None:
+    barrier = threading.Barrier(8)
+    results: list[tuple[str, bool]] = []
+
+    def submit() -> None:
+        barrier.wait()
+        accepted = submit_order(services, "client-a", order_body(clientOrderId="race-1"))
+        results.append((accepted.order.order_id, accepted.created))
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({oid for oid, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    sqs = services._aws.client("sqs")
+    attrs = sqs.get_queue_attributes(QueueUrl=services.queue.url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "1"
+
+
+def test_replay_of_an_order_left_pending_re_enqueues_it(services: Services,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an order persisted whose queue message was lost (as after a crash between the two writes)
+    first = submit_order(services, "client-a", order_body(clientOrderId="lost-1"))
+    sqs = services._aws.client("sqs")
+    for m in sqs.receive_message(QueueUrl=services.queue.url, MaxNumberOfMessages=10).get("Messages", []):
+        sqs.delete_message(QueueUrl=services.queue.url, ReceiptHandle=m["ReceiptHandle"])
+    # WHEN the client retries the same request once the order is older than the window
+    monkeypatch.setattr(intake, "REENQUEUE_AFTER_SECONDS", 0)
+    again = submit_order(services, "client-a", order_body(clientOrderId="lost-1"))
+    # THEN it is the same order, queued again
+    assert again.order.order_id == first.order.order_id and not again.created
+    messages = sqs.receive_message(QueueUrl=services.queue.url, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["orderId"] for m in messages] == [first.order.order_id]
+
+
+def test_get_order_returns_it_with_history(client: Any) -> None:
+    order_id = json.loads(post_order(client).body)["orderId"]
+    resp = client.http.get(f"/api/orders/{order_id}", headers={"x-api-key": API_KEY_A})
+    assert resp.status_code == 200
+    order = json.loads(resp.body)
+    for key in ("orderId", "clientOrderId", "type", "tokenIn", "tokenOut", "amount", "slippageBps", "status",
+                "createdAt", "updatedAt", "attempts", "venue", "quotes", "amountOut", "executedPrice", "txHash",
+                "error", "history"):
+        assert key in order
+    assert order["amount"] == "1.5" and order["history"][0]["seq"] == 1
+
+
+def test_another_clients_order_is_404(client: Any) -> None:
+    order_id = json.loads(post_order(client).body)["orderId"]
+    resp = client.http.get(f"/api/orders/{order_id}", headers={"x-api-key": API_KEY_B})
+    assert resp.status_code == 404 and error_of(resp)["code"] == "not_found"
+    assert client.http.get("/api/orders/ord_nope", headers={"x-api-key": API_KEY_A}).status_code == 404
+
+
+def test_list_returns_only_the_callers_orders_newest_first(client: Any) -> None:
+    mine = [json.loads(post_order(client).body)["orderId"] for _ in range(3)]
+    post_order(client, key=API_KEY_B)
+    resp = client.http.get("/api/orders?limit=10", headers={"x-api-key": API_KEY_A})
+    listed = [o["orderId"] for o in json.loads(resp.body)["orders"]]
+    assert listed == list(reversed(mine))
+    active = client.http.get("/api/orders?status=active", headers={"x-api-key": API_KEY_A})
+    assert {o["orderId"] for o in json.loads(active.body)["orders"]} == set(mine)
+    bad = client.http.get("/api/orders?status=nope", headers={"x-api-key": API_KEY_A})
+    assert bad.status_code == 400 and error_of(bad)["field"] == "status"
+
+
+def test_quotes_show_every_venue_and_the_route(client: Any) -> None:
+    resp = client.http.get("/api/quotes?tokenIn=SOL&tokenOut=USDC&amount=1.5", headers={"x-api-key": API_KEY_A})
+    assert resp.status_code == 200
+    body = json.loads(resp.body)
+    assert {q["venue"] for q in body["quotes"]} == {"raydium", "meteora"}
+    best = max(body["quotes"], key=lambda q: float(q["amountOut"]))
+    assert body["route"]["venue"] == best["venue"] and body["route"]["amountOut"] == best["amountOut"]
+    bad = client.http.get("/api/quotes?tokenIn=SOL&tokenOut=NOPE&amount=1", headers={"x-api-key": API_KEY_A})
+    assert bad.status_code == 400 and error_of(bad)["field"] == "tokenOut"
+
+
+def test_rate_limit_is_429_with_retry_after(client: Any, services: Services) -> None:
+    services.settings = make_settings(rate_limit_per_min=3)
+    codes = [post_order(client).status_code for _ in range(4)]
+    assert codes == [202, 202, 202, 429]
+    resp = post_order(client)
+    assert resp.status_code == 429
+    assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    assert post_order(client, key=API_KEY_B).status_code == 202  # per client
