@@ -1,0 +1,262 @@
+"""Package the app for CloudFormation: ``chalice package`` merged with infra/template.yaml, then patched.
+
+    python -m infra.package --stage dev --out build/package
+
+Chalice merges the template (queues, DLQ, tables) into its SAM template. What a merge cannot
+express is applied afterwards to the generated ``sam.json``, because Chalice's merge is a deep
+dict merge and the function logical ids are only known once Chalice has run:
+
+- every SQS event source reports partial batch failures (``ReportBatchItemFailures``);
+- every function's environment takes the table and queue names from the resources
+  (``Ref`` / ``Fn::GetAtt``) and the WebSocket API id and URLs from Chalice's ``WebsocketAPI``;
+- every function's role gets a policy scoped to the template's tables (and their indexes),
+  the orders queue, its own event-source queue, the WebSocket API's ``@connections`` and
+  Lambda log groups;
+- ``ApiKeys`` and ``RedisUrl`` become stack parameters.
+
+Chalice is driven through its Python API in this process (it imports ``app.py`` and sets the
+stage's environment variables here), so that the IAM policy file it insists on when
+``autogen_policy`` is false can be a placeholder that the patch replaces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from infra.provision import QUEUE_TYPE, TABLE_TYPE, TEMPLATE_PATH, load_template
+
+__all__ = ["ENVIRONMENT", "PackageError", "build_policy", "main", "package", "patch_template"]
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+FUNCTION_TYPE = "AWS::Serverless::Function"
+WEBSOCKET_API = "WebsocketAPI"
+WEBSOCKET_STAGE = "WebsocketAPIStage"
+
+# Environment variable → the template resource it names, and how to get that name.
+ENVIRONMENT: dict[str, dict[str, Any]] = {
+    "ORDERS_TABLE": {"Ref": "OrdersTable"},
+    "CONNECTIONS_TABLE": {"Ref": "ConnectionsTable"},
+    "ORDERS_QUEUE": {"Fn::GetAtt": ["OrdersQueue", "QueueName"]},
+    "ORDERS_DLQ": {"Fn::GetAtt": ["OrdersDeadLetterQueue", "QueueName"]},
+}
+# Stack parameters → environment variables.
+PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ApiKeys": ("API_KEYS", {
+        "Type": "String", "NoEcho": True, "MinLength": 1,
+        "Description": "API keys and their clients: key1:clientA,key2:clientB",
+    }),
+    "RedisUrl": ("REDIS_URL", {
+        "Type": "String", "MinLength": 1,
+        "Description": "Redis for rate limits and live state, e.g. rediss://user:pass@host:6379/0",
+    }),
+}
+
+ORDERS_TABLE_ACTIONS = [
+    "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
+    "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
+]
+CONNECTIONS_TABLE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+QUEUE_SEND_ACTIONS = ["sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SendMessage"]
+QUEUE_CONSUME_ACTIONS = [
+    "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
+]
+LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+
+# Handed to Chalice only to satisfy `autogen_policy: false`; patch_template replaces it.
+_PLACEHOLDER_POLICY = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Deny", "Action": "sts:AssumeRole", "Resource": "arn:aws:iam::000000000000:role/placeholder"},
+]}
+
+
+class PackageError(RuntimeError):
+    """The generated template does not fit the infra template."""
+
+
+def _arn(logical_id: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def _queue_name_from_event(queue: Any) -> str:
+    """The queue name in an SQS event's ``Queue`` (Chalice writes an ARN with ``Fn::Sub``)."""
+    if isinstance(queue, dict) and "Fn::Sub" in queue:
+        text = queue["Fn::Sub"]
+        text = text[0] if isinstance(text, list) else text
+        return str(text).rsplit(":", 1)[-1]
+    if isinstance(queue, str):
+        return queue.rsplit(":", 1)[-1]
+    raise PackageError(f"unexpected SQS event Queue: {queue!r}")
+
+
+def _sqs_events(function: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    events = function.get("Properties", {}).get("Events", {}) or {}
+    return {name: e for name, e in events.items() if e.get("Type") == "SQS"}
+
+
+def _queues_by_name(resources: Mapping[str, Any]) -> dict[str, str]:
+    return {r["Properties"]["QueueName"]: name for name, r in resources.items() if r.get("Type") == QUEUE_TYPE}
+
+
+def build_policy(consumed_queues: Sequence[str], ws_stage: str | None) -> dict[str, Any]:
+    """The policy of one function's role: shared data access plus its own event-source queues."""
+    infra = load_template()["Resources"]
+    tables = [n for n, r in infra.items() if r.get("Type") == TABLE_TYPE]
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "Logs",
+            "Effect": "Allow",
+            "Action": LOG_ACTIONS,
+            "Resource": [
+                {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/*"},
+                {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}"
+                            ":log-group:/aws/lambda/*:log-stream:*"},
+            ],
+        },
+    ]
+    if "OrdersTable" in tables:
+        statements.append({
+            "Sid": "OrdersTable",
+            "Effect": "Allow",
+            "Action": ORDERS_TABLE_ACTIONS,
+            "Resource": [_arn("OrdersTable"), {"Fn::Sub": "${OrdersTable.Arn}/index/*"}],
+        })
+    if "ConnectionsTable" in tables:
+        statements.append({
+            "Sid": "ConnectionsTable",
+            "Effect": "Allow",
+            "Action": CONNECTIONS_TABLE_ACTIONS,
+            "Resource": [_arn("ConnectionsTable")],
+        })
+    statements.append({"Sid": "EnqueueOrders", "Effect": "Allow", "Action": QUEUE_SEND_ACTIONS,
+                       "Resource": [_arn("OrdersQueue")]})
+    if consumed_queues:
+        statements.append({"Sid": "ConsumeEventSource", "Effect": "Allow", "Action": QUEUE_CONSUME_ACTIONS,
+                           "Resource": [_arn(q) for q in consumed_queues]})
+    if ws_stage is not None:
+        statements.append({
+            "Sid": "PushToWebSockets",
+            "Effect": "Allow",
+            "Action": ["execute-api:ManageConnections"],
+            "Resource": [{"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                                     f"${{{WEBSOCKET_API}}}/{ws_stage}/*/@connections/*"}],
+        })
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _role_of(function: Mapping[str, Any]) -> str:
+    role = function.get("Properties", {}).get("Role")
+    if isinstance(role, dict) and "Fn::GetAtt" in role:
+        return str(role["Fn::GetAtt"][0])
+    raise PackageError(f"function role is not a role of this template: {role!r}")
+
+
+def patch_template(sam: dict[str, Any]) -> dict[str, Any]:
+    """Apply what a merge cannot express to Chalice's SAM template (in place; also returned)."""
+    resources: dict[str, Any] = sam["Resources"]
+    infra = load_template()["Resources"]
+    missing = sorted(set(infra) - set(resources))
+    if missing:
+        raise PackageError(f"the merge did not bring in {missing}")
+    queues = _queues_by_name(infra)
+    ws_stage: str | None = None
+    if WEBSOCKET_API in resources:
+        ws_stage = str(resources.get(WEBSOCKET_STAGE, {}).get("Properties", {}).get("StageName", "$default"))
+    parameters = sam.setdefault("Parameters", {})
+    for name, (_, spec) in PARAMETERS.items():
+        parameters[name] = dict(spec)
+
+    functions = {n: r for n, r in resources.items() if r.get("Type") == FUNCTION_TYPE}
+    if not functions:
+        raise PackageError("Chalice generated no functions")
+    for name, function in functions.items():
+        props = function["Properties"]
+        consumed: list[str] = []
+        for event_name, event in _sqs_events(function).items():
+            event_props = event["Properties"]
+            queue_name = _queue_name_from_event(event_props["Queue"])
+            if queue_name not in queues:
+                raise PackageError(f"{name}.{event_name} reads queue {queue_name!r}, which {TEMPLATE_PATH.name} "
+                                   f"does not define (it defines {sorted(queues)})")
+            event_props["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
+            consumed.append(queues[queue_name])
+
+        variables = props.setdefault("Environment", {}).setdefault("Variables", {})
+        for var, ref in ENVIRONMENT.items():
+            variables[var] = json.loads(json.dumps(ref))
+        for param, (var, _) in PARAMETERS.items():
+            variables[var] = {"Ref": param}
+        if ws_stage is not None:
+            variables["WS_API_ID"] = {"Ref": WEBSOCKET_API}
+            host = f"${{{WEBSOCKET_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{ws_stage}"
+            variables["WS_PUBLIC_URL"] = {"Fn::Sub": f"wss://{host}"}
+            variables["WS_MANAGEMENT_ENDPOINT"] = {"Fn::Sub": f"https://{host}"}
+
+        role_name = _role_of(function)
+        role = resources.get(role_name)
+        if not role or role.get("Type") != "AWS::IAM::Role":
+            raise PackageError(f"{name}: role {role_name} is not in the template")
+        role["Properties"]["Policies"] = [
+            {"PolicyName": f"{role_name}Policy", "PolicyDocument": build_policy(sorted(set(consumed)), ws_stage)}
+        ]
+    return sam
+
+
+def _chalice_package(project_dir: Path, stage: str, out: Path, merge_template: Path, policy_file: Path) -> None:
+    """What ``chalice package --stage STAGE --merge-template MERGE OUT`` does, with a given IAM policy file."""
+    from chalice.cli.factory import CLIFactory
+
+    factory = CLIFactory(str(project_dir), environ=os.environ)
+    config = factory.create_config_obj(stage, user_provided_params={"iam_policy_file": str(policy_file)})
+    options = factory.create_package_options()
+    packager = factory.create_app_packager(config, options, "cloudformation", "json", str(merge_template))
+    packager.package_app(config, str(out), stage)
+
+
+def package(stage: str = "dev", out: Path | str = "build/package", project_dir: Path = PROJECT_DIR,
+            region: str = "us-east-1") -> Path:
+    """Write ``OUT/sam.json`` and ``OUT/deployment.zip``; returns the template's path."""
+    out = Path(out)
+    if not out.is_absolute():
+        out = project_dir / out
+    out.mkdir(parents=True, exist_ok=True)
+    # Chalice wants a configured AWS region to pick service principals; the template uses pseudo parameters.
+    os.environ.setdefault("AWS_DEFAULT_REGION", region)
+    if not (project_dir / "requirements.txt").exists():
+        print("note: no requirements.txt, so deployment.zip holds the app code only; its third-party "
+              "packages must come from a requirements.txt or a layer", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        policy_file = Path(tmp) / "policy.json"
+        policy_file.write_text(json.dumps(_PLACEHOLDER_POLICY), encoding="utf-8")
+        # The template as JSON: Chalice writes sam.yaml instead of sam.json when the merge template is YAML.
+        merge_template = Path(tmp) / "merge-template.json"
+        merge_template.write_text(json.dumps(load_template()), encoding="utf-8")
+        _chalice_package(project_dir, stage, out, merge_template, policy_file)
+    template = out / "sam.json"
+    sam = json.loads(template.read_text(encoding="utf-8"))
+    template.write_text(json.dumps(patch_template(sam), indent=2) + "\n", encoding="utf-8")
+    return template
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.package", description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--out", default="build/package", help="output folder (relative to the project)")
+    parser.add_argument("--region", default="us-east-1", help="used only when no AWS region is configured")
+    args = parser.parse_args(argv)
+    try:
+        template = package(args.stage, args.out, region=args.region)
+    except PackageError as exc:
+        print(f"package failed: {exc}", file=sys.stderr)
+        return 1
+    print(template)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""infra.package: the packaged SAM template is valid, least-privilege and wired to the infra resources."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_file
+
+from infra.package import ENVIRONMENT, PackageError, patch_template
+from infra.provision import load_template, template_resources
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``python -m infra.package`` once, in its own process (Chalice sets the stage's environment)."""
+    out = tmp_path_factory.mktemp("package")
+    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    done = subprocess.run([sys.executable, "-m", "infra.package", "--stage", "dev", "--out", str(out)],
+                          cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str(out / "sam.json")  # after Chalice's progress lines
+    return out
+
+
+@pytest.fixture(scope="module")
+def sam(packaged: Path) -> dict[str, Any]:
+    template: dict[str, Any] = json.loads((packaged / "sam.json").read_text(encoding="utf-8"))
+    return template
+
+
+def _functions(sam: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n: r for n, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+
+
+def _sqs_events(sam: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, function in _functions(sam).items():
+        for event in (function["Properties"].get("Events") or {}).values():
+            if event["Type"] == "SQS":
+                yield name, event["Properties"]
+
+
+def _statements(sam: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for resource in sam["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in resource["Properties"].get("Policies", []):
+                yield from policy["PolicyDocument"]["Statement"]
+        elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            yield from resource["Properties"]["PolicyDocument"]["Statement"]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_packaged_template_passes_cfn_lint(packaged: Path) -> None:
+    matches = lint_file(packaged / "sam.json")
+    assert matches == [], "\n".join(str(m) for m in matches)
+
+
+def test_infra_resources_are_merged_unchanged(sam: dict[str, Any]) -> None:
+    for name, resource in template_resources().items():
+        assert sam["Resources"][name] == resource
+    for name, output in load_template()["Outputs"].items():
+        assert sam["Outputs"][name] == output
+
+
+def test_every_sqs_event_reports_partial_batch_failures(sam: dict[str, Any]) -> None:
+    events = list(_sqs_events(sam))
+    assert len(events) == 2  # the orders worker and the dead-letter handler
+    for _, props in events:
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_sqs_events_name_queues_of_the_template(sam: dict[str, Any]) -> None:
+    names = {r["Properties"]["QueueName"] for r in template_resources().values() if r["Type"] == "AWS::SQS::Queue"}
+    read = {props["Queue"]["Fn::Sub"].rsplit(":", 1)[-1] for _, props in _sqs_events(sam)}
+    assert read == names
+
+
+def test_orders_worker_runs_batches_of_ten_at_most_ten_at_a_time(sam: dict[str, Any]) -> None:
+    (worker,) = [f for f in _functions(sam).values() if f["Properties"]["Handler"].endswith(".process_orders")]
+    assert worker["Properties"]["Timeout"] == 60
+    (event,) = [e["Properties"] for e in worker["Properties"]["Events"].values()]
+    assert event["BatchSize"] == 10
+    assert event["ScalingConfig"] == {"MaximumConcurrency": 10}
+    assert event["Queue"]["Fn::Sub"].endswith(":order-engine-orders")
+
+
+def test_no_dynamodb_or_sqs_permission_on_every_resource(sam: dict[str, Any]) -> None:
+    checked = 0
+    for statement in _statements(sam):
+        actions = _as_list(statement["Action"])
+        if not any(a.startswith(("dynamodb:", "sqs:")) for a in actions):
+            continue
+        checked += 1
+        assert all(a not in ("dynamodb:*", "sqs:*", "*") for a in actions), statement
+        for resource in _as_list(statement["Resource"]):
+            assert resource != "*", statement
+            assert isinstance(resource, dict), statement  # a reference to a resource of this template
+    assert checked >= 3 * len(_functions(sam))  # orders table, connections table, orders queue
+
+
+def test_each_function_consumes_only_its_own_queue(sam: dict[str, Any]) -> None:
+    resources = sam["Resources"]
+    for name, function in _functions(sam).items():
+        role = resources[function["Properties"]["Role"]["Fn::GetAtt"][0]]
+        statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+        consume = [s for s in statements if "sqs:ReceiveMessage" in s["Action"]]
+        events = (function["Properties"].get("Events") or {}).values()
+        queues = [e["Properties"]["Queue"]["Fn::Sub"].rsplit(":", 1)[-1] for e in events if e["Type"] == "SQS"]
+        if not queues:
+            assert consume == [], name
+            continue
+        by_name = {resources[q]["Properties"]["QueueName"]: q for q in ("OrdersQueue", "OrdersDeadLetterQueue")}
+        (statement,) = consume
+        assert statement["Resource"] == [{"Fn::GetAtt": [by_name[q], "Arn"]} for q in queues]
+
+
+def test_websocket_pushes_are_scoped_to_the_apis_connections(sam: dict[str, Any]) -> None:
+    manage = [s for s in _statements(sam) if "execute-api:ManageConnections" in _as_list(s["Action"])]
+    assert len(manage) == len(_functions(sam))
+    for statement in manage:
+        (resource,) = statement["Resource"]
+        assert "${WebsocketAPI}/dev/*/@connections/*" in resource["Fn::Sub"]
+
+
+def test_environment_is_wired_to_the_resources(sam: dict[str, Any]) -> None:
+    for name, function in _functions(sam).items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        for var, ref in ENVIRONMENT.items():
+            assert variables[var] == ref, (name, var)
+        assert variables["WS_API_ID"] == {"Ref": "WebsocketAPI"}, name
+        assert variables["API_KEYS"] == {"Ref": "ApiKeys"}, name
+        assert variables["REDIS_URL"] == {"Ref": "RedisUrl"}, name
+    assert sam["Parameters"]["ApiKeys"]["NoEcho"] is True
+
+
+def test_deployment_package_holds_the_app(packaged: Path) -> None:
+    with zipfile.ZipFile(packaged / "deployment.zip") as archive:
+        names = set(archive.namelist())
+    assert "app.py" in names
+    assert "chalicelib/api/workers.py" in names
+
+
+def test_an_event_source_queue_missing_from_the_template_is_refused() -> None:
+    sam: dict[str, Any] = {"Resources": {
+        **template_resources(),
+        "WorkerRole": {"Type": "AWS::IAM::Role", "Properties": {"Policies": []}},
+        "Worker": {"Type": "AWS::Serverless::Function", "Properties": {
+            "Role": {"Fn::GetAtt": ["WorkerRole", "Arn"]},
+            "Events": {"Source": {"Type": "SQS", "Properties": {
+                "Queue": {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:renamed-queue"},
+            }}},
+        }},
+    }}
+    with pytest.raises(PackageError, match="renamed-queue"):
+        patch_template(sam)

@@ -1,0 +1,157 @@
+"""infra.provision: the template's resources, created on moto, equal the template."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra import provision as provision_module
+from infra.provision import ProvisionError, load_template, main, provision, template_resources
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        yield
+
+
+def _no_cloudformation(cfn: Any, stack_name: str) -> None:
+    raise provision_module._CloudFormationUnavailableError("no CloudFormation here")
+
+
+@pytest.fixture(params=["cloudformation", "direct"])
+def created(request: pytest.FixtureRequest, aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Resources created through a stack, and through the fallback for endpoints without CloudFormation."""
+    if request.param == "direct":
+        monkeypatch.setattr(provision_module, "_deploy_stack", _no_cloudformation)
+    return provision(None, REGION)
+
+
+def _queue_attributes(url: str) -> dict[str, str]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return {str(name): value for name, value in attrs.items()}
+
+
+def test_queues_have_the_template_attributes(created: dict[str, str]) -> None:
+    resources = template_resources()
+    for name in ("OrdersQueue", "OrdersDeadLetterQueue"):
+        props = resources[name]["Properties"]
+        attrs = _queue_attributes(created[f"{name}Url"])
+        assert created[f"{name}Url"].endswith("/" + props["QueueName"])
+        assert attrs["QueueArn"] == created[f"{name}Arn"]
+        assert int(attrs["VisibilityTimeout"]) == props["VisibilityTimeout"]
+        assert int(attrs["MessageRetentionPeriod"]) == props["MessageRetentionPeriod"]
+
+
+def test_orders_queue_redrives_to_the_dead_letter_queue(created: dict[str, str]) -> None:
+    redrive = json.loads(_queue_attributes(created["OrdersQueueUrl"])["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == created["OrdersDeadLetterQueueArn"]
+    assert int(redrive["maxReceiveCount"]) == template_resources()["OrdersQueue"]["Properties"]["RedrivePolicy"][
+        "maxReceiveCount"] == 3
+    assert "RedrivePolicy" not in _queue_attributes(created["OrdersDeadLetterQueueUrl"])
+
+
+def test_tables_have_the_template_keys_and_indexes(created: dict[str, str]) -> None:
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    for name in ("OrdersTable", "ConnectionsTable"):
+        props = template_resources()[name]["Properties"]
+        table = dynamodb.describe_table(TableName=created[f"{name}Name"])["Table"]
+        assert table["TableName"] == props["TableName"]
+        assert table["KeySchema"] == props["KeySchema"]
+        assert sorted(table["AttributeDefinitions"], key=str) == sorted(props["AttributeDefinitions"], key=str)
+        assert table["BillingModeSummary"]["BillingMode"] == props["BillingMode"]
+        expected = [{k: i[k] for k in ("IndexName", "KeySchema", "Projection")}
+                    for i in props.get("GlobalSecondaryIndexes", [])]
+        actual = [{k: i[k] for k in ("IndexName", "KeySchema", "Projection")}
+                  for i in table.get("GlobalSecondaryIndexes", [])]
+        assert actual == expected
+    assert created["OrdersTableName"] == "order-engine-orders"
+
+
+def test_time_to_live_is_enabled_where_the_template_asks(created: dict[str, str]) -> None:
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    connections = dynamodb.describe_time_to_live(TableName=created["ConnectionsTableName"])["TimeToLiveDescription"]
+    assert connections == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
+    orders = dynamodb.describe_time_to_live(TableName=created["OrdersTableName"])["TimeToLiveDescription"]
+    assert orders["TimeToLiveStatus"] == "DISABLED"
+
+
+def test_result_is_keyed_like_the_template_outputs(created: dict[str, str]) -> None:
+    assert set(created) == set(load_template()["Outputs"])
+
+
+def test_provisioning_twice_changes_nothing(aws: None) -> None:
+    first = provision(None, REGION)
+    second = provision(None, REGION)
+    assert second == first
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    (stack,) = cfn.describe_stacks(StackName="order-engine-resources")["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+
+
+def test_resources_created_without_a_stack_are_adopted_not_duplicated(aws: None,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as patch:
+        patch.setattr(provision_module, "_deploy_stack", _no_cloudformation)
+        first = provision(None, REGION)
+    # CloudFormation is back: creating a stack would fail on the existing names, so none is created.
+    assert provision(None, REGION) == first
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    assert [s for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"] == []
+
+
+def test_an_endpoint_without_dynamodb_gets_its_queues_and_an_error_naming_the_rest(
+        aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As LocalStack's free build here: SQS answers, DynamoDB cannot fetch DynamoDB Local.
+    monkeypatch.setattr(provision_module, "_unavailable_services",
+                        lambda session, endpoint, resources: {"dynamodb": "InternalError"})
+    with pytest.raises(ProvisionError, match="does not serve dynamodb; created only: OrdersQueue"):
+        provision(None, REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.get_queue_url(QueueName="order-engine-orders")["QueueUrl"]
+    assert json.loads(_queue_attributes(url)["RedrivePolicy"])["maxReceiveCount"] == 3
+    assert boto3.client("dynamodb", region_name=REGION).list_tables()["TableNames"] == []
+
+
+def test_an_endpoint_where_nothing_listens_fails_at_once() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ProvisionError, match="does not serve dynamodb, sqs; created only: nothing"):
+        provision(f"http://127.0.0.1:{port}", REGION)
+
+
+def test_cli_prints_the_result_as_json(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--region", REGION]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["OrdersQueueUrl"].endswith("/order-engine-orders")
+    assert printed["ConnectionsTableName"] == "order-engine-connections"
+
+
+def test_probe_reports_an_endpoint_where_nothing_listens() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["--endpoint-url", f"http://127.0.0.1:{port}", "--probe"]) == 3
+
+
+def test_probe_reports_an_endpoint_that_answers() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert main(["--endpoint-url", f"http://127.0.0.1:{port}", "--probe"]) == 0
