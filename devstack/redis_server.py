@@ -1,0 +1,62 @@
+"""Redis for the local stack: the one named by ``REDIS_URL`` when it answers, else an embedded one.
+
+The embedded server is fakeredis's ``TcpFakeServer``: the Redis protocol over TCP, from a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+__all__ = ["redis_answers", "start_redis"]
+
+log = logging.getLogger("devstack.redis")
+
+
+def redis_answers(url: str, timeout: float = 0.5) -> bool:
+    """True when a Redis server at ``url`` answers PING."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+    finally:
+        client.close()
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def start_redis(url: str | None = None, host: str = "127.0.0.1", port: int = 0,
+                try_default: bool = True) -> tuple[str, Callable[[], None]]:
+    """Returns ``(url, stop)``. ``url`` is used when given and answering; with no ``url``, a Redis
+    answering on the default port is used. Otherwise an embedded server is started on
+    ``host:port`` (a free port by default) and ``stop`` shuts it down. A real server is much
+    cheaper per command than the embedded one, which polls each client socket from Python."""
+    if url:
+        if redis_answers(url):
+            return url, lambda: None
+        log.warning("REDIS_URL %s does not answer; starting an embedded Redis", url)
+    elif try_default and redis_answers(DEFAULT_REDIS_URL):
+        return DEFAULT_REDIS_URL, lambda: None
+    from fakeredis import TcpFakeServer
+
+    server = TcpFakeServer((host, port))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              name="devstack-redis", daemon=True)
+    thread.start()
+    bound_port = server.server_address[1]
+    stopped = threading.Event()
+
+    def stop() -> None:
+        if stopped.is_set():
+            return
+        stopped.set()
+        server.shutdown()  # also tells each client thread to finish
+        server.server_close()  # joins the client threads
+        thread.join(timeout=5)
+
+    return f"redis://{host}:{bound_port}/0", stop
