@@ -25,9 +25,12 @@ def parse_api_keys(raw: str) -> dict[str, str]:
 
 
 def _range_ms(raw: str) -> tuple[int, int]:
-    low, _, high = raw.partition("-")
-    lo = int(low)
-    return lo, int(high) if high else lo
+    """``"2000-3000"`` or ``"2000,3000"`` (a range) or ``"500"`` (fixed), in milliseconds."""
+    low, _, high = raw.replace(",", "-").partition("-")
+    lo, hi = int(low), int(high) if high else int(low)
+    if not 0 <= lo <= hi:
+        raise ValueError(f"bad millisecond range {raw!r}: want LOW-HIGH with 0 <= LOW <= HIGH")
+    return lo, hi
 
 
 @dataclass(frozen=True)

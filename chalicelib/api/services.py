@@ -26,6 +26,8 @@ from .fanout import Fanout
 
 __all__ = ["Services", "get_services", "reset_services", "set_services"]
 
+_MAX_CACHED_CONNECTIONS = 10_000
+
 
 @dataclass
 class Services:
@@ -33,6 +35,25 @@ class Services:
     clock: Clock = field(default_factory=SystemClock)
     aws: AwsClients | None = None
     redis_client: Any = None
+    # connectionId -> clientId. A connection's owner never changes and its id is never reused,
+    # so once read it need not be read again for every message the socket sends.
+    _connection_owners: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def connection_owner(self, connection_id: str) -> str | None:
+        """The client a connection belongs to: cached, else from the connections table."""
+        owner = self._connection_owners.get(connection_id)
+        if owner is None:
+            connection = self.connections.get(connection_id)
+            if connection is None:
+                return None
+            owner = connection.client_id
+            if len(self._connection_owners) >= _MAX_CACHED_CONNECTIONS:
+                self._connection_owners.clear()
+            self._connection_owners[connection_id] = owner
+        return owner
+
+    def forget_connection(self, connection_id: str) -> None:
+        self._connection_owners.pop(connection_id, None)
 
     @cached_property
     def _aws(self) -> AwsClients:

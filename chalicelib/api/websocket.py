@@ -66,6 +66,7 @@ def ws_message(event: WebsocketEvent) -> None:
 
 def ws_disconnect(event: WebsocketEvent) -> None:
     services = get_services()
+    services.forget_connection(event.connection_id)
     gone = services.connections.delete(event.connection_id)
     for order_id in gone.subscriptions if gone else []:
         services.orders.unsubscribe(order_id, event.connection_id)
@@ -77,8 +78,8 @@ def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 def handle_message(services: Services, connection_id: str, body: str) -> None:
     """Dispatch one client message. Bad input gets an ``error`` message, never a dropped socket."""
-    connection = services.connections.get(connection_id)
-    if connection is None:
+    client_id = services.connection_owner(connection_id)
+    if client_id is None:
         send(services, connection_id, _error("unauthorized", "unknown connection; reconnect"))
         return
     try:
@@ -96,7 +97,6 @@ def handle_message(services: Services, connection_id: str, body: str) -> None:
         code = "unknown_action" if field == "action" else "validation_error"
         send(services, connection_id, _error(code, text, field=field))
         return
-    client_id = connection.client_id
     if message.action == "ping":
         send(services, connection_id, {"type": "pong"})
     elif message.action in ("subscribe", "unsubscribe") and not message.orderId:
