@@ -3,11 +3,12 @@
 from chalice import Chalice
 
 from chalicelib.api import http, websocket, workers
+from chalicelib.config import get_settings
 from chalicelib.logs import configure_logging
 
 app = Chalice(app_name="order-engine")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
-configure_logging(app)
+configure_logging(app, get_settings().log_level)
 app.register_blueprint(http.bp)
 app.register_blueprint(workers.bp)
 

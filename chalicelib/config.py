@@ -62,6 +62,7 @@ class Settings:
     rpc_error_rate: float = 0.0
     blockhash_expiry_rate: float = 0.0
     confirm_poll_ms: int = 200
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +92,7 @@ class Settings:
             rpc_error_rate=float(e.get("RPC_ERROR_RATE", d.rpc_error_rate)),
             blockhash_expiry_rate=float(e.get("BLOCKHASH_EXPIRY_RATE", d.blockhash_expiry_rate)),
             confirm_poll_ms=int(e.get("CONFIRM_POLL_MS", d.confirm_poll_ms)),
+            log_level=e.get("LOG_LEVEL", d.log_level).upper(),
         )
 
     def management_endpoint(self) -> str:

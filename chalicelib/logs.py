@@ -8,7 +8,7 @@ from typing import Any
 __all__ = ["configure_logging"]
 
 
-def configure_logging(app: Any, level: int = logging.INFO) -> None:
+def configure_logging(app: Any, level: int | str = logging.INFO) -> None:
     logger = logging.getLogger("order_engine")
     if not logger.handlers:
         handler = logging.StreamHandler()

@@ -69,6 +69,10 @@ class _Server(ThreadedHTTPServer):
 
 
 class _Handler(ChaliceRequestHandler):
+    # http.server writes the status line and headers, then the body: with Nagle's algorithm on,
+    # a kept-alive client's delayed ACK holds the body back ~40 ms on every response.
+    disable_nagle_algorithm = True
+
     def log_message(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), format % args)
 
