@@ -1,0 +1,77 @@
+"""Counting what an order costs: every AWS API call (by service and operation) and every
+Redis command, in this process, by wrapping the two places every call goes through."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import botocore.client
+import redis.client
+
+# Calls made by Lambda's event source mapping (the local poller), not by our code: SQS bills
+# them all the same, so they are reported, but apart.
+POLLER_OPERATIONS = {("sqs", "ReceiveMessage"), ("sqs", "DeleteMessageBatch")}
+
+
+class CallCounter:
+    def __init__(self) -> None:
+        self.aws: Counter[tuple[str, str]] = Counter()
+        self.redis: Counter[str] = Counter()
+        self.received_messages = 0
+        self.non_empty_receives = 0
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.aws.clear()
+            self.redis.clear()
+            self.received_messages = 0
+            self.non_empty_receives = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"aws": dict(self.aws), "redis": dict(self.redis), "received": self.received_messages,
+                    "nonEmptyReceives": self.non_empty_receives}
+
+    @contextmanager
+    def installed(self) -> Iterator[CallCounter]:
+        real_call = botocore.client.BaseClient._make_api_call
+        real_execute = redis.client.Redis.execute_command
+        real_pipeline = redis.client.Pipeline.execute
+        counter = self
+
+        def counted_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            result = real_call(client, operation, params)
+            service = client.meta.service_model.service_name
+            with counter._lock:
+                counter.aws[(service, operation)] += 1
+                if operation == "ReceiveMessage":
+                    n = len(result.get("Messages", []))
+                    counter.received_messages += n
+                    counter.non_empty_receives += 1 if n else 0
+            return result
+
+        def counted_execute(client: Any, *args: Any, **options: Any) -> Any:
+            with counter._lock:
+                counter.redis[str(args[0]).upper()] += 1
+            return real_execute(client, *args, **options)
+
+        def counted_pipeline(pipe: Any, raise_on_error: bool = True) -> Any:
+            with counter._lock:
+                for args, _ in pipe.command_stack:
+                    counter.redis[str(args[0]).upper()] += 1
+            return real_pipeline(pipe, raise_on_error)
+
+        botocore.client.BaseClient._make_api_call = counted_call  # type: ignore[method-assign]
+        redis.client.Redis.execute_command = counted_execute  # type: ignore[method-assign]
+        redis.client.Pipeline.execute = counted_pipeline  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            botocore.client.BaseClient._make_api_call = real_call  # type: ignore[method-assign]
+            redis.client.Redis.execute_command = real_execute  # type: ignore[method-assign]
+            redis.client.Pipeline.execute = real_pipeline  # type: ignore[method-assign]

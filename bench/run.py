@@ -1,0 +1,381 @@
+"""``make bench``: throughput, latency, calls and cost per order, cold start.
+
+    python -m bench.run                       # starts the local stack in this process
+    python -m bench.run --orders 200 --realistic-orders 60
+
+Prints a markdown table and writes the figures as JSON under ``bench/results/``. The load
+generator runs in the same process as the stack (so every AWS call and Redis command can be
+counted) and shares its CPU: the figures are a floor, not a ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections import Counter
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .counters import POLLER_OPERATIONS, CallCounter
+from .load import LoadResult, run_load
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+KEY = "bench-key"
+ORDER = {"type": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "0.5", "slippageBps": 100}
+LAMBDA_MEMORY_GB = 0.25  # .chalice/config.json: lambda_memory_size 256
+WORKER_CONCURRENCY = 10
+STATUSES_PER_ORDER = 5  # pending, routing, building, submitted, confirmed
+
+# AWS list prices, us-east-1, as published in November 2026 (USD).
+PRICES = {
+    "date": "2026-11",
+    "api_gateway_rest_per_million": 3.50,
+    "api_gateway_ws_messages_per_million": 1.00,
+    "sqs_requests_per_million": 0.40,
+    "dynamodb_write_units_per_million": 0.625,
+    "dynamodb_read_units_per_million": 0.125,
+    "lambda_requests_per_million": 0.20,
+    "lambda_gb_second": 0.0000166667,
+}
+
+ZERO_LATENCY_ENV = {"QUOTE_LATENCY_MS": "0,0", "SWAP_LATENCY_MS": "0,0", "CONFIRM_POLL_MS": "5"}
+REALISTIC_ENV = {"QUOTE_LATENCY_MS": "20,80", "SWAP_LATENCY_MS": "2000,3000", "CONFIRM_POLL_MS": "200"}
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))
+    return ordered[k]
+
+
+def _stack_env(extra: dict[str, str]) -> dict[str, str]:
+    return {"API_KEYS": f"{KEY}:bench", "RATE_LIMIT_PER_MIN": "1000000", "LOG_LEVEL": "WARNING", **extra}
+
+
+def _redis_url() -> str | None:
+    """A real Redis when one answers (``REDIS_URL`` or the default port); else the stack embeds one."""
+    import redis
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1)
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return url
+    except redis.RedisError:
+        return None
+
+
+def _processing_seconds(rest: str, order_ids: list[str]) -> list[float]:
+    """Worker time per order from its persisted history: first ``routing`` to terminal."""
+    import httpx
+
+    out = []
+    with httpx.Client(base_url=rest, headers={"x-api-key": KEY}, timeout=30) as http:
+        for order_id in order_ids:
+            history = http.get(f"/api/orders/{order_id}").json()["history"]
+            times = {e["status"]: datetime.fromisoformat(e["at"].replace("Z", "+00:00")).timestamp()
+                     for e in history}
+            end = times.get("confirmed") or times.get("failed")
+            if "routing" in times and end:
+                out.append(end - times["routing"])
+    return out
+
+
+def _order_size_bytes(rest: str, order_id: str) -> int:
+    import httpx
+
+    resp = httpx.get(f"{rest}/api/orders/{order_id}", headers={"x-api-key": KEY}, timeout=30)
+    return len(resp.content)
+
+
+def scenario(name: str, env: dict[str, str], orders: int, senders: int, counter: CallCounter | None,
+             rest: str | None = None, ws: str | None = None, rate: float | None = None) -> dict[str, Any]:
+    from devstack.stack import LocalStack
+
+    print(f"-- {name}: {orders} orders, {senders} concurrent clients", flush=True)
+    stack = None
+    if rest is None or ws is None:
+        stack = LocalStack(rest_port=0, ws_port=0, env=_stack_env(env), redis_url=_redis_url())
+        stack.start()
+        rest, ws = stack.urls["rest"], stack.urls["ws"]
+    try:
+        run_load(rest, ws, KEY, min(10, orders), min(senders, 10), ORDER)  # warm up
+        if counter:
+            counter.reset()
+        result = run_load(rest, ws, KEY, orders, senders, ORDER, rate_per_second=rate)
+        calls = counter.snapshot() if counter else None
+        ids = [t.order_id for t in result.traces if t.final]
+        processing = _processing_seconds(rest, ids[: min(len(ids), 100)])
+        size = _order_size_bytes(rest, ids[0]) if ids else 0
+    finally:
+        if stack:
+            stack.stop()
+    return summarise(name, result, calls, processing, size)
+
+
+def summarise(name: str, result: LoadResult, calls: dict[str, Any] | None, processing: list[float],
+              item_size: int) -> dict[str, Any]:
+    traces = result.traces
+    done = [t for t in traces if t.final]
+    confirmed = sum(1 for t in done if t.final == "confirmed")
+    elapsed = max(result.finished - result.started, 1e-9)
+    latencies = [t.latency for t in done if t.latency is not None]
+    posts = [t.post_seconds * 1000 for t in traces]
+    delivery = [d for t in traces for d in t.delivery_ms]
+    out: dict[str, Any] = {
+        "scenario": name,
+        "orders": len(traces),
+        "confirmed": confirmed,
+        "failed": len(done) - confirmed,
+        "errors": result.errors,
+        "elapsedSeconds": round(elapsed, 2),
+        "ordersPerMinute": round(len(done) / elapsed * 60, 1),
+        "orderLatencyMeanSeconds": round(statistics.fmean(latencies), 3) if latencies else None,
+        "orderLatencyP50Seconds": round(pct(latencies, 50), 3) if latencies else None,
+        "orderLatencyP95Seconds": round(pct(latencies, 95), 3) if latencies else None,
+        "postMs": {p: round(pct(posts, q), 1) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))},
+        "deliveryMs": {p: round(pct(delivery, q), 1) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))},
+        "deliverySamples": len(delivery),
+        "processingMeanSeconds": round(statistics.fmean(processing), 3) if processing else None,
+        "processingP95Seconds": round(pct(processing, 95), 3) if processing else None,
+        "orderItemBytes": item_size,
+    }
+    if latencies:
+        # Little's law: orders in flight = throughput x time in system.
+        out["inFlightObserved"] = round(len(done) / elapsed * statistics.fmean(latencies), 1)
+        bound = WORKER_CONCURRENCY / statistics.fmean(latencies) * 60
+        out["concurrencyBoundPerMinute"] = round(bound, 1)
+        out["ratioToConcurrencyBound"] = round(out["ordersPerMinute"] / bound, 2)
+    if calls is not None and traces:
+        out["calls"] = per_order_calls(calls, len(traces))
+        out["costPerMillionOrders"] = cost(out, len(traces))
+    return out
+
+
+def per_order_calls(calls: dict[str, Any], n: int) -> dict[str, Any]:
+    aws: Counter[str] = Counter()
+    poller: Counter[str] = Counter()
+    for (service, op), count in calls["aws"].items():
+        (poller if (service, op) in POLLER_OPERATIONS else aws)[f"{service}:{op}"] += count
+    return {
+        "aws": {k: round(v / n, 2) for k, v in sorted(aws.items())},
+        "awsTotal": round(sum(aws.values()) / n, 2),
+        "pollerSqs": {k: round(v / n, 2) for k, v in sorted(poller.items())},
+        "redis": {k: round(v / n, 2) for k, v in sorted(calls["redis"].items())},
+        "redisTotal": round(sum(calls["redis"].values()) / n, 2),
+        "pushesPerOrder": round(calls["aws"].get(("apigatewaymanagementapi", "PostToConnection"), 0) / n, 2),
+        "recordsPerInvocation": round(calls["received"] / max(calls["nonEmptyReceives"], 1), 2),
+    }
+
+
+def cost(summary: dict[str, Any], n: int) -> dict[str, Any]:
+    calls = summary["calls"]
+    aws = calls["aws"]
+    million = 1_000_000
+    kb = max(1, math.ceil(summary["orderItemBytes"] / 1024))
+    writes = sum(v for k, v in aws.items() if k.split(":")[1] in ("PutItem", "UpdateItem", "DeleteItem"))
+    reads = sum(v for k, v in aws.items() if k.split(":")[1] in ("GetItem", "Query"))
+    sqs = sum(v for k, v in aws.items() if k.startswith("sqs:")) + sum(calls["pollerSqs"].values())
+    ws_messages = calls["pushesPerOrder"] + 1  # the pushes, and the client's subscribe
+    invocations_worker = 1 / calls["recordsPerInvocation"]
+    lambda_requests = 1 + 1 + invocations_worker  # REST handler, WebSocket $default, worker
+    processing = summary.get("processingP95Seconds") or 0.0
+    gb_s_batched = LAMBDA_MEMORY_GB * processing / calls["recordsPerInvocation"]
+    gb_s_single = LAMBDA_MEMORY_GB * (summary.get("processingMeanSeconds") or 0.0)
+    gb_s_api = LAMBDA_MEMORY_GB * 2 * (summary["postMs"]["p50"] / 1000)  # REST + $default handlers, upper bound
+    p = PRICES
+    lines = {
+        "apiGatewayRest": p["api_gateway_rest_per_million"],
+        "apiGatewayWebSocket": ws_messages * p["api_gateway_ws_messages_per_million"],
+        "sqs": sqs * p["sqs_requests_per_million"],
+        "dynamodbWrites": writes * kb * p["dynamodb_write_units_per_million"],
+        "dynamodbReads": reads * p["dynamodb_read_units_per_million"],
+        "lambdaRequests": lambda_requests * p["lambda_requests_per_million"],
+        "lambdaCompute": (gb_s_batched + gb_s_api) * million * p["lambda_gb_second"],
+    }
+    total = sum(lines.values())
+    return {
+        "usd": {k: round(v, 2) for k, v in lines.items()},
+        "totalUsd": round(total, 2),
+        "workerGbSecondsPerOrderBatched": round(gb_s_batched, 5),
+        "workerGbSecondsPerOrderOnePerInvocation": round(gb_s_single, 5),
+        "lambdaComputeUsdIfOnePerInvocation": round((gb_s_single + gb_s_api) * million * p["lambda_gb_second"], 2),
+        "assumptions": f"item ~{kb} KB so {kb} WRU per write; reads strongly consistent under 4 KB; "
+                       f"{LAMBDA_MEMORY_GB * 1024:.0f} MB functions; prices of {p['date']}",
+    }
+
+
+def cold_start(runs: int = 5) -> dict[str, Any]:
+    code = ("import time; t = time.perf_counter(); import app; "
+            "print((time.perf_counter() - t) * 1000)")
+    env = {**os.environ, "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "STAGE": "dev",
+           "PYTHONDONTWRITEBYTECODE": "0"}
+    subprocess.run([sys.executable, "-c", "import app"], cwd=ROOT, env=env, check=True)  # bytecode cached
+    times = []
+    for _ in range(runs):
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
+                              capture_output=True, text=True)
+        times.append(float(done.stdout.strip().splitlines()[-1]))
+    return {"importMsMedian": round(statistics.median(times), 1), "importMsRuns": [round(t, 1) for t in times],
+            **package_size()}
+
+
+def package_size() -> dict[str, Any]:
+    """Our code zipped, and with the third-party packages Lambda needs (boto3 is in the runtime)."""
+    deps = ["chalice", "pydantic", "pydantic_core", "redis", "aws-lambda-powertools", "annotated-types",
+            "typing-extensions", "typing-inspection", "jmespath"]
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = Path(tmp) / "ours.zip"
+        with zipfile.ZipFile(ours, "w", zipfile.ZIP_DEFLATED) as z:
+            z.write(ROOT / "app.py", "app.py")
+            for path in sorted((ROOT / "chalicelib").rglob("*.py")):
+                z.write(path, path.relative_to(ROOT))
+        full = Path(tmp) / "full.zip"
+        with zipfile.ZipFile(full, "w", zipfile.ZIP_DEFLATED) as z:
+            z.write(ours, "ours.zip")
+            for dist_name in deps:
+                try:
+                    dist = metadata.distribution(dist_name)
+                except metadata.PackageNotFoundError:
+                    continue
+                for f in dist.files or []:
+                    located = Path(str(dist.locate_file(f)))
+                    if located.is_file() and "__pycache__" not in located.parts and located.suffix != ".pyc":
+                        z.write(located, f"deps/{f}")
+        return {"codeZipKb": round(ours.stat().st_size / 1024, 1),
+                "packageZipMb": round(full.stat().st_size / 1024 / 1024, 2)}
+
+
+def table(results: dict[str, Any]) -> str:
+    z, r, st = results["zeroLatency"], results["realistic"], results["steady"]
+    lines = [
+        f"Machine: {results['machine']}  ",
+        f"Run: {results['date']}",
+        "",
+        "| measure | zero venue latency | realistic latency (2–3 s swaps) |",
+        "|---|---|---|",
+        f"| orders (confirmed / failed) | {z['orders']} ({z['confirmed']} / {z['failed']}) "
+        f"| {r['orders']} ({r['confirmed']} / {r['failed']}) |",
+        f"| throughput, orders/min | **{z['ordersPerMinute']}** (target ≥ 1,000) | {r['ordersPerMinute']} |",
+        f"| mean order latency POST → confirmed | {z['orderLatencyMeanSeconds']} s | "
+        f"{r['orderLatencyMeanSeconds']} s |",
+        f"| orders in flight (Little's law) | {z.get('inFlightObserved')} | {r.get('inFlightObserved')} |",
+        f"| ratio to the 10-in-flight bound | — | **{r.get('ratioToConcurrencyBound')}** (target ≥ 0.95) |",
+        f"| steady load ({st['scenario']}): orders/min, mean POST → confirmed | "
+        f"{st['ordersPerMinute']}, {st['orderLatencyMeanSeconds']} s | |",
+        f"| steady load: POST p50 / p95 / p99 | {st['postMs']['p50']} / {st['postMs']['p95']} / "
+        f"{st['postMs']['p99']} ms | |",
+        f"| steady load: status → WebSocket p50 / p95 / p99 | {st['deliveryMs']['p50']} / "
+        f"{st['deliveryMs']['p95']} / {st['deliveryMs']['p99']} ms | |",
+        f"| saturated: POST latency p50 / p95 / p99 | {z['postMs']['p50']} / {z['postMs']['p95']} / "
+        f"{z['postMs']['p99']} ms "
+        f"| {r['postMs']['p50']} / {r['postMs']['p95']} / {r['postMs']['p99']} ms |",
+        f"| saturated: status → WebSocket p50 / p95 / p99 | {z['deliveryMs']['p50']} / "
+        f"{z['deliveryMs']['p95']} / "
+        f"{z['deliveryMs']['p99']} ms | {r['deliveryMs']['p50']} / {r['deliveryMs']['p95']} / "
+        f"{r['deliveryMs']['p99']} ms |",
+    ]
+    if "calls" in z:
+        c = z["calls"]
+        lines += [
+            f"| AWS calls per order (our code) | **{c['awsTotal']}** (target ≤ 12 + pushes) | "
+            f"{r['calls']['awsTotal']} |",
+            f"| of which WebSocket pushes | {c['pushesPerOrder']} | {r['calls']['pushesPerOrder']} |",
+            f"| SQS calls per order by the event source poller | {sum(c['pollerSqs'].values()):.2f} | "
+            f"{sum(r['calls']['pollerSqs'].values()):.2f} |",
+            f"| Redis commands per order | {c['redisTotal']} | {r['calls']['redisTotal']} |",
+            f"| records per worker invocation | {c['recordsPerInvocation']} | {r['calls']['recordsPerInvocation']} |",
+            f"| cost per million orders (USD) | {z['costPerMillionOrders']['totalUsd']} | "
+            f"{r['costPerMillionOrders']['totalUsd']} |",
+            f"| worker GB-s per order (batched / one per invocation) | "
+            f"{z['costPerMillionOrders']['workerGbSecondsPerOrderBatched']} / "
+            f"{z['costPerMillionOrders']['workerGbSecondsPerOrderOnePerInvocation']} | "
+            f"{r['costPerMillionOrders']['workerGbSecondsPerOrderBatched']} / "
+            f"{r['costPerMillionOrders']['workerGbSecondsPerOrderOnePerInvocation']} |",
+        ]
+    cs = results.get("coldStart")
+    if cs:
+        lines.append(f"| cold start: import app (median of 5) | {cs['importMsMedian']} ms | |")
+        lines.append(f"| deployment package: our code / with dependencies | {cs['codeZipKb']} KB / "
+                     f"{cs['packageZipMb']} MB | |")
+    if "calls" in z:
+        lines += ["", "AWS calls per order, zero-latency run (service:operation → calls/order):", ""]
+        lines += [f"- {k}: {v}" for k, v in z["calls"]["aws"].items()]
+        lines += ["", "Redis commands per order:", ""]
+        lines += [f"- {k}: {v}" for k, v in z["calls"]["redis"].items()]
+        lines += ["", "Cost per million orders, realistic run (USD):", ""]
+        lines += [f"- {k}: {v}" for k, v in r["costPerMillionOrders"]["usd"].items()]
+        lines += [f"- if each order had its own worker invocation, Lambda compute would be "
+                  f"{r['costPerMillionOrders']['lambdaComputeUsdIfOnePerInvocation']}",
+                  f"- assumptions: {r['costPerMillionOrders']['assumptions']}"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--orders", type=int, default=500, help="orders in the zero-latency run")
+    parser.add_argument("--realistic-orders", type=int, default=100, help="orders in the realistic run")
+    parser.add_argument("--senders", type=int, default=10, help="concurrent clients")
+    parser.add_argument("--steady-orders", type=int, default=60, help="orders in the paced run")
+    parser.add_argument("--steady-rate", type=float, default=2.0, help="orders per second in the paced run")
+    parser.add_argument("--rest", help="use a running stack's REST URL (no call counts)")
+    parser.add_argument("--ws", help="use a running stack's WebSocket URL (no call counts)")
+    parser.add_argument("--no-cold-start", action="store_true")
+    args = parser.parse_args(argv)
+
+    import logging
+
+    logging.getLogger().setLevel(logging.WARNING)
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    counter = CallCounter() if args.rest is None else None
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+                   f"Python {platform.python_version()}",
+        "prices": PRICES,
+    }
+    started = time.monotonic()
+    if counter:
+        with counter.installed():
+            results["zeroLatency"] = scenario("zero venue latency", ZERO_LATENCY_ENV, args.orders, args.senders,
+                                              counter)
+            results["realistic"] = scenario("realistic latency", REALISTIC_ENV, args.realistic_orders,
+                                            args.senders, counter)
+            results["steady"] = scenario(f"steady {args.steady_rate * 60:.0f} orders/min, realistic latency",
+                                         REALISTIC_ENV, args.steady_orders, args.senders, counter,
+                                         rate=args.steady_rate)
+    else:
+        results["zeroLatency"] = scenario("running stack", {}, args.orders, args.senders, None, args.rest, args.ws)
+        results["realistic"] = results["steady"] = results["zeroLatency"]
+    if not args.no_cold_start:
+        results["coldStart"] = cold_start()
+    results["benchSeconds"] = round(time.monotonic() - started, 1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(json.dumps(results, indent=2, default=str))
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    print()
+    print(table(results))
+    print(f"\n(written to {out.relative_to(ROOT)}; {results['benchSeconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
