@@ -45,12 +45,13 @@ class CallCounter:
         counter = self
 
         def counted_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
-            result = real_call(client, operation, params)
             service = client.meta.service_model.service_name
             with counter._lock:
-                counter.aws[(service, operation)] += 1
-                if operation == "ReceiveMessage":
-                    n = len(result.get("Messages", []))
+                counter.aws[(service, operation)] += 1  # failed calls (conditional checks) count too
+            result = real_call(client, operation, params)
+            if operation == "ReceiveMessage":
+                n = len(result.get("Messages", []))
+                with counter._lock:
                     counter.received_messages += n
                     counter.non_empty_receives += 1 if n else 0
             return result
