@@ -35,11 +35,8 @@ class Fanout:
     def forget(self, connection_id: str, order_id: str | None = None) -> None:
         """Drop a gone connection: its item, and its place among the order's subscribers."""
         try:
-            gone = self._connections.delete(connection_id)
-            order_ids = set(gone.subscriptions if gone else [])
+            self._connections.delete(connection_id)
             if order_id:
-                order_ids.add(order_id)
-            for oid in order_ids:
-                self._orders.unsubscribe(oid, connection_id)
+                self._orders.unsubscribe(order_id, connection_id)
         except Exception:  # cleanup is best effort; the TTL removes what this misses
             log.exception("cleanup of %s failed", connection_id)

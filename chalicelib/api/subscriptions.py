@@ -18,6 +18,10 @@ after V will be sent by the worker, whose write (and so whose push) comes after 
 subscription's. No gap, no duplicate, and seq order holds on the socket: the subscriber's
 last push happens before the subscription exists, so before any push by the worker. A
 terminal order needs no subscription at all.
+
+A connection that goes away stays in ``subs`` until the next push to it answers 410, which
+removes it (see fanout.py): orders live seconds, so bookkeeping every subscription on the
+connection as well would cost two writes per order to save a rare failed push.
 """
 
 from __future__ import annotations
@@ -66,7 +70,6 @@ def subscribe(services: Services, connection_id: str, client_id: str, order_id: 
         cursor = max(cursor, order.version)
     if order.is_terminal:
         return True
-    services.connections.add_subscription(connection_id, order_id)
     version = order.version
     for _ in range(_MAX_ROUNDS):
         try:
@@ -92,4 +95,3 @@ def _send_after(services: Services, connection_id: str, order: Order, seq: int) 
 
 def unsubscribe(services: Services, connection_id: str, client_id: str, order_id: str) -> None:
     services.orders.unsubscribe(order_id, connection_id)
-    services.connections.remove_subscription(connection_id, order_id)

@@ -1,5 +1,5 @@
 """WebSocket API handlers: ``$connect`` authenticates, ``$default`` dispatches on ``action``,
-``$disconnect`` cleans up. Every reply goes through the management API, like the live events.
+``$disconnect`` forgets the connection. Every reply goes through the management API, like the live events.
 
 These are registered on the app in ``app.py``, not through a Blueprint: Chalice wraps
 WebSocket handlers (event parsing, endpoint configuration) only when they are registered
@@ -67,9 +67,7 @@ def ws_message(event: WebsocketEvent) -> None:
 def ws_disconnect(event: WebsocketEvent) -> None:
     services = get_services()
     services.forget_connection(event.connection_id)
-    gone = services.connections.delete(event.connection_id)
-    for order_id in gone.subscriptions if gone else []:
-        services.orders.unsubscribe(order_id, event.connection_id)
+    services.connections.delete(event.connection_id)  # its place in orders' subs goes at the next push
 
 
 def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:

@@ -248,15 +248,22 @@ def test_management_api_410_is_reported_as_gone() -> None:
         assert notifier.push("Lp0Sxd5uIAMCJ7Q=", {"type": "pong"}) == PushResult.SENT
 
 
-def test_disconnect_removes_the_connection_and_its_subscriptions(client: Any, services: Services,
-                                                                 notifier: RecordingNotifier) -> None:
+def test_disconnect_removes_the_connection_and_the_next_push_prunes_it(client: Any, services: Services,
+                                                                        notifier: RecordingNotifier) -> None:
+    # GIVEN a connection subscribed to an active order
     order_id = submit(client)
     cid = connect(notifier)
     say(cid, {"action": "subscribe", "orderId": order_id})
+    before = len(notifier.sent[cid])
+    # WHEN the socket closes (API Gateway answers 410 for it from then on)
     app_module.ws_disconnect(ws_event("$disconnect", cid), None)
+    notifier.gone.add(cid)
     assert services.connections.get(cid) is None
+    # THEN the order's next transition prunes it from the subscribers, and it receives nothing
+    run_worker(client, order_id)
     got = services.orders.get_with_subscribers(order_id)
     assert got is not None and got[1] == []
+    assert len(notifier.sent[cid]) == before
 
 
 def test_order_id_on_connect_subscribes_once_the_socket_is_open(client: Any, services: Services,

@@ -109,5 +109,18 @@ def receive_until(ws: ClientConnection, done: Any, timeout: float = 30) -> list[
             return messages
 
 
+def submit_and_wait(rest: str, key: str = KEY_A, timeout: float = 60) -> str:
+    """POST one small market order and poll it until it is terminal; returns its final status."""
+    with httpx.Client(base_url=rest, headers={"x-api-key": key}, timeout=10) as http:
+        order_id = http.post("/api/orders/execute", json={"tokenIn": "SOL", "tokenOut": "USDC",
+                                                          "amount": "1"}).json()["orderId"]
+        deadline = time.monotonic() + timeout
+        status = "pending"
+        while status not in TERMINAL and time.monotonic() < deadline:
+            time.sleep(0.1)
+            status = http.get(f"/api/orders/{order_id}").json()["status"]
+        return str(status)
+
+
 def is_terminal_for(order_id: str) -> Any:
     return lambda m: m.get("orderId") == order_id and m.get("status") in TERMINAL and m["type"] == "order.status"

@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import httpx
 import pytest
 
 from devstack.stack import LocalStack
 from infra.provision import template_resources
 
-from .conftest import KEY_A, STACK_ENV, TERMINAL, localstack_answers, localstack_endpoint
+from .conftest import STACK_ENV, localstack_answers, localstack_endpoint, submit_and_wait
 
 pytestmark = pytest.mark.localstack
 
@@ -83,13 +82,5 @@ def test_market_order_to_confirmed_with_localstack_resources(endpoint: str) -> N
     finally:
         dynamodb.close()
     with LocalStack(rest_port=0, ws_port=0, aws_endpoint_url=endpoint, env=STACK_ENV) as stack:
-        rest = stack.urls["rest"]
-        order_id = httpx.post(f"{rest}/api/orders/execute", headers={"x-api-key": KEY_A}, timeout=10,
-                              json={"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1"}).json()["orderId"]
-        deadline = time.monotonic() + 60
-        status = "pending"
-        while status not in TERMINAL and time.monotonic() < deadline:
-            time.sleep(0.2)
-            status = httpx.get(f"{rest}/api/orders/{order_id}", headers={"x-api-key": KEY_A},
-                               timeout=10).json()["status"]
+        status = submit_and_wait(stack.urls["rest"])
         assert status == "confirmed"

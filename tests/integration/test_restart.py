@@ -10,7 +10,7 @@ import httpx
 
 from devstack.stack import LocalStack
 
-from .conftest import KEY_A, STACK_ENV, TERMINAL
+from .conftest import STACK_ENV, submit_and_wait
 
 
 def test_restart_leaves_no_thread_behind_and_serves_again() -> None:
@@ -20,14 +20,7 @@ def test_restart_leaves_no_thread_behind_and_serves_again() -> None:
         with LocalStack(rest_port=0, ws_port=0, env=STACK_ENV) as stack:
             rest = stack.urls["rest"]
             assert httpx.get(f"{rest}/health", timeout=10).status_code == 200
-            order_id = httpx.post(f"{rest}/api/orders/execute", headers={"x-api-key": KEY_A}, timeout=10,
-                                  json={"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1"}).json()["orderId"]
-            deadline = time.monotonic() + 30
-            status = "pending"
-            while status not in TERMINAL and time.monotonic() < deadline:
-                time.sleep(0.1)
-                status = httpx.get(f"{rest}/api/orders/{order_id}", headers={"x-api-key": KEY_A},
-                                   timeout=10).json()["status"]
+            status = submit_and_wait(rest, timeout=30)
             assert status == "confirmed"
     deadline = time.monotonic() + 5
     left = [t for t in threading.enumerate() if t.ident not in before]
