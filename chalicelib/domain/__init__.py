@@ -3,7 +3,7 @@
 Imports only the standard library.
 """
 
-from .amounts import price, to_base_units, to_decimal_string
+from .amounts import price, price_string, to_base_units, to_decimal_string
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
 from .orders import (
@@ -42,6 +42,7 @@ __all__ = [
     "Token",
     "get_token",
     "price",
+    "price_string",
     "to_base_units",
     "to_decimal_string",
 ]

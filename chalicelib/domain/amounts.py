@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 from .errors import ValidationError
 from .tokens import Token
 
-__all__ = ["price", "to_base_units", "to_decimal_string"]
+__all__ = ["MAX_BASE_UNITS", "price", "price_string", "to_base_units", "to_decimal_string"]
+
+_EXACT = Context(prec=60)  # wide enough for any amount that passes the size check
+
+
+MAX_BASE_UNITS = 2**64 - 1  # an SPL token amount is a u64
 
 
 def to_base_units(amount: str, token: Token, *, field: str = "amount") -> int:
-    """Parse a decimal string into base units; reject what a wallet could not send."""
+    """Parse a decimal string into base units; reject what a wallet could not send.
+
+    Exact: an amount with more decimals than the token has is refused, never rounded, and one
+    beyond a u64 of base units is refused before any arithmetic could overflow.
+    """
     try:
         value = Decimal(amount)
     except (InvalidOperation, TypeError, ValueError):
@@ -20,12 +29,16 @@ def to_base_units(amount: str, token: Token, *, field: str = "amount") -> int:
         raise ValidationError("amount must be a finite number", field=field)
     if value <= 0:
         raise ValidationError("amount must be greater than zero", field=field)
-    scaled = value.scaleb(token.decimals)
-    if scaled != scaled.to_integral_value():
-        raise ValidationError(
-            f"{token.symbol} has {token.decimals} decimals; {amount} has more", field=field
-        )
-    return int(scaled)
+    _sign, digits, raw_exponent = value.as_tuple()
+    exponent = int(raw_exponent)  # finite, so an int
+    if exponent < -token.decimals and any(digits[exponent + token.decimals:]):
+        raise ValidationError(f"{token.symbol} has {token.decimals} decimals; {amount} has more", field=field)
+    if len(digits) + exponent + token.decimals > 20:  # more than 20 integer digits of base units
+        raise ValidationError(f"amount is larger than any {token.symbol} balance", field=field)
+    base = int(value.scaleb(token.decimals, _EXACT))
+    if base > MAX_BASE_UNITS:
+        raise ValidationError(f"amount is larger than any {token.symbol} balance", field=field)
+    return base
 
 
 def to_decimal_string(base_units: int, token: Token) -> str:
@@ -38,9 +51,17 @@ def to_decimal_string(base_units: int, token: Token) -> str:
 
 
 def price(amount_in: int, token_in: Token, amount_out: int, token_out: Token) -> Decimal:
-    """Units of ``token_out`` per unit of ``token_in`` (e.g. USDC per SOL)."""
+    """Units of ``token_out`` per unit of ``token_in`` (e.g. USDC per SOL), to the precision
+    the two amounts carry: ``token_in.decimals + token_out.decimals`` places."""
     if amount_in <= 0:
         raise ValueError("amount_in must be positive")
-    units_in = Decimal(amount_in).scaleb(-token_in.decimals)
-    units_out = Decimal(amount_out).scaleb(-token_out.decimals)
-    return (units_out / units_in).quantize(Decimal(1).scaleb(-token_out.decimals))
+    units_in = Decimal(amount_in).scaleb(-token_in.decimals, _EXACT)
+    units_out = Decimal(amount_out).scaleb(-token_out.decimals, _EXACT)
+    places = Decimal(1).scaleb(-(token_in.decimals + token_out.decimals))
+    return _EXACT.divide(units_out, units_in).quantize(places, context=_EXACT)
+
+
+def price_string(amount_in: int, token_in: Token, amount_out: int, token_out: Token) -> str:
+    """``price`` as API.md shows it: a plain decimal string, never an exponent."""
+    text = format(price(amount_in, token_in, amount_out, token_out), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text

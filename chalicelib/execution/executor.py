@@ -39,7 +39,7 @@ from ..domain import (
     Route,
     SlippageExceededError,
     TransientExecutionError,
-    price,
+    price_string,
     to_decimal_string,
 )
 from ..domain.clock import Clock
@@ -189,7 +189,7 @@ class Executor:
             return self._fail(order, exc, order.attempts or 1)
         amount_out = sum(f.amount_out for f in status.fills)
         order.amount_out = amount_out
-        order.executed_price = str(price(order.amount_in, order.token_in, amount_out, order.token_out))
+        order.executed_price = price_string(order.amount_in, order.token_in, amount_out, order.token_out)
         order.tx_hash = order.signature
         order.error = None
         self._move(order, OrderStatus.CONFIRMED, {

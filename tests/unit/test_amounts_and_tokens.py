@@ -10,6 +10,7 @@ from chalicelib.domain import (
     ValidationError,
     get_token,
     price,
+    price_string,
     to_base_units,
     to_decimal_string,
 )
@@ -56,3 +57,24 @@ def test_base_units_render_back_without_exponent_or_trailing_zeros() -> None:
 def test_price_is_decimal_in_output_token_precision() -> None:
     # 1.5 SOL -> 225.123456 USDC: 150.082304 USDC per SOL
     assert price(1_500_000_000, get_token("SOL"), 225_123_456, get_token("USDC")) == Decimal("150.082304")
+
+
+@pytest.mark.parametrize("amount", ["1e999999", "99999999999999999999999", "18446744073.709551616"])
+def test_amounts_beyond_a_u64_of_base_units_are_refused_not_overflowed(amount: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        to_base_units(amount, get_token("SOL"))
+    assert info.value.field == "amount" and "larger than any" in info.value.message
+
+
+def test_extra_decimals_are_refused_even_beyond_the_default_precision() -> None:
+    with pytest.raises(ValidationError):
+        to_base_units("1.0000000000000000000000000000001", get_token("SOL"))
+    assert to_base_units("1.500000000000", get_token("SOL")) == 1_500_000_000  # trailing zeros are fine
+    assert to_base_units("18446744073.709551615", get_token("SOL")) == 2**64 - 1
+
+
+def test_price_string_is_plain_decimal_even_for_tiny_prices() -> None:
+    bonk, sol = get_token("BONK"), get_token("SOL")
+    # 100,000 BONK (1e10 atoms) for 0.0146 SOL (14_600_000 lamports): 1.46e-7 SOL per BONK
+    assert price_string(10**10, bonk, 14_600_000, sol) == "0.000000146"
+    assert price_string(1_500_000_000, sol, 228_969_391, get_token("USDC")) == "152.646260666666667"
