@@ -27,6 +27,7 @@ from .fanout import Fanout
 __all__ = ["Services", "get_services", "reset_services", "set_services"]
 
 _MAX_CACHED_CONNECTIONS = 10_000
+_build_lock = threading.Lock()
 
 
 @dataclass
@@ -54,6 +55,13 @@ class Services:
 
     def forget_connection(self, connection_id: str) -> None:
         self._connection_owners.pop(connection_id, None)
+
+    def warm(self) -> Services:
+        """Build the engine now, once: ``cached_property`` takes no lock (Python 3.12+), and
+        two threads building two chains would break at-most-once within a container."""
+        with _build_lock:
+            _ = self.executor
+        return self
 
     @cached_property
     def _aws(self) -> AwsClients:

@@ -112,8 +112,8 @@ def _order_handler(record: SQSRecord) -> None:
 def _dead_letter_handler(record: SQSRecord) -> None:
     body = json.loads(record.body)
     order_id = body.get("orderId")
-    if not order_id:
-        return
+    if not order_id or body.get("kind") == "subscribe":
+        return  # a subscription that never found its socket open: nothing to fail
     outcome = get_services().executor.fail_stuck(
         order_id, "retries_exhausted", "the order failed every attempt and was moved to the dead-letter queue"
     )
@@ -122,6 +122,7 @@ def _dead_letter_handler(record: SQSRecord) -> None:
 
 @bp.on_sqs_message(queue=_settings.orders_queue, batch_size=BATCH_SIZE, maximum_concurrency=MAX_CONCURRENCY)
 def process_orders(event: SQSEvent) -> dict[str, Any]:
+    get_services().warm()  # the records' threads share one engine
     processor = ConcurrentBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return dict(process_partial_response(event=event.to_dict(), record_handler=_order_handler,
                                          processor=processor, context=cast(Any, event.context)))

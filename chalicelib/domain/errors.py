@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BlockhashExpiredError",
+    "ConfirmationPendingError",
     "DomainError",
     "ExecutionError",
     "InsufficientLiquidityError",
@@ -92,6 +93,12 @@ class QuoteTimeoutError(TransientExecutionError):
 
 class RpcError(TransientExecutionError):
     code = "rpc_error"
+
+
+class ConfirmationPendingError(TransientExecutionError):
+    """Sent, not landed yet, blockhash still valid: ask again later, never send anything new."""
+
+    code = "confirmation_pending"
 
 
 class BlockhashExpiredError(PermanentExecutionError):

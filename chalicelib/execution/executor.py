@@ -18,6 +18,13 @@ anywhere, so
 Errors are classified: transient ones (``retryable``) put the order back to ``pending``
 and ask the caller to retry after ``base · 2^(attempt−1)`` seconds, until the last attempt,
 which fails the order with the reason; permanent ones fail it at once.
+
+A ``submitted`` order is the exception: its transaction may be in flight, so it fails only on
+the chain's word (an on-chain error, or a blockhash that expired with the signature unseen).
+A transient error keeps it ``submitted`` and asks for a retry, however many attempts there
+were; ``fail_stuck`` (the dead-letter path) reconciles it with the chain before anything else.
+One invocation waits at most ``max_confirm_wait_seconds`` for a landing, well inside the
+worker's timeout; a longer wait becomes a retry.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from typing import Any
 
 from ..domain import (
     BlockhashExpiredError,
+    ConfirmationPendingError,
     ExecutionError,
     Order,
     OrderEvent,
@@ -69,6 +77,14 @@ class Outcome:
     reason: str = ""
 
 
+class _StuckError(PermanentExecutionError):
+    """Why ``fail_stuck`` failed an order: the caller's code and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class Executor:
     def __init__(
         self,
@@ -81,6 +97,7 @@ class Executor:
         max_attempts: int = 3,
         retry_base_seconds: int = 2,
         confirm_poll_seconds: float = 0.2,
+        max_confirm_wait_seconds: float = 20.0,
         on_terminal: Callable[[Order], None] | None = None,
     ) -> None:
         self._store = store
@@ -91,6 +108,7 @@ class Executor:
         self._max_attempts = max_attempts
         self._retry_base = retry_base_seconds
         self._poll = confirm_poll_seconds
+        self._max_wait = max_confirm_wait_seconds
         self._on_terminal = on_terminal
 
     # -- entry point -------------------------------------------------------------------------
@@ -112,7 +130,12 @@ class Executor:
             log.info(json.dumps({"msg": "order moved by another worker; stopping", "orderId": order_id}))
             return Outcome(OutcomeKind.IGNORED, reason="stale")
         except ExecutionError as exc:
-            return self._handle_failure(order, exc, receive_count)
+            try:
+                return self._handle_failure(order, exc, receive_count)
+            except StaleOrderError:
+                log.info(json.dumps({"msg": "order moved by another worker while failing; stopping",
+                                     "orderId": order_id}))
+                return Outcome(OutcomeKind.IGNORED, reason="stale")
 
     # -- the happy path ----------------------------------------------------------------------
     def _run(self, order: Order, receive_count: int) -> Outcome:
@@ -168,6 +191,7 @@ class Executor:
 
     def _await_landing(self, tx: Transaction) -> SignatureStatus:
         last_valid = tx.recent_blockhash.last_valid_block_height
+        give_up_at = self._clock.now() + self._max_wait
         while True:
             status = self._chain.get_signature_status(tx.signature)
             if status is not None and status.confirmation_status in ("confirmed", "finalized"):
@@ -176,6 +200,10 @@ class Executor:
                 raise BlockhashExpiredError(
                     f"transaction {tx.signature[:16]}… did not land before block {last_valid}"
                 )
+            if self._clock.now() >= give_up_at:
+                raise ConfirmationPendingError(
+                    f"transaction {tx.signature[:16]}… not landed after {self._max_wait:g}s; "
+                    f"valid until block {last_valid}")
             self._clock.sleep(self._poll)
 
     def _finish(self, order: Order, status: SignatureStatus) -> Outcome:
@@ -231,8 +259,9 @@ class Executor:
             and attempt < self._max_attempts
             and order.can_transition(OrderStatus.PENDING)
         )
-        if order.status is OrderStatus.SUBMITTED and exc.retryable and attempt < self._max_attempts:
-            # The transaction may be in flight: keep the status, retry = reconcile later.
+        if order.status is OrderStatus.SUBMITTED and exc.retryable:
+            # The transaction may be in flight: keep the status, retry = reconcile later. Not even
+            # the last attempt fails it blind; the dead-letter path reconciles first.
             return Outcome(OutcomeKind.RETRY, order, self.backoff(attempt), exc.code)
         if retry_possible:
             order.error = self._error(exc, attempt)
@@ -251,10 +280,15 @@ class Executor:
         order = self._store.get(order_id)
         if order is None or order.is_terminal:
             return Outcome(OutcomeKind.IGNORED, order, reason="not_found" if order is None else "terminal")
-        exc = PermanentExecutionError(message)
-        exc.code = code
         try:
-            return self._fail(order, exc, max(order.attempts, 1))
+            if order.status is OrderStatus.SUBMITTED:
+                # Only the chain can say how a submitted order ended. Transient errors propagate:
+                # the caller keeps its message and asks again later.
+                try:
+                    return self._reconcile(order)
+                except PermanentExecutionError as failure:
+                    return self._fail(order, failure, max(order.attempts, 1))
+            return self._fail(order, _StuckError(code, message), max(order.attempts, 1))
         except StaleOrderError:
             return Outcome(OutcomeKind.IGNORED, reason="stale")
 

@@ -169,5 +169,13 @@ def test_dead_letter_handler_fails_a_stuck_order(client: Any, services: Services
     assert services.state.active("client-a") == []
 
 
+def test_dead_lettered_subscription_job_leaves_its_order_alone(client: Any, services: Services) -> None:
+    order_id = submit(client)
+    job = record_for(order_id, 3, kind="subscribe", connectionId="Lp0Sxd5uIAMCJ7Q=", clientId="client-a")
+    assert invoke_worker(client, [job], name="process_dead_letters") == {"batchItemFailures": []}
+    order = services.orders.get(order_id)
+    assert order is not None and order.status is OrderStatus.PENDING
+
+
 def test_unknown_order_message_is_acknowledged(client: Any) -> None:
     assert invoke_worker(client, [record_for("ord_doesnotexist")]) == {"batchItemFailures": []}

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import Order, OrderStatus, QuoteTimeoutError, get_token
+from chalicelib.domain import ConfirmationPendingError, Order, OrderStatus, QuoteTimeoutError, RpcError, get_token
 from chalicelib.domain.clock import FakeClock
 from chalicelib.execution.chain import ChainSettings, SimulatedChain, Transaction
 from chalicelib.execution.executor import Executor, OutcomeKind
+from chalicelib.execution.ports import StaleOrderError
 from chalicelib.routing.market import MarketSettings, SimulatedMarket
 from chalicelib.routing.router import Router
 
@@ -158,14 +159,80 @@ def test_order_abandoned_mid_routing_restarts_from_pending() -> None:
     assert w.chain.executed_swaps() == 1
 
 
-def test_dropped_transaction_fails_with_expired_blockhash() -> None:
+def test_dropped_transaction_is_retried_then_fails_once_its_blockhash_expired() -> None:
+    # GIVEN a network that drops the transaction
     w = World(blockhash_expiry_rate=1.0)
     order = w.order()
-    w.executor.execute(order.order_id)
+    # WHEN the worker has waited its bound (20 s) without a landing
+    first = w.executor.execute(order.order_id, 1)
+    # THEN it retries later, the order still submitted (it might yet land)
+    assert first.kind is OutcomeKind.RETRY and first.reason == "confirmation_pending"
+    assert w.stored(order.order_id).status is OrderStatus.SUBMITTED
+    # WHEN the redelivery comes after the blockhash expired (150 blocks of 400 ms)
+    w.clock.advance(61)
+    w.executor.execute(order.order_id, 2)
+    # THEN the order fails with that reason, nothing swapped
     final = w.stored(order.order_id)
     assert final.status is OrderStatus.FAILED
     assert final.error is not None and final.error["code"] == "blockhash_expired"
     assert w.chain.executed_swaps() == 0
+
+
+def test_a_submitted_order_is_never_failed_for_a_transient_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an order whose transaction was accepted, and an RPC node that then keeps failing
+    w = World(confirm_latency_ms=(1_000, 1_000))
+    order = w.order()
+
+    def rpc_down(signature: str) -> Any:
+        raise RpcError("RPC node returned 503")
+
+    monkeypatch.setattr(w.chain, "get_signature_status", rpc_down)
+    outcomes = [w.executor.execute(order.order_id, attempt) for attempt in (1, 2, 3)]
+    # THEN every attempt, the last included, asks for a retry and the order stays submitted
+    assert [o.kind for o in outcomes] == [OutcomeKind.RETRY] * 3
+    assert w.stored(order.order_id).status is OrderStatus.SUBMITTED
+    # WHEN the dead-letter handler runs once the node is back
+    monkeypatch.undo()
+    outcome = w.executor.fail_stuck(order.order_id, "retries_exhausted", "moved to the DLQ")
+    # THEN it asked the chain: the swap landed, the order is confirmed, not failed
+    assert outcome.kind is OutcomeKind.DONE
+    assert w.stored(order.order_id).status is OrderStatus.CONFIRMED
+    assert w.chain.executed_swaps() == 1
+
+
+def test_dead_letter_path_fails_a_submitted_order_only_when_its_blockhash_expired() -> None:
+    w = World(blockhash_expiry_rate=1.0)
+    order = w.order()
+    assert w.executor.execute(order.order_id, 1).kind is OutcomeKind.RETRY
+    with pytest.raises(ConfirmationPendingError):  # still valid: the DLQ message is kept
+        w.executor.fail_stuck(order.order_id, "retries_exhausted", "moved to the DLQ")
+    assert w.stored(order.order_id).status is OrderStatus.SUBMITTED
+    w.clock.advance(61)
+    w.executor.fail_stuck(order.order_id, "retries_exhausted", "moved to the DLQ")
+    final = w.stored(order.order_id)
+    assert final.status is OrderStatus.FAILED and final.error is not None
+    assert final.error["code"] == "blockhash_expired"
+
+
+def test_order_moved_by_another_worker_while_failing_is_left_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    w = World()
+    order = w.order()
+
+    def timeout(*args: Any, **kwargs: Any) -> Any:
+        raise QuoteTimeoutError("venue did not answer in time")
+
+    for venue in w.market.venues.values():
+        monkeypatch.setattr(venue, "quote", timeout)
+    real_save = w.store.save
+
+    def save_then_lose_race(o: Order, expected: int) -> Any:
+        if o.status is OrderStatus.PENDING:  # the retry's write: another worker got there first
+            raise StaleOrderError("moved")
+        return real_save(o, expected)
+
+    monkeypatch.setattr(w.store, "save", save_then_lose_race)
+    outcome = w.executor.execute(order.order_id, 1)
+    assert outcome.kind is OutcomeKind.IGNORED and outcome.reason == "stale"
 
 
 def test_terminal_order_is_ignored() -> None:
