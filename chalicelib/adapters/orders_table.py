@@ -202,6 +202,23 @@ class OrdersTable:
                 raise LookupError(order_id) from exc
             return current
 
+    def delete_unstarted(self, order_id: str) -> bool:
+        """Remove an order nothing has touched since it was created; False if something has."""
+        try:
+            self._db.delete_item(
+                TableName=self._table,
+                Key={"orderId": {"S": order_id}},
+                # untouched: still pending at its first version, so no worker has claimed it
+                ConditionExpression="#status = :pending AND #version = :first",
+                ExpressionAttributeNames={"#status": "status", "#version": "version"},
+                ExpressionAttributeValues={":pending": {"S": "pending"}, ":first": {"N": "1"}},
+            )
+            return True
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+
     def unsubscribe(self, order_id: str, connection_id: str) -> None:
         try:
             self._db.update_item(

@@ -117,11 +117,14 @@ def _enqueue(services: Services, order: Order) -> None:
         services.queue.send({"orderId": order.order_id})
     except Exception as exc:
         log.error(json.dumps({"msg": "enqueue failed", "orderId": order.order_id, "error": repr(exc)}))
-        if order.client_order_id is None:
-            # Nobody can resubmit this exact order: fail it with the reason rather than strand it.
-            services.executor.fail_stuck(order.order_id, "enqueue_failed", f"could not queue the order: {exc!r}")
+        try:
+            # Not accepted, so not kept: the client's resubmission creates it afresh. (Should this
+            # delete fail too, a replay after REENQUEUE_AFTER_SECONDS re-enqueues it.)
+            services.orders.delete_unstarted(order.order_id)
+        except Exception:
+            log.exception(json.dumps({"msg": "could not withdraw unqueued order", "orderId": order.order_id}))
         raise ApiError(503, "enqueue_failed",
-                       "the order was stored but could not be queued; resubmit with the same clientOrderId") from exc
+                       "the order could not be queued and was not accepted; submit it again") from exc
 
 
 def _age_seconds(order: Order) -> float:

@@ -142,6 +142,24 @@ def test_replay_of_an_order_left_pending_re_enqueues_it(services: Services,
     assert [json.loads(m["Body"])["orderId"] for m in messages] == [first.order.order_id]
 
 
+def test_an_order_that_cannot_be_queued_is_not_kept_and_can_be_submitted_again(
+        client: Any, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = order_body(clientOrderId="queue-down-1")
+
+    def queue_down(message: dict[str, Any]) -> None:
+        raise ConnectionError("SQS unreachable")
+
+    monkeypatch.setattr(services.queue, "send", queue_down)
+    resp = post_order(client, body)
+    assert resp.status_code == 503 and error_of(resp)["code"] == "enqueue_failed"
+    monkeypatch.undo()
+    again = post_order(client, body)
+    assert again.status_code == 202  # created afresh, and queued this time
+    sqs = services._aws.client("sqs")
+    messages = sqs.receive_message(QueueUrl=services.queue.url, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["orderId"] for m in messages] == [json.loads(again.body)["orderId"]]
+
+
 def test_get_order_returns_it_with_history(client: Any) -> None:
     order_id = json.loads(post_order(client).body)["orderId"]
     resp = client.http.get(f"/api/orders/{order_id}", headers={"x-api-key": API_KEY_A})
