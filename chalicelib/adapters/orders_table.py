@@ -18,7 +18,11 @@ from ..domain import Order, OrderEvent, OrderStatus, OrderType, get_token
 from ..execution.ports import StaleOrderError
 from .dynamo import from_item, to_item
 
-__all__ = ["OrdersTable", "order_from_record", "order_to_record"]
+__all__ = ["AlreadySubscribedError", "OrdersTable", "order_from_record", "order_to_record"]
+
+
+class AlreadySubscribedError(Exception):
+    """The connection already follows the order: subscribing it again would duplicate its events."""
 
 # Fields a transition may change; everything else is fixed at creation.
 _MUTABLE = (
@@ -116,7 +120,10 @@ class OrdersTable:
         item = resp.get("Item")
         if not item:
             return None
-        record = from_item(item)
+        return self._with_subscribers(from_item(item))
+
+    @staticmethod
+    def _with_subscribers(record: dict[str, Any]) -> tuple[Order, list[str]]:
         return order_from_record(record), list(record.get("subs") or [])
 
     def create(self, order: Order) -> tuple[Order, bool]:
@@ -187,9 +194,11 @@ class OrdersTable:
                 UpdateExpression="ADD subs :conn",
                 # owned_by_caller: a client subscribes to its own orders only;
                 # unchanged: no transition since the caller's snapshot was read.
-                ConditionExpression="clientId = :client AND version = :version",
+                # not_yet: a second subscription of the same connection would push everything twice.
+                ConditionExpression=("clientId = :client AND version = :version"
+                                     " AND NOT contains(subs, :conn_id)"),
                 ExpressionAttributeValues={":conn": {"SS": [connection_id]}, ":client": {"S": client_id},
-                                           ":version": {"N": str(version)}},
+                                           ":version": {"N": str(version)}, ":conn_id": {"S": connection_id}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return None
@@ -197,10 +206,12 @@ class OrdersTable:
             if not _conditional_failed(exc):
                 raise
             old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-            current = order_from_record(from_item(old)) if old else self.get(order_id)
-            if current is None or current.client_id != client_id:
+            found = self._with_subscribers(from_item(old)) if old else self.get_with_subscribers(order_id)
+            if found is None or found[0].client_id != client_id:
                 raise LookupError(order_id) from exc
-            return current
+            if connection_id in found[1]:
+                raise AlreadySubscribedError(order_id) from exc
+            return found[0]
 
     def delete_unstarted(self, order_id: str) -> bool:
         """Remove an order nothing has touched since it was created; False if something has."""

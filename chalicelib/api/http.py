@@ -7,12 +7,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from chalice.app import Blueprint, Response
+from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from ..domain import DomainError, get_token, to_base_units, to_decimal_string
+from ..domain import DomainError, Order, get_token, to_base_units, to_decimal_string
 from .errors import ApiError, error_body
 from .intake import authenticate, submit_order
 from .models import ListOrdersQuery, QuoteQuery, first_error
@@ -96,7 +97,7 @@ def execute_order() -> Response:
                        field="body")
     try:
         body = json.loads(raw_body or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "invalid_json", "the body is not valid JSON", field="body") from None
     accepted = submit_order(services, client_id, body, request.headers.get("idempotency-key"))
     return _json(202 if accepted.created else 200, accepted.response(services))
@@ -118,18 +119,37 @@ def get_order(order_id: str) -> Response:
 def list_orders() -> Response:
     services = get_services()
     client_id = _client(services)
-    try:
-        query = ListOrdersQuery.model_validate(dict(bp.current_request.query_params or {}))
-    except PydanticValidationError as exc:
-        field, message = first_error(exc)
-        raise ApiError(400, "validation_error", message, field=field) from None
+    query = _parse_query(ListOrdersQuery)
     if query.status == "active":
-        ids = services.state.active(client_id, query.limit)
-        found = [services.orders.get(i) for i in ids]
-        orders = [o for o in found if o is not None and not o.is_terminal]
+        orders = _active_orders(services, client_id, query.limit)
     else:
         orders = services.orders.list_for_client(client_id, status=query.status, limit=query.limit)
     return _json(200, {"orders": [order_view(o) for o in orders], "count": len(orders)})
+
+
+_Query = TypeVar("_Query", bound=BaseModel)
+
+
+def _parse_query(model: type[_Query]) -> _Query:
+    """The query string as ``model``; an empty parameter (``?status=``) counts as absent."""
+    params = {k: v for k, v in (bp.current_request.query_params or {}).items() if v != ""}
+    try:
+        return model.model_validate(params)
+    except PydanticValidationError as exc:
+        field, message = first_error(exc)
+        raise ApiError(400, "validation_error", message, field=field) from None
+
+
+def _active_orders(services: Services, client_id: str, limit: int) -> list[Order]:
+    """From Redis's active set; from the table when Redis does not answer (slower, same answer)."""
+    try:
+        ids = services.state.active(client_id, limit)
+    except Exception:
+        log.warning(json.dumps({"msg": "active set unavailable; listing from the table", "clientId": client_id}))
+        recent = services.orders.list_for_client(client_id, limit=200)
+        return [o for o in recent if not o.is_terminal][:limit]
+    found = [services.orders.get(i) for i in ids]
+    return [o for o in found if o is not None and not o.is_terminal]
 
 
 @bp.route("/api/quotes", methods=["GET"])
@@ -137,11 +157,7 @@ def list_orders() -> Response:
 def get_quotes() -> Response:
     services = get_services()
     _client(services)
-    try:
-        query = QuoteQuery.model_validate(dict(bp.current_request.query_params or {}))
-    except PydanticValidationError as exc:
-        field, message = first_error(exc)
-        raise ApiError(400, "validation_error", message, field=field) from None
+    query = _parse_query(QuoteQuery)
     try:
         token_in = get_token(query.tokenIn, field="tokenIn")
         token_out = get_token(query.tokenOut, field="tokenOut")
@@ -149,7 +165,7 @@ def get_quotes() -> Response:
             raise ApiError(400, "validation_error", "tokenIn and tokenOut must differ", field="tokenOut")
         amount_in = to_base_units(query.amount, token_in)
         quotes, rejected = services.router.quotes(token_in, token_out, amount_in)
-        route = services.router.route(token_in, token_out, amount_in, query.slippageBps) if quotes else None
+        route = services.router.pick(quotes, rejected, query.slippageBps) if quotes else None
     except DomainError as exc:
         status = 400 if exc.code in ("validation_error", "unknown_token") else 422
         raise ApiError(status, exc.code, exc.message, field=exc.field) from None

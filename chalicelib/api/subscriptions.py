@@ -30,6 +30,7 @@ import logging
 from typing import Any
 
 from ..adapters.notifier import PushResult
+from ..adapters.orders_table import AlreadySubscribedError
 from ..domain import Order
 from .services import Services
 from .views import snapshot_message
@@ -52,13 +53,26 @@ def not_found(order_id: str) -> dict[str, Any]:
     return {"type": "error", "code": "not_found", "message": f"order {order_id} not found", "orderId": order_id}
 
 
+def already_subscribed(order_id: str) -> dict[str, Any]:
+    return {"type": "error", "code": "already_subscribed",
+            "message": f"this connection already receives the events of {order_id}", "orderId": order_id}
+
+
 def subscribe(services: Services, connection_id: str, client_id: str, order_id: str,
               after_seq: int | None = None) -> bool:
-    """Run the protocol above. ``after_seq`` replays missed events instead of a snapshot."""
-    order = services.orders.get(order_id)
-    if order is None or order.client_id != client_id:
+    """Run the protocol above. ``after_seq`` replays missed events instead of a snapshot.
+
+    A connection that already follows the order gets an ``already_subscribed`` error and
+    nothing else: replaying to it while the worker pushes to it would break exactly-once.
+    """
+    found = services.orders.get_with_subscribers(order_id)
+    if found is None or found[0].client_id != client_id:
         send(services, connection_id, not_found(order_id))
         return False
+    order, subscribers = found
+    if connection_id in subscribers:
+        send(services, connection_id, already_subscribed(order_id))
+        return True
     if after_seq is None:
         if not send(services, connection_id, snapshot_message(order)):
             return False
@@ -77,6 +91,8 @@ def subscribe(services: Services, connection_id: str, client_id: str, order_id: 
         except LookupError:
             send(services, connection_id, not_found(order_id))
             return False
+        except AlreadySubscribedError:  # a concurrent subscribe of this connection won the race
+            return True
         if current is None:
             return True
         if not _send_after(services, connection_id, current, cursor):

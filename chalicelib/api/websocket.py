@@ -82,7 +82,7 @@ def handle_message(services: Services, connection_id: str, body: str) -> None:
         return
     try:
         raw = json.loads(body)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         send(services, connection_id, _error("invalid_json", "the message is not valid JSON"))
         return
     if not isinstance(raw, dict):

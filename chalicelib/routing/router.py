@@ -108,12 +108,19 @@ class Router:
             if rejected and all(r["code"] == InsufficientLiquidityError.code for r in rejected):
                 raise InsufficientLiquidityError(f"no venue can fill this order ({reasons})")
             raise NoRouteError(f"no venue quoted {token_in.symbol}->{token_out.symbol} ({reasons})")
-        best = quotes[0]
-        leg = RouteLeg(best, min_amount_out(best.amount_out, slippage_bps))
-        route = Route(legs=(leg,), quotes=tuple(quotes), wrap_sol=token_in.is_sol, unwrap_sol=token_out.is_sol,
-                      rejected=tuple(rejected))
+        route = self.pick(quotes, rejected, slippage_bps)
         self._log.info(json.dumps(self.decision(route, amount_in)))
         return route
+
+    @staticmethod
+    def pick(quotes: Sequence[Quote], rejected: Sequence[dict[str, Any]], slippage_bps: int) -> Route:
+        """The route from quotes already gathered (best first): the best one, with its minimum."""
+        if not quotes:
+            raise NoRouteError("no quote to route on")
+        best = quotes[0]
+        leg = RouteLeg(best, min_amount_out(best.amount_out, slippage_bps))
+        return Route(legs=(leg,), quotes=tuple(quotes), wrap_sol=best.token_in.is_sol,
+                     unwrap_sol=best.token_out.is_sol, rejected=tuple(rejected))
 
     @staticmethod
     def decision(route: Route, amount_in: int) -> dict[str, Any]:

@@ -28,8 +28,10 @@ class RecordingNotifier:
     sent: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     gone: set[str] = field(default_factory=set)
     open_: set[str] = field(default_factory=set)
+    attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # every push, delivered or not
 
     def push(self, connection_id: str, message: dict[str, Any]) -> str:
+        self.attempts[connection_id] += 1
         if connection_id in self.gone:
             return PushResult.GONE
         self.sent[connection_id].append(json.loads(json.dumps(message)))

@@ -160,6 +160,32 @@ def test_an_order_that_cannot_be_queued_is_not_kept_and_can_be_submitted_again(
     assert [json.loads(m["Body"])["orderId"] for m in messages] == [json.loads(again.body)["orderId"]]
 
 
+def test_deeply_nested_json_is_a_400_not_a_crash(client: Any) -> None:
+    resp = client.http.post("/api/orders/execute", headers={"Content-Type": "application/json", "x-api-key": API_KEY_A},
+                            body="[" * 15_000)
+    assert resp.status_code == 400 and error_of(resp)["code"] == "invalid_json"
+
+
+def test_orders_are_accepted_and_listed_while_redis_is_away(client: Any, services: Services,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def away(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("Redis unreachable")
+
+    for name in ("hit_rate_limit", "add_active", "active"):
+        monkeypatch.setattr(services.state, name, away)
+    resp = post_order(client)
+    assert resp.status_code == 202
+    active = client.http.get("/api/orders?status=active", headers={"x-api-key": API_KEY_A})
+    assert active.status_code == 200
+    assert [o["orderId"] for o in json.loads(active.body)["orders"]] == [json.loads(resp.body)["orderId"]]
+
+
+def test_empty_query_parameters_count_as_absent(client: Any) -> None:
+    post_order(client)
+    resp = client.http.get("/api/orders?status=&limit=", headers={"x-api-key": API_KEY_A})
+    assert resp.status_code == 200 and json.loads(resp.body)["count"] == 1
+
+
 def test_get_order_returns_it_with_history(client: Any) -> None:
     order_id = json.loads(post_order(client).body)["orderId"]
     resp = client.http.get(f"/api/orders/{order_id}", headers={"x-api-key": API_KEY_A})
@@ -191,13 +217,18 @@ def test_list_returns_only_the_callers_orders_newest_first(client: Any) -> None:
     assert bad.status_code == 400 and error_of(bad)["field"] == "status"
 
 
-def test_quotes_show_every_venue_and_the_route(client: Any) -> None:
+def test_quotes_show_every_venue_and_the_route(client: Any, services: Services,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+    for venue in services.market.venues.values():
+        monkeypatch.setattr(venue, "quote", lambda *a, _v=venue, _q=venue.quote: (asked.append(_v.name), _q(*a))[1])
     resp = client.http.get("/api/quotes?tokenIn=SOL&tokenOut=USDC&amount=1.5", headers={"x-api-key": API_KEY_A})
     assert resp.status_code == 200
     body = json.loads(resp.body)
     assert {q["venue"] for q in body["quotes"]} == {"raydium", "meteora"}
     best = max(body["quotes"], key=lambda q: float(q["amountOut"]))
     assert body["route"]["venue"] == best["venue"] and body["route"]["amountOut"] == best["amountOut"]
+    assert sorted(asked) == ["meteora", "raydium"]  # the route is built from these very quotes
     bad = client.http.get("/api/quotes?tokenIn=SOL&tokenOut=NOPE&amount=1", headers={"x-api-key": API_KEY_A})
     assert bad.status_code == 400 and error_of(bad)["field"] == "tokenOut"
 

@@ -167,6 +167,28 @@ def test_reconnect_with_after_seq_gets_only_what_it_missed(client: Any, services
     assert statuses(notifier, cid) == [("order.status", 4), ("order.status", 5)]
 
 
+def test_subscribing_twice_on_one_connection_delivers_each_status_once(client: Any, services: Services,
+                                                                       notifier: RecordingNotifier) -> None:
+    order_id = submit(client)
+    cid = connect(notifier)
+    say(cid, {"action": "subscribe", "orderId": order_id})
+    say(cid, {"action": "subscribe", "orderId": order_id})
+    run_worker(client, order_id)
+    assert statuses(notifier, cid) == [("order.snapshot", 1), ("order.status", 2), ("order.status", 3),
+                                       ("order.status", 4), ("order.status", 5)]
+    assert [m["code"] for m in notifier.of(cid, "error")] == ["already_subscribed"]
+
+
+def test_execute_then_subscribe_does_not_duplicate_the_lifecycle(client: Any, services: Services,
+                                                                 notifier: RecordingNotifier) -> None:
+    cid = connect(notifier)
+    say(cid, {"action": "execute", "order": order_body()})
+    order_id = notifier.of(cid, "order.accepted")[0]["orderId"]
+    say(cid, {"action": "subscribe", "orderId": order_id})
+    run_worker(client, order_id)
+    assert [seq for _, seq in statuses(notifier, cid)] == [1, 2, 3, 4, 5]
+
+
 def test_a_client_cannot_subscribe_to_another_clients_order(client: Any, services: Services,
                                                             notifier: RecordingNotifier) -> None:
     order_id = submit(client, key=API_KEY_A)
@@ -259,11 +281,12 @@ def test_disconnect_removes_the_connection_and_the_next_push_prunes_it(client: A
     app_module.ws_disconnect(ws_event("$disconnect", cid), None)
     notifier.gone.add(cid)
     assert services.connections.get(cid) is None
-    # THEN the order's next transition prunes it from the subscribers, and it receives nothing
+    # THEN the order's next transition tries it once (410), prunes it, and never tries it again
     run_worker(client, order_id)
     got = services.orders.get_with_subscribers(order_id)
     assert got is not None and got[1] == []
     assert len(notifier.sent[cid]) == before
+    assert notifier.attempts[cid] == before + 1
 
 
 def test_order_id_on_connect_subscribes_once_the_socket_is_open(client: Any, services: Services,
