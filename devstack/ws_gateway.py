@@ -102,6 +102,11 @@ class _GatewayConnection(ServerConnection):
         self.client: _Client | None = None
         self._sniffed: bytearray | None = bytearray()
         self._answering = False
+        self.gateway._transports.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gateway._transports.discard(self)
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._sniffed is None:
@@ -209,6 +214,7 @@ class WebSocketGateway:
         self._close_timeout = close_timeout
         self._connection_class = type("GatewayConnection", (_GatewayConnection,), {"gateway": self})
         self._open: dict[str, _Client] = {}
+        self._transports: set[_GatewayConnection] = set()  # every TCP connection, handshake done or not
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -297,7 +303,7 @@ class WebSocketGateway:
                                                                                       "port": self._port}
         server: Server = await serve(
             self._handle, process_request=self._process_request, create_connection=self._connection_class,
-            max_size=(MESSAGE_LIMIT, FRAME_LIMIT), compression=None, ping_interval=None, open_timeout=30,
+            max_size=(MESSAGE_LIMIT, FRAME_LIMIT), compression=None, ping_interval=None, open_timeout=10,
             close_timeout=self._close_timeout, logger=_server_log, **where,
         )
         self._port = server.sockets[0].getsockname()[1]
@@ -305,7 +311,16 @@ class WebSocketGateway:
         self._ready.set()
         await self._stopping.wait()
         server.close(close_connections=True, code=CloseCode.GOING_AWAY, reason="Going away")
-        await server.wait_closed()
+        try:
+            await asyncio.wait_for(server.wait_closed(), timeout=2)
+        except TimeoutError:
+            # A client that opened a TCP connection and never finished its handshake would hold
+            # the close until open_timeout: cut such connections off.
+            for connection in list(self._transports):
+                connection.transport.abort()
+            for task in list(getattr(server, "handler_tasks", ())):
+                task.cancel()
+            await asyncio.wait_for(server.wait_closed(), timeout=2)
         # Every $disconnect, and the handler calls still running.
         deadline = time.monotonic() + 10
         while self._tasks and time.monotonic() < deadline:

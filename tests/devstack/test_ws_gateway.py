@@ -357,3 +357,18 @@ def test_stop_closes_every_socket_runs_disconnect_and_leaves_no_thread(recorder:
     wait_until(lambda: set(threading.enumerate()) == before, timeout=5)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{gateway.port}/local/@connections/x")
+
+
+def test_stop_is_prompt_even_with_a_client_stuck_before_its_handshake(recorder: Recorder) -> None:
+    import socket
+    import time
+
+    before = set(threading.enumerate())
+    gateway = WebSocketGateway(make_app(recorder), port=0)
+    gateway.start()
+    with socket.create_connection(("127.0.0.1", gateway.port)):  # connects, never sends a request
+        time.sleep(0.2)
+        started = time.monotonic()
+        gateway.stop()
+        assert time.monotonic() - started < 5  # Ctrl-C must end the stack within 5 s
+    wait_until(lambda: set(threading.enumerate()) == before, timeout=5)
