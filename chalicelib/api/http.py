@@ -61,15 +61,14 @@ def health() -> Response:
     return _json(200 if ok else 503, {"status": "ok" if ok else "degraded", "checks": checks})
 
 
-_health_cache: dict[str, Any] = {"at": 0.0, "checks": {}}
-
-
 def get_services_health() -> dict[str, str]:
-    """Each dependency answers; cached two seconds so a polling load balancer costs little."""
-    now = time.monotonic()
-    if now - _health_cache["at"] < 2.0 and _health_cache["checks"]:
-        return dict(_health_cache["checks"])
+    """Each dependency answers; cached two seconds (per set of services, so a restarted stack
+    asks again) so that a polling load balancer costs little."""
     services = get_services()
+    now = time.monotonic()
+    cached = services.health_cache
+    if cached is not None and now - cached[0] < 2.0:
+        return dict(cached[1])
     checks: dict[str, str] = {}
     for name, probe in (
         ("redis", lambda: services.state.ping()),
@@ -81,7 +80,7 @@ def get_services_health() -> dict[str, str]:
             checks[name] = "ok"
         except Exception as exc:
             checks[name] = f"error: {type(exc).__name__}"
-    _health_cache.update(at=now, checks=checks)
+    services.health_cache = (now, checks)
     return checks
 
 

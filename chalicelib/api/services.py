@@ -39,6 +39,7 @@ class Services:
     # connectionId -> clientId. A connection's owner never changes and its id is never reused,
     # so once read it need not be read again for every message the socket sends.
     _connection_owners: dict[str, str] = field(default_factory=dict, repr=False)
+    health_cache: tuple[float, dict[str, str]] | None = field(default=None, repr=False)  # (at, checks)
 
     def connection_owner(self, connection_id: str) -> str | None:
         """The client a connection belongs to: cached, else from the connections table."""
