@@ -1,5 +1,6 @@
-"""A closed-loop load generator speaking the public contract: POST, then subscribe over a
-WebSocket and time every status the socket delivers."""
+"""A load generator speaking the public contract: POST, then subscribe over a WebSocket and
+time every status the socket delivers. Each client sends its orders back to back (a burst) or
+paced to a total rate (open loop)."""
 
 from __future__ import annotations
 

@@ -2,9 +2,12 @@
 
     python -m bench.one_order
 
-Starts the local stack, opens a socket, waits for the pollers to go quiet, then counts from
-the POST to the confirmation on the socket. The event source poller's ReceiveMessage and
-DeleteMessageBatch are listed apart: on AWS, Lambda makes them.
+Starts the local stack, opens a socket, runs one order to warm everything up, then counts from
+the second order's POST to its confirmation on the socket (and half a second after, for the
+worker's acknowledgement). A subscription that lands while the worker moves the order costs
+one more conditional write per transition it chases; the count shows whichever happened.
+The event source poller's ReceiveMessage and DeleteMessageBatch are listed apart: on AWS,
+Lambda makes them.
 """
 
 from __future__ import annotations
