@@ -39,11 +39,11 @@ def _run_one(http: httpx.Client, sock: Any) -> tuple[str, list[dict[str, Any]]]:
 
 
 def measure() -> dict[str, Any]:
-    from devstack.stack import LocalStack
+    from devstack.stack import DevStack
 
     counter = CallCounter()
     env = {"API_KEYS": f"{KEY}:one", "LOG_LEVEL": "WARNING", "QUOTE_LATENCY_MS": "0", "SWAP_LATENCY_MS": "0"}
-    with counter.installed(), LocalStack(rest_port=0, ws_port=0, env=env) as stack:
+    with counter.installed(), DevStack(rest_port=0, ws_port=0, env=env) as stack:
         rest, ws = stack.urls["rest"], stack.urls["ws"]
         with connect(f"{ws}/?{urlencode({'apiKey': KEY})}") as sock, \
                 httpx.Client(base_url=rest, headers={"x-api-key": KEY}) as http:

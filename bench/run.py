@@ -110,12 +110,12 @@ def _order_size_bytes(rest: str, order_id: str) -> int:
 
 def scenario(name: str, env: dict[str, str], orders: int, senders: int, counter: CallCounter | None,
              rest: str | None = None, ws: str | None = None, rate: float | None = None) -> dict[str, Any]:
-    from devstack.stack import LocalStack
+    from devstack.stack import DevStack
 
     print(f"-- {name}: {orders} orders, {senders} concurrent clients", flush=True)
     stack = None
     if rest is None or ws is None:
-        stack = LocalStack(rest_port=0, ws_port=0, env=_stack_env(env), redis_url=_redis_url())
+        stack = DevStack(rest_port=0, ws_port=0, env=_stack_env(env), redis_url=_redis_url())
         stack.start()
         rest, ws = stack.urls["rest"], stack.urls["ws"]
     try:

@@ -30,15 +30,19 @@ def _default_key() -> str:
 
 # -- run ----------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from .stack import LocalStack
+    from .stack import DevStack
 
-    stack = LocalStack(
+    stack = DevStack(
         rest_port=args.rest_port,
         ws_port=args.ws_port,
         aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
         redis_url=os.environ.get("REDIS_URL") or None,
     )
-    stack.run_forever()
+    try:
+        stack.run_forever()
+    except Exception as exc:  # a busy port, an endpoint without DynamoDB: one clear line, not a traceback
+        print(f"order-engine: the local stack could not start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,6 +1,6 @@
 """The whole stack on one machine: AWS emulator, Redis, WebSocket gateway, SQS poller, REST API.
 
-    with LocalStack(rest_port=0, ws_port=0, env={"SWAP_LATENCY_MS": "0"}) as stack:
+    with DevStack(rest_port=0, ws_port=0, env={"SWAP_LATENCY_MS": "0"}) as stack:
         print(stack.urls["rest"])
 
 Start order: emulator → Redis → environment → resources (``infra.provision``) → the app →
@@ -28,7 +28,7 @@ from .rest import RestServer, chalice_config
 from .sqs_poller import SqsPoller
 from .ws_gateway import WebSocketGateway
 
-__all__ = ["DEFAULT_API_KEYS", "LocalStack"]
+__all__ = ["DEFAULT_API_KEYS", "DevStack"]
 
 log = logging.getLogger("devstack")
 
@@ -68,7 +68,7 @@ def _reset_app_state() -> None:
     reset_services()
 
 
-class LocalStack:
+class DevStack:
     """Starts and stops every part of the local runtime; ``port=0`` picks a free port."""
 
     def __init__(self, rest_port: int = 8000, ws_port: int = 8001, aws_endpoint_url: str | None = None,
@@ -112,7 +112,7 @@ class LocalStack:
     def running(self) -> bool:
         return self._rest is not None
 
-    def start(self) -> LocalStack:
+    def start(self) -> DevStack:
         if self._saved_env is not None:
             raise RuntimeError("the stack is already started")
         self._saved_env = dict(os.environ)
@@ -158,7 +158,7 @@ class LocalStack:
         self._added_path = None
         self._urls = {}
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> DevStack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
@@ -74,15 +75,22 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
     try:
         token_in = get_token(request.tokenIn, field="tokenIn")
         token_out = get_token(request.tokenOut, field="tokenOut")
+        amount_in = to_base_units(request.amount, token_in, field="amount")
         order = Order.create(
             client_id=client_id,
             token_in=token_in,
             token_out=token_out,
-            amount_in=to_base_units(request.amount, token_in, field="amount"),
+            amount_in=amount_in,
             slippage_bps=request.slippageBps,
             order_type=OrderType(request.type),
             client_order_id=key,
-            request_hash=request_fingerprint(request.fingerprint_body()),
+            # Normalised, so "1.5" and "1.50", "sol" and "SOL" are the same order.
+            request_hash=request_fingerprint({
+                "type": request.type, "tokenIn": token_in.mint, "tokenOut": token_out.mint,
+                "amount": str(amount_in),
+                "slippageBps": request.slippageBps,
+                "limitPrice": _canonical(request.limitPrice), "maxPrice": _canonical(request.maxPrice),
+            }),
             limit_price=request.limitPrice,
             max_price=request.maxPrice,
         )
@@ -129,6 +137,13 @@ def _enqueue(services: Services, order: Order) -> None:
             log.exception(json.dumps({"msg": "could not withdraw unqueued order", "orderId": order.order_id}))
         raise ApiError(503, "enqueue_failed",
                        "the order could not be queued and was not accepted; submit it again") from exc
+
+
+def _canonical(value: str | None) -> str | None:
+    try:
+        return None if value is None else format(Decimal(value).normalize(), "f")
+    except ArithmeticError:
+        return value
 
 
 def _age_seconds(order: Order) -> float:

@@ -24,10 +24,6 @@ class ExecuteOrderRequest(BaseModel):
     limitPrice: StrictStr | None = Field(default=None, max_length=40)
     maxPrice: StrictStr | None = Field(default=None, max_length=40)
 
-    def fingerprint_body(self) -> dict[str, Any]:
-        """What makes two submissions "the same order" (the idempotency key itself excluded)."""
-        return self.model_dump(exclude={"clientOrderId"}, exclude_none=True)
-
 
 class ListOrdersQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")

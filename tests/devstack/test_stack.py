@@ -12,7 +12,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from devstack.stack import LocalStack
+from devstack.stack import DevStack
 
 from .conftest import devstack_threads
 
@@ -24,7 +24,7 @@ FAST = {"SWAP_LATENCY_MS": "0", "QUOTE_LATENCY_MS": "0", "CONFIRM_POLL_MS": "10"
 def test_an_order_goes_from_rest_to_confirmed_on_the_websocket_and_stop_cleans_up() -> None:
     threads_before = devstack_threads()
     env_before = dict(os.environ)
-    with LocalStack(rest_port=0, ws_port=0, env=FAST) as stack:
+    with DevStack(rest_port=0, ws_port=0, env=FAST) as stack:
         urls = stack.urls
         with httpx.Client(base_url=urls["rest"], headers={"x-api-key": "local-dev-key"}, timeout=10) as http:
             health = http.get("/health")
@@ -56,7 +56,7 @@ def test_the_environment_layers_config_then_shell_then_stack_then_explicit(monke
     monkeypatch.setenv("API_KEYS", "shell-key:shell")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     env_before = dict(os.environ)
-    with LocalStack(rest_port=0, ws_port=0, env={"MAX_ATTEMPTS": "5", **FAST}) as stack:
+    with DevStack(rest_port=0, ws_port=0, env={"MAX_ATTEMPTS": "5", **FAST}) as stack:
         assert os.environ["ORDERS_QUEUE"] == "order-engine-orders"  # .chalice/config.json
         assert os.environ["RATE_LIMIT_PER_MIN"] == "7"  # the shell's value beats the config's
         assert os.environ["MAX_ATTEMPTS"] == "5"  # an explicit value beats both

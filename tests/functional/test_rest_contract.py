@@ -93,6 +93,13 @@ def test_idempotency_key_header_works_like_client_order_id(client: Any) -> None:
     assert json.loads(first.body)["orderId"] == json.loads(again.body)["orderId"]
 
 
+def test_the_same_order_written_differently_is_still_the_same_order(client: Any) -> None:
+    first = post_order(client, order_body(clientOrderId="norm-1", amount="1.5", tokenIn="SOL"))
+    again = post_order(client, order_body(clientOrderId="norm-1", amount="1.50", tokenIn="sol"))
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert json.loads(first.body)["orderId"] == json.loads(again.body)["orderId"]
+
+
 def test_same_key_different_body_is_409(client: Any) -> None:
     post_order(client, order_body(clientOrderId="abc-2"))
     resp = post_order(client, order_body(clientOrderId="abc-2", amount="2"))

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from devstack.stack import LocalStack
+from devstack.stack import DevStack
 
 KEY_A, KEY_B = "it-key-a", "it-key-b"
 TERMINAL = {"confirmed", "failed"}
@@ -48,15 +48,15 @@ def localstack_answers(endpoint: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with LocalStack(rest_port=0, ws_port=0, env=STACK_ENV) as s:
+def stack() -> Iterator[DevStack]:
+    with DevStack(rest_port=0, ws_port=0, env=STACK_ENV) as s:
         yield s
 
 
 class Client:
     """A trader's backend: REST calls and WebSocket sessions with one API key."""
 
-    def __init__(self, stack: LocalStack, key: str) -> None:
+    def __init__(self, stack: DevStack, key: str) -> None:
         self.rest = stack.urls["rest"]
         self.ws = stack.urls["ws"]
         self.key = key
@@ -78,14 +78,14 @@ class Client:
 
 
 @pytest.fixture
-def client_a(stack: LocalStack) -> Iterator[Client]:
+def client_a(stack: DevStack) -> Iterator[Client]:
     c = Client(stack, KEY_A)
     yield c
     c.close()
 
 
 @pytest.fixture
-def client_b(stack: LocalStack) -> Iterator[Client]:
+def client_b(stack: DevStack) -> Iterator[Client]:
     c = Client(stack, KEY_B)
     yield c
     c.close()

@@ -10,12 +10,12 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from devstack.stack import LocalStack
+from devstack.stack import DevStack
 
 from .conftest import TERMINAL, Client, is_terminal_for, receive_until
 
 
-def test_health_reports_every_part_ready(stack: LocalStack) -> None:
+def test_health_reports_every_part_ready(stack: DevStack) -> None:
     resp = httpx.get(f"{stack.urls['rest']}/health", timeout=10)
     assert resp.status_code == 200
     assert set(resp.json()["checks"].values()) == {"ok"}
@@ -77,7 +77,7 @@ def test_execute_over_the_socket(client_a: Client) -> None:
     assert building["data"]["wrapSol"] is False and building["data"]["unwrapSol"] is True
 
 
-def test_bad_key_is_refused_at_the_handshake(stack: LocalStack) -> None:
+def test_bad_key_is_refused_at_the_handshake(stack: DevStack) -> None:
     c = Client(stack, "not-a-key")
     with pytest.raises(InvalidStatus) as info:
         c.socket()

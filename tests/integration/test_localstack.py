@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.stack import LocalStack
+from devstack.stack import DevStack
 from infra.provision import template_resources
 
 from .conftest import STACK_ENV, localstack_answers, localstack_endpoint, submit_and_wait
@@ -81,6 +81,6 @@ def test_market_order_to_confirmed_with_localstack_resources(endpoint: str) -> N
         pytest.skip(f"LocalStack at {endpoint} serves no DynamoDB here: {exc}")
     finally:
         dynamodb.close()
-    with LocalStack(rest_port=0, ws_port=0, aws_endpoint_url=endpoint, env=STACK_ENV) as stack:
+    with DevStack(rest_port=0, ws_port=0, aws_endpoint_url=endpoint, env=STACK_ENV) as stack:
         status = submit_and_wait(stack.urls["rest"])
         assert status == "confirmed"

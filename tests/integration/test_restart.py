@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from devstack.stack import LocalStack
+from devstack.stack import DevStack
 
 from .conftest import STACK_ENV, submit_and_wait
 
@@ -17,7 +17,7 @@ def test_restart_leaves_no_thread_behind_and_serves_again() -> None:
     before = {t.ident for t in threading.enumerate()}
     env_before = dict(os.environ)
     for _ in range(2):
-        with LocalStack(rest_port=0, ws_port=0, env=STACK_ENV) as stack:
+        with DevStack(rest_port=0, ws_port=0, env=STACK_ENV) as stack:
             rest = stack.urls["rest"]
             assert httpx.get(f"{rest}/health", timeout=10).status_code == 200
             status = submit_and_wait(rest, timeout=30)
