@@ -49,6 +49,18 @@ def test_subscribe_at_connect_with_order_id(client_a: Client) -> None:
         ["pending", "routing", "building", "submitted", "confirmed"][messages[0]["seq"]:]
 
 
+def test_reconnect_with_after_seq_gets_only_what_it_missed(client_a: Client) -> None:
+    order_id = client_a.post().json()["orderId"]
+    with client_a.socket(orderId=order_id) as ws:  # follow it until it is submitted, then drop
+        receive_until(ws, lambda m: m.get("status") == "submitted" or m.get("status") in TERMINAL)
+    with client_a.socket() as ws:
+        ws.send(json.dumps({"action": "subscribe", "orderId": order_id, "afterSeq": 2}))
+        messages = receive_until(ws, is_terminal_for(order_id))
+    assert [m["type"] for m in messages] == ["order.status"] * len(messages)  # no snapshot
+    assert [m["seq"] for m in messages] == list(range(3, 3 + len(messages)))
+    assert messages[-1]["status"] == "confirmed"
+
+
 def test_two_clients_are_isolated(client_a: Client, client_b: Client) -> None:
     order_a = client_a.post().json()["orderId"]
     with client_a.socket() as ws_a, client_b.socket() as ws_b:
