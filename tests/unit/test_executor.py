@@ -46,6 +46,14 @@ class World:
         return order
 
 
+def venues_time_out(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    def timeout(*args: Any, **kwargs: Any) -> Any:
+        raise QuoteTimeoutError("venue did not answer in time")
+
+    for venue in w.market.venues.values():
+        monkeypatch.setattr(venue, "quote", timeout)
+
+
 def test_happy_path_reaches_confirmed_with_every_event() -> None:
     w = World(confirm_latency_ms=(2000, 3000))
     order = w.order()
@@ -87,12 +95,7 @@ def test_slippage_exceeded_fails_permanently_with_reason(monkeypatch: pytest.Mon
 def test_venue_timeout_is_transient_and_backs_off(monkeypatch: pytest.MonkeyPatch) -> None:
     w = World()
     order = w.order()
-
-    def timeout(*args: Any, **kwargs: Any) -> Any:
-        raise QuoteTimeoutError("venue did not answer in time")
-
-    for venue in w.market.venues.values():
-        monkeypatch.setattr(venue, "quote", timeout)
+    venues_time_out(w, monkeypatch)
     first = w.executor.execute(order.order_id, receive_count=1)
     second = w.executor.execute(order.order_id, receive_count=2)
     third = w.executor.execute(order.order_id, receive_count=3)
@@ -217,12 +220,7 @@ def test_dead_letter_path_fails_a_submitted_order_only_when_its_blockhash_expire
 def test_order_moved_by_another_worker_while_failing_is_left_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
     w = World()
     order = w.order()
-
-    def timeout(*args: Any, **kwargs: Any) -> Any:
-        raise QuoteTimeoutError("venue did not answer in time")
-
-    for venue in w.market.venues.values():
-        monkeypatch.setattr(venue, "quote", timeout)
+    venues_time_out(w, monkeypatch)
     real_save = w.store.save
 
     def save_then_lose_race(o: Order, expected: int) -> Any:
