@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 __all__ = ["ExecuteOrderRequest", "ListOrdersQuery", "QuoteQuery", "ValidationError", "WsMessage", "first_error"]
 
@@ -23,6 +33,17 @@ class ExecuteOrderRequest(BaseModel):
     clientOrderId: StrictStr | None = Field(default=None, min_length=1, max_length=64, pattern=_ID_PATTERN)
     limitPrice: StrictStr | None = Field(default=None, max_length=40)
     maxPrice: StrictStr | None = Field(default=None, max_length=40)
+
+    @model_validator(mode="after")
+    def _prices_belong_to_their_type(self) -> ExecuteOrderRequest:
+        # limitPrice is a limit order's, maxPrice a sniper's: on any other order they would be ignored.
+        if self.limitPrice is not None and self.type != "limit":
+            raise PydanticCustomError("price_for_type", "limitPrice applies to limit orders only",
+                                      {"field": "limitPrice"})
+        if self.maxPrice is not None and self.type != "sniper":
+            raise PydanticCustomError("price_for_type", "maxPrice applies to sniper orders only",
+                                      {"field": "maxPrice"})
+        return self
 
 
 class ListOrdersQuery(BaseModel):
@@ -61,7 +82,7 @@ class WsMessage(BaseModel):
 def first_error(exc: ValidationError) -> tuple[str, str]:
     """(field, message) of the first problem, e.g. ("slippageBps", "Input should be ≤ 5000")."""
     err = exc.errors()[0]
-    field = ".".join(str(p) for p in err.get("loc", ())) or "body"
+    field = ".".join(str(p) for p in err.get("loc", ())) or str((err.get("ctx") or {}).get("field", "body"))
     message = err.get("msg", "invalid value")
     if err.get("type") == "extra_forbidden":
         message = f"unknown field {field!r}"

@@ -55,6 +55,8 @@ def test_missing_or_bad_key_is_401(client: Any, headers: dict[str, str]) -> None
         (order_body(slippageBps="50"), "slippageBps"),
         (order_body(type="stop"), "type"),
         (order_body(type="limit", limitPrice="100"), "type"),
+        (order_body(limitPrice="100"), "limitPrice"),
+        (order_body(maxPrice="1"), "maxPrice"),
         (order_body(surprise=1), "surprise"),
         ({"tokenIn": "SOL", "amount": "1"}, "tokenOut"),
         (order_body(clientOrderId="has spaces"), "clientOrderId"),
