@@ -71,18 +71,10 @@ def _stack_env(extra: dict[str, str]) -> dict[str, str]:
 
 def _redis_url() -> str | None:
     """A real Redis when one answers (``REDIS_URL`` or the default port); else the stack embeds one."""
-    import redis
+    from devstack.redis_server import DEFAULT_REDIS_URL, redis_answers
 
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1)
-        try:
-            client.ping()
-        finally:
-            client.close()
-        return url
-    except redis.RedisError:
-        return None
+    url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    return url if redis_answers(url) else None
 
 
 def _processing_seconds(rest: str, order_ids: list[str]) -> list[float]:

@@ -24,8 +24,9 @@ TERMINAL = {"confirmed", "failed"}
 
 
 def _default_key() -> str:
-    raw = os.environ.get("API_KEYS", "local-dev-key:local")
-    return raw.split(",")[0].split(":")[0].strip() or "local-dev-key"
+    from .stack import first_api_key
+
+    return first_api_key(os.environ.get("API_KEYS"))
 
 
 # -- run ----------------------------------------------------------------------------------------

@@ -22,17 +22,23 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
+from chalicelib.config import DEFAULT_API_KEYS, parse_api_keys
+
 from .emulator import AwsEmulator
 from .redis_server import start_redis
 from .rest import RestServer, chalice_config
 from .sqs_poller import SqsPoller
 from .ws_gateway import WebSocketGateway
 
-__all__ = ["DEFAULT_API_KEYS", "DevStack"]
+__all__ = ["DevStack", "first_api_key"]
 
 log = logging.getLogger("devstack")
 
-DEFAULT_API_KEYS = "local-dev-key:local"
+
+def first_api_key(raw: str | None) -> str:
+    """The first key of an ``API_KEYS`` value (``key:clientId,…``), the app's default when unset."""
+    return next(iter(parse_api_keys(raw or DEFAULT_API_KEYS)))
+
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -253,7 +259,7 @@ class DevStack:
             "management": self._gateway.management_url,
             "aws": endpoint,
             "redis": redis_url,
-            "api_key": env["API_KEYS"].split(",")[0].split(":")[0].strip(),
+            "api_key": first_api_key(env["API_KEYS"]),
         }
 
     def _environment(self, endpoint: str, redis_url: str, ws_port: int) -> dict[str, str]:
