@@ -17,6 +17,7 @@ from chalicelib.adapters.notifier import PushResult
 from chalicelib.adapters.redis_state import RedisState
 from chalicelib.api.services import Services, set_services
 from chalicelib.config import Settings, parse_api_keys
+from devstack.sqs_poller import lambda_record
 
 API_KEY_A, API_KEY_B = "key-a", "key-b"
 
@@ -125,20 +126,7 @@ def receive_records(services: Services, queue: str | None = None, max_messages: 
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     resp = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=max_messages, AttributeNames=["All"],
                                WaitTimeSeconds=wait)
-    return [
-        {
-            "messageId": m["MessageId"],
-            "receiptHandle": m["ReceiptHandle"],
-            "body": m["Body"],
-            "attributes": m.get("Attributes", {}),
-            "messageAttributes": {},
-            "md5OfBody": m["MD5OfBody"],
-            "eventSource": "aws:sqs",
-            "eventSourceARN": arn,
-            "awsRegion": "us-east-1",
-        }
-        for m in resp.get("Messages", [])
-    ]
+    return [lambda_record(m, arn, "us-east-1") for m in resp.get("Messages", [])]
 
 
 def record_for(order_id: str, receive_count: int = 1, **extra: Any) -> dict[str, Any]:
