@@ -182,13 +182,10 @@ class SimulatedChain:
             return signature
 
     def _preflight(self, ix: SwapInstruction) -> None:
-        q = ix.quote
-        pool = self._market.venue(q.venue).pool_for(q.token_in, q.token_out)
-        with self._market.lock:
-            result = pool.simulate(q.token_in, q.amount_in, self._market.advance())
-        if result.amount_out < ix.min_amount_out:
-            raise SlippageExceededError(
-                f"preflight: {q.venue} would pay {result.amount_out}, below the minimum {ix.min_amount_out}")
+        try:
+            self._market.venue(ix.quote.venue).simulate_swap(ix.quote, ix.min_amount_out)
+        except SlippageExceededError as exc:
+            raise SlippageExceededError(f"preflight: {exc.message}") from None
 
     def get_signature_status(self, signature: str) -> SignatureStatus | None:
         with self._lock:

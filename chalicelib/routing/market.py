@@ -33,7 +33,7 @@ from ..domain import (
 from ..domain.base58 import b58encode
 from ..domain.clock import Clock
 from .meteora import DlmmParameters, DlmmPool
-from .pools import Pool
+from .pools import Pool, SwapResult
 from .raydium import RaydiumPool
 
 __all__ = ["MarketSettings", "SimulatedMarket", "SimulatedVenue"]
@@ -98,16 +98,22 @@ class SimulatedVenue:
         self._market.clock.sleep(delay)  # and the answer's way back
         return quote
 
-    def swap(self, quote: Quote, min_amount_out: int) -> Fill:
+    def simulate_swap(self, quote: Quote, min_amount_out: int) -> SwapResult:
+        """What ``swap`` would do now, without doing it; ``SlippageExceededError`` below the minimum."""
         pool = self.pool_for(quote.token_in, quote.token_out)
         with self._market.lock:
-            now = self._market.advance()
-            result = pool.simulate(quote.token_in, quote.amount_in, now)
-            if result.amount_out < min_amount_out:
-                raise SlippageExceededError(
-                    f"{self.name} would pay {result.amount_out} < minimum {min_amount_out} "
-                    f"{quote.token_out.symbol} base units")
-            pool.commit(result, now)
+            result = pool.simulate(quote.token_in, quote.amount_in, self._market.advance())
+        if result.amount_out < min_amount_out:
+            raise SlippageExceededError(
+                f"{self.name} would pay {result.amount_out} < minimum {min_amount_out} "
+                f"{quote.token_out.symbol} base units")
+        return result
+
+    def swap(self, quote: Quote, min_amount_out: int) -> Fill:
+        pool = self.pool_for(quote.token_in, quote.token_out)
+        with self._market.lock:  # re-entrant: the check and the commit see the same pool state
+            result = self.simulate_swap(quote, min_amount_out)
+            pool.commit(result, self._market.advance())
         return Fill(self.name, pool.pool_id, quote.amount_in, result.amount_out, result.fee)
 
 
