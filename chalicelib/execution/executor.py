@@ -208,12 +208,9 @@ class Executor:
 
     def _finish(self, order: Order, status: SignatureStatus) -> Outcome:
         if status.err is not None:
-            code = "slippage_exceeded" if "Slippage" in json.dumps(status.err) else "transaction_failed"
-            exc: PermanentExecutionError = (
-                SlippageExceededError(f"transaction failed on chain: {status.err}")
-                if code == "slippage_exceeded"
-                else PermanentExecutionError(f"transaction failed on chain: {status.err}")
-            )
+            message = f"transaction failed on chain: {status.err}"
+            exc = (SlippageExceededError(message) if status.err.get("name") == "SlippageToleranceExceeded"
+                   else PermanentExecutionError(message))
             return self._fail(order, exc, order.attempts or 1)
         amount_out = sum(f.amount_out for f in status.fills)
         order.amount_out = amount_out

@@ -239,3 +239,24 @@ def test_terminal_order_is_ignored() -> None:
     w.executor.execute(order.order_id)
     assert w.executor.execute(order.order_id, 2).kind is OutcomeKind.IGNORED
     assert w.executor.execute("ord_missing").kind is OutcomeKind.IGNORED
+
+
+def test_slippage_at_landing_fails_the_order_as_slippage(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a transaction accepted with a 1 bp tolerance, and a large trade that lands before it
+    w = World(confirm_latency_ms=(1_000, 1_000))
+    order = w.order(slippage_bps=1)
+    real_send = w.chain.send_transaction
+
+    def send_then_front_run(tx: Transaction) -> str:
+        signature = real_send(tx)
+        q = tx.swaps[0].quote
+        venue = w.market.venue(q.venue)
+        venue.swap(venue.quote(SOL, USDC, 5_000 * 10**9), 0)
+        return signature
+
+    monkeypatch.setattr(w.chain, "send_transaction", send_then_front_run)
+    w.executor.execute(order.order_id)
+    final = w.stored(order.order_id)
+    assert final.status is OrderStatus.FAILED and final.error is not None
+    assert final.error["code"] == "slippage_exceeded"
+    assert w.chain.executed_swaps() == 0  # the order's swap failed on chain; the front-run went to the venue directly
