@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from ..adapters.connections_table import ConnectionsTable
 from ..adapters.notifier import Notifier, PushResult
@@ -28,9 +29,15 @@ class Fanout:
     def publish(self, order: Order, events: Sequence[OrderEvent], subscribers: Sequence[str]) -> None:
         for connection_id in subscribers:
             for event in events:
-                if self._notifier.push(connection_id, event.to_message()) == PushResult.GONE:
-                    self.forget(connection_id, order.order_id)
+                if self.send(connection_id, event.to_message(), order.order_id) == PushResult.GONE:
                     break
+
+    def send(self, connection_id: str, message: dict[str, Any], order_id: str | None = None) -> str:
+        """Push one message; a connection that is gone is forgotten (and dropped from ``order_id``)."""
+        result = self._notifier.push(connection_id, message)
+        if result == PushResult.GONE:
+            self.forget(connection_id, order_id)
+        return result
 
     def forget(self, connection_id: str, order_id: str | None = None) -> None:
         """Drop a gone connection: its item, and its place among the order's subscribers."""

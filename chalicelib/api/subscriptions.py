@@ -43,10 +43,7 @@ _MAX_ROUNDS = 20  # an order makes at most a handful of transitions; this bounds
 
 def send(services: Services, connection_id: str, message: dict[str, Any]) -> bool:
     """Push one message; a gone connection is forgotten. Returns whether it was delivered."""
-    result = services.notifier.push(connection_id, message)
-    if result == PushResult.GONE:
-        services.fanout.forget(connection_id)
-    return result == PushResult.SENT
+    return services.fanout.send(connection_id, message) == PushResult.SENT
 
 
 def not_found(order_id: str) -> dict[str, Any]:
