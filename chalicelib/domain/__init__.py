@@ -3,7 +3,7 @@
 Imports only the standard library.
 """
 
-from .amounts import price, price_string, to_base_units, to_decimal_string
+from .amounts import parse_decimal, price, price_string, to_base_units, to_decimal_string
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
 from .orders import (
@@ -41,6 +41,7 @@ __all__ = [
     "WSOL_MINT",
     "Token",
     "get_token",
+    "parse_decimal",
     "price",
     "price_string",
     "to_base_units",

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from decimal import Context, Decimal, InvalidOperation
+import re
+from decimal import Context, Decimal
 
 from .errors import ValidationError
 from .tokens import Token
 
-__all__ = ["MAX_BASE_UNITS", "price", "price_string", "to_base_units", "to_decimal_string"]
+__all__ = ["MAX_BASE_UNITS", "parse_decimal", "price", "price_string", "to_base_units", "to_decimal_string"]
 
 _EXACT = Context(prec=60)  # wide enough for any amount that passes the size check
 
 
 MAX_BASE_UNITS = 2**64 - 1  # an SPL token amount is a u64
+# ASCII digits, an optional fraction: no sign, exponent, spaces, or other scripts' digits
+# (Decimal would read "١٢" as 12 and "1e2" as 100; a wallet shows neither).
+_DECIMAL_TEXT = re.compile(r"[0-9]{1,40}(?:\.[0-9]{1,40})?")
+
+
+def parse_decimal(text: str, *, field: str) -> Decimal:
+    """A plain decimal string such as ``"1.5"`` as a ``Decimal``; anything else names ``field``."""
+    if not isinstance(text, str) or not _DECIMAL_TEXT.fullmatch(text):
+        raise ValidationError(f'{field} must be a plain decimal string of ASCII digits such as "1.5"; '
+                              f"got {text!r}", field=field)
+    return Decimal(text)
 
 
 def to_base_units(amount: str, token: Token, *, field: str = "amount") -> int:
@@ -21,23 +33,18 @@ def to_base_units(amount: str, token: Token, *, field: str = "amount") -> int:
     Exact: an amount with more decimals than the token has is refused, never rounded, and one
     beyond a u64 of base units is refused before any arithmetic could overflow.
     """
-    try:
-        value = Decimal(amount)
-    except (InvalidOperation, TypeError, ValueError):
-        raise ValidationError(f"{amount!r} is not a decimal number", field=field) from None
-    if not value.is_finite():
-        raise ValidationError("amount must be a finite number", field=field)
+    value = parse_decimal(amount, field=field)
     if value <= 0:
-        raise ValidationError("amount must be greater than zero", field=field)
+        raise ValidationError(f"{field} must be greater than zero", field=field)
     _sign, digits, raw_exponent = value.as_tuple()
     exponent = int(raw_exponent)  # finite, so an int
     if exponent < -token.decimals and any(digits[exponent + token.decimals:]):
         raise ValidationError(f"{token.symbol} has {token.decimals} decimals; {amount} has more", field=field)
     if len(digits) + exponent + token.decimals > 20:  # more than 20 integer digits of base units
-        raise ValidationError(f"amount is larger than any {token.symbol} balance", field=field)
+        raise ValidationError(f"{field} is larger than any {token.symbol} balance", field=field)
     base = int(value.scaleb(token.decimals, _EXACT))
     if base > MAX_BASE_UNITS:
-        raise ValidationError(f"amount is larger than any {token.symbol} balance", field=field)
+        raise ValidationError(f"{field} is larger than any {token.symbol} balance", field=field)
     return base
 
 
