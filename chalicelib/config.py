@@ -7,9 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-__all__ = ["DEFAULT_API_KEYS", "Settings", "get_settings", "parse_api_keys"]
+__all__ = ["DEFAULT_API_KEYS", "LOCAL_STAGE", "ConfigurationError", "Settings", "get_settings", "parse_api_keys"]
 
 DEFAULT_API_KEYS = "local-dev-key:local"
+LOCAL_STAGE = "local"
+
+
+class ConfigurationError(RuntimeError):
+    """The environment cannot run the engine safely; the function refuses to start."""
 
 
 def parse_api_keys(raw: str) -> dict[str, str]:
@@ -44,6 +49,10 @@ class Settings:
     orders_dlq: str = "order-engine-orders-dlq"
     redis_url: str = "redis://127.0.0.1:6379/0"
     api_keys: Mapping[str, str] = field(default_factory=lambda: parse_api_keys(DEFAULT_API_KEYS))
+    # An SSM Parameter Store SecureString holding ``key:clientId,…``; it replaces ``api_keys``.
+    api_keys_parameter: str | None = None
+    api_keys_max_age_seconds: int = 300
+    redis_prefix: str = "oe"
     rate_limit_per_min: int = 100
     max_body_bytes: int = 16 * 1024
     # WebSocket: where clients connect, and where the management API (@connections) lives.
@@ -68,8 +77,10 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
         d = cls()
+        stage = e.get("STAGE", d.stage)
+        parameter = e.get("API_KEYS_PARAMETER") or None
         return cls(
-            stage=e.get("STAGE", d.stage),
+            stage=stage,
             region=e.get("AWS_REGION", e.get("AWS_DEFAULT_REGION", d.region)),
             aws_endpoint_url=e.get("AWS_ENDPOINT_URL") or None,
             orders_table=e.get("ORDERS_TABLE", d.orders_table),
@@ -77,7 +88,10 @@ class Settings:
             orders_queue=e.get("ORDERS_QUEUE", d.orders_queue),
             orders_dlq=e.get("ORDERS_DLQ", d.orders_dlq),
             redis_url=e.get("REDIS_URL", d.redis_url),
-            api_keys=parse_api_keys(e.get("API_KEYS", DEFAULT_API_KEYS)),
+            api_keys=_api_keys(stage, e.get("API_KEYS"), parameter),
+            api_keys_parameter=parameter,
+            api_keys_max_age_seconds=int(e.get("API_KEYS_MAX_AGE_SECONDS", d.api_keys_max_age_seconds)),
+            redis_prefix=e.get("REDIS_PREFIX", d.redis_prefix) or d.redis_prefix,
             rate_limit_per_min=int(e.get("RATE_LIMIT_PER_MIN", d.rate_limit_per_min)),
             ws_public_url=e.get("WS_PUBLIC_URL", d.ws_public_url).rstrip("/"),
             ws_management_endpoint=e.get("WS_MANAGEMENT_ENDPOINT") or None,
@@ -102,6 +116,26 @@ class Settings:
         if self.ws_api_id:
             return f"https://{self.ws_api_id}.execute-api.{self.region}.amazonaws.com/{self.stage}"
         raise RuntimeError("set WS_MANAGEMENT_ENDPOINT or WS_API_ID to push WebSocket messages")
+
+
+def _api_keys(stage: str, raw: str | None, parameter: str | None) -> dict[str, str]:
+    """The keys a stage accepts. Only the local stage falls back to the public ``local-dev-key``:
+    any other stage without keys of its own refuses to start, so a deploy never ships it."""
+    if parameter:
+        return {}
+    if raw is None or not raw.strip():
+        if stage == LOCAL_STAGE:
+            return parse_api_keys(DEFAULT_API_KEYS)
+        raise ConfigurationError(
+            f"stage {stage!r} has no API keys: set API_KEYS (key1:clientA,key2:clientB) or "
+            "API_KEYS_PARAMETER (the name of an SSM SecureString parameter holding them)")
+    keys = parse_api_keys(raw)
+    public = set(parse_api_keys(DEFAULT_API_KEYS))
+    if stage != LOCAL_STAGE and public & set(keys):
+        raise ConfigurationError(
+            f"stage {stage!r} lists the public local key {sorted(public & set(keys))[0]!r} in API_KEYS; "
+            "it is printed in the README and accepted only on the local stage")
+    return keys
 
 
 @lru_cache(maxsize=1)

@@ -22,7 +22,8 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ..domain import DomainError, Order, OrderStatus, OrderType, get_token, request_fingerprint, to_base_units
 from .errors import ApiError
-from .models import ExecuteOrderRequest, first_error
+from .keys import KeysUnavailableError
+from .models import IDEMPOTENCY_KEY, ExecuteOrderRequest, first_error
 from .services import Services
 
 __all__ = ["Accepted", "authenticate", "parse_order_request", "submit_order"]
@@ -46,8 +47,14 @@ class Accepted:
 
 
 def authenticate(services: Services, api_key: str | None) -> str:
-    client_id = services.settings.api_keys.get(api_key or "")
-    if not api_key or client_id is None:
+    """The client a key belongs to; 401 otherwise, and 503 while the key store cannot be read
+    (keys fail closed: no key is accepted that cannot be checked)."""
+    try:
+        ring = services.keys.ring()
+    except KeysUnavailableError:
+        raise ApiError(503, "keys_unavailable", "API keys cannot be checked right now; try again later") from None
+    client_id = ring.client_for(api_key)
+    if client_id is None:
         raise ApiError(401, "unauthorized", "missing or invalid API key", field="x-api-key")
     return client_id
 
@@ -62,16 +69,24 @@ def parse_order_request(raw: Any) -> ExecuteOrderRequest:
         raise ApiError(400, "validation_error", message, field=field) from None
 
 
+def _header_key(value: str) -> str:
+    """The ``Idempotency-Key`` header, held to the same rules as ``clientOrderId``."""
+    try:
+        return IDEMPOTENCY_KEY.validate_python(value)
+    except PydanticValidationError as exc:
+        _, message = first_error(exc)
+        raise ApiError(400, "validation_error", f"Idempotency-Key: {message}", field="Idempotency-Key") from None
+
+
 def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: str | None = None) -> Accepted:
     request = parse_order_request(raw)
     key = request.clientOrderId
+    key_field = "clientOrderId"
     if idempotency_key is not None:
-        if key is not None and key != idempotency_key:
+        header_key = _header_key(idempotency_key)
+        if key is not None and key != header_key:
             raise ApiError(400, "validation_error", "clientOrderId and Idempotency-Key differ", field="clientOrderId")
-        if not idempotency_key or len(idempotency_key) > 64:
-            raise ApiError(400, "validation_error", "Idempotency-Key must be 1-64 characters",
-                           field="Idempotency-Key")
-        key = idempotency_key
+        key, key_field = header_key, ("clientOrderId" if key is not None else "Idempotency-Key")
     try:
         token_in = get_token(request.tokenIn, field="tokenIn")
         token_out = get_token(request.tokenOut, field="tokenOut")
@@ -111,7 +126,7 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
     if not created:
         if stored.request_hash != order.request_hash:
             raise ApiError(409, "idempotency_conflict",
-                           f"clientOrderId {key!r} was already used with a different order", field="clientOrderId")
+                           f"{key_field} {key!r} was already used with a different order", field=key_field)
         never_started = stored.status is OrderStatus.PENDING and stored.version == 1
         if never_started and _age_seconds(stored) >= REENQUEUE_AFTER_SECONDS:
             _enqueue(services, stored)

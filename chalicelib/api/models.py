@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -10,15 +10,23 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-__all__ = ["ExecuteOrderRequest", "ListOrdersQuery", "QuoteQuery", "ValidationError", "WsMessage", "first_error"]
+__all__ = [
+    "IDEMPOTENCY_KEY", "ClientOrderId", "ExecuteOrderRequest", "ListOrdersQuery", "QuoteQuery", "ValidationError",
+    "WsMessage", "first_error",
+]
 
 _ID_PATTERN = r"^[A-Za-z0-9._:\-]+$"
+# An idempotency key, in the body (clientOrderId) or the Idempotency-Key header: ASCII letters,
+# digits and ._:- only, 1-64 characters, so it can never carry a path, a space or a look-alike.
+ClientOrderId = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=_ID_PATTERN)]
+IDEMPOTENCY_KEY: TypeAdapter[str] = TypeAdapter(ClientOrderId)
 
 
 class ExecuteOrderRequest(BaseModel):
@@ -30,7 +38,7 @@ class ExecuteOrderRequest(BaseModel):
     # Amounts are decimal strings in token units; a JSON number would invite float rounding.
     amount: StrictStr = Field(min_length=1, max_length=40)
     slippageBps: StrictInt = Field(default=50, ge=1, le=5000)
-    clientOrderId: StrictStr | None = Field(default=None, min_length=1, max_length=64, pattern=_ID_PATTERN)
+    clientOrderId: ClientOrderId | None = None
     limitPrice: StrictStr | None = Field(default=None, max_length=40)
     maxPrice: StrictStr | None = Field(default=None, max_length=40)
 

@@ -14,6 +14,7 @@ from ..adapters.aws import AwsClients
 from ..adapters.connections_table import ConnectionsTable
 from ..adapters.notifier import Notifier
 from ..adapters.orders_table import OrdersTable
+from ..adapters.parameters import ParameterStore
 from ..adapters.queue import OrdersQueue
 from ..adapters.redis_state import RedisState
 from ..config import Settings, get_settings
@@ -23,6 +24,7 @@ from ..execution.executor import Executor
 from ..routing.market import MarketSettings, SimulatedMarket
 from ..routing.router import Router
 from .fanout import Fanout
+from .keys import KeySource
 
 __all__ = ["Services", "get_services", "reset_services", "set_services"]
 
@@ -86,13 +88,20 @@ class Services:
         return Notifier(self._aws.client("apigatewaymanagementapi", endpoint_url=endpoint))
 
     @cached_property
+    def keys(self) -> KeySource:
+        fetch = None
+        if self.settings.api_keys_parameter:
+            fetch = ParameterStore(self._aws.client("ssm")).secure_string
+        return KeySource(self.settings, fetch)
+
+    @cached_property
     def state(self) -> RedisState:
         client = self.redis_client
         if client is None:
             import redis
 
             client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-        return RedisState(client)
+        return RedisState(client, prefix=self.settings.redis_prefix)
 
     @cached_property
     def market(self) -> SimulatedMarket:
