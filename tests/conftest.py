@@ -1,6 +1,10 @@
 """Shared fixtures: every tier may use these. Redis is the real one when it answers at
-REDIS_URL (default redis://127.0.0.1:6379), else fakeredis; keys get a random prefix so
-tests can share one server."""
+REDIS_URL (default redis://127.0.0.1:6379), else fakeredis.
+
+A run leaves Redis as it found it: every key a test writes starts with this run's prefix
+(``test-<run>``), each test gets a prefix of its own (``redis_prefix``), every local stack a
+test starts inherits ``REDIS_PREFIX`` from the environment, and whatever remains under the run's
+prefix is deleted when the run ends."""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+RUN_PREFIX = f"test-{uuid.uuid4().hex[:8]}"
 
 
 def _real_redis() -> Any | None:
@@ -24,6 +30,14 @@ def _real_redis() -> Any | None:
         return None
 
 
+def delete_prefixed(client: Any, prefix: str) -> int:
+    """Delete every key that starts with ``prefix``; returns how many there were."""
+    keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start:start + 500])
+    return len(keys)
+
+
 @pytest.fixture(scope="session")
 def redis_client() -> Iterator[Any]:
     client = _real_redis()
@@ -35,6 +49,24 @@ def redis_client() -> Iterator[Any]:
     client.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _redis_namespace() -> Iterator[None]:
+    """Stacks started by tests write under the run's prefix, and nothing of the run outlives it."""
+    previous = os.environ.get("REDIS_PREFIX")
+    os.environ["REDIS_PREFIX"] = f"{RUN_PREFIX}-stack"
+    yield
+    if previous is None:
+        os.environ.pop("REDIS_PREFIX", None)
+    else:
+        os.environ["REDIS_PREFIX"] = previous
+    client = _real_redis()
+    if client is not None:
+        delete_prefixed(client, RUN_PREFIX)
+        client.close()
+
+
 @pytest.fixture
-def redis_prefix() -> str:
-    return f"test-{uuid.uuid4().hex[:10]}"
+def redis_prefix(redis_client: Any) -> Iterator[str]:
+    prefix = f"{RUN_PREFIX}-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    delete_prefixed(redis_client, f"{prefix}:")

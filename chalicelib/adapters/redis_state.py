@@ -1,6 +1,8 @@
 """Live state in Redis: per-client rate limits and the client's active (non-terminal) orders.
 
-DynamoDB stays the source of truth; losing Redis loses no order, only the fast paths.
+DynamoDB stays the source of truth; losing Redis loses no order, only the fast paths. Every key
+expires: a rate window after its minute, a client's active set ``ACTIVE_TTL_SECONDS`` after the
+client's last order (longer than any order can stay active: an order waits at most 30 days).
 """
 
 from __future__ import annotations
@@ -8,7 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["RateDecision", "RedisState"]
+__all__ = ["ACTIVE_TTL_SECONDS", "RateDecision", "RedisState"]
+
+ACTIVE_TTL_SECONDS = 31 * 24 * 60 * 60
 
 
 class RateDecision:
@@ -41,15 +45,22 @@ class RedisState:
         return RateDecision(int(count) <= limit_per_min, max(0, limit_per_min - int(count)), retry_after)
 
     def add_active(self, client_id: str, order_id: str, created_ms: int) -> None:
-        self._r.zadd(f"{self._prefix}:active:{client_id}", {order_id: created_ms})
+        """Record an active order. Intake calls this before the order is queued, so the worker's
+        ``remove_active`` always comes after it and can never be overtaken by it."""
+        key = f"{self._prefix}:active:{client_id}"
+        pipe = self._r.pipeline(transaction=False)
+        pipe.zadd(key, {order_id: created_ms})
+        pipe.expire(key, ACTIVE_TTL_SECONDS)
+        pipe.execute()
 
-    def remove_active(self, client_id: str, order_id: str) -> None:
-        self._r.zrem(f"{self._prefix}:active:{client_id}", order_id)
+    def remove_active(self, client_id: str, *order_ids: str) -> None:
+        if order_ids:
+            self._r.zrem(f"{self._prefix}:active:{client_id}", *order_ids)
 
-    def active(self, client_id: str, limit: int = 100) -> list[str]:
+    def active(self, client_id: str, limit: int = 100, offset: int = 0) -> list[str]:
         """The client's non-terminal order ids, newest first."""
         return [m.decode() if isinstance(m, bytes) else str(m)
-                for m in self._r.zrevrange(f"{self._prefix}:active:{client_id}", 0, limit - 1)]
+                for m in self._r.zrevrange(f"{self._prefix}:active:{client_id}", offset, offset + limit - 1)]
 
     def ping(self) -> bool:
         return bool(self._r.ping())

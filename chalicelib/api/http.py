@@ -140,15 +140,28 @@ def _parse_query(model: type[_Query]) -> _Query:
 
 
 def _active_orders(services: Services, client_id: str, limit: int) -> list[Order]:
-    """From Redis's active set; from the table when Redis does not answer (slower, same answer)."""
+    """From Redis's active set; from the table when Redis does not answer (slower, same answer).
+
+    An id whose order has ended (or no longer exists) is dropped from the set as it is found, so
+    a stale entry can never hide a real active order behind it for long.
+    """
     try:
-        ids = services.state.active(client_id, limit)
+        found: list[Order] = []
+        offset = 0
+        while len(found) < limit:
+            ids = services.state.active(client_id, limit, offset)
+            if not ids:
+                break
+            orders = {i: services.orders.get(i) for i in ids}
+            ended = [i for i, o in orders.items() if o is None or o.is_terminal]
+            services.state.remove_active(client_id, *ended)
+            found.extend(o for o in orders.values() if o is not None and not o.is_terminal)
+            offset += len(ids) - len(ended)
+        return found[:limit]
     except Exception:
         log.warning(json.dumps({"msg": "active set unavailable; listing from the table", "clientId": client_id}))
         recent = services.orders.list_for_client(client_id, limit=200)
         return [o for o in recent if not o.is_terminal][:limit]
-    found = [services.orders.get(i) for i in ids]
-    return [o for o in found if o is not None and not o.is_terminal]
 
 
 @bp.route("/api/quotes", methods=["GET"])

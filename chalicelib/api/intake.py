@@ -131,11 +131,13 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
         if never_started and _age_seconds(stored) >= REENQUEUE_AFTER_SECONDS:
             _enqueue(services, stored)
         return Accepted(stored, created=False)
-    _enqueue(services, order)
+    # Recorded as active before it is queued: the worker removes it when it ends, and that removal
+    # must not be able to run first (it would leave an ended order in the set for good).
     try:
         services.state.add_active(client_id, order.order_id, _millis(order))
     except Exception:  # Redis is a cache: the order is safe in DynamoDB and on the queue
         log.warning(json.dumps({"msg": "could not record active order", "orderId": order.order_id}))
+    _enqueue(services, order)
     return Accepted(order, created=True)
 
 
@@ -147,7 +149,8 @@ def _enqueue(services: Services, order: Order) -> None:
         try:
             # Not accepted, so not kept: the client's resubmission creates it afresh. (Should this
             # delete fail too, a replay after REENQUEUE_AFTER_SECONDS re-enqueues it.)
-            services.orders.delete_unstarted(order.order_id)
+            if services.orders.delete_unstarted(order.order_id):
+                services.state.remove_active(order.client_id, order.order_id)
         except Exception:
             log.exception(json.dumps({"msg": "could not withdraw unqueued order", "orderId": order.order_id}))
         raise ApiError(503, "enqueue_failed",
