@@ -88,7 +88,7 @@ class Settings:
             orders_queue=e.get("ORDERS_QUEUE", d.orders_queue),
             orders_dlq=e.get("ORDERS_DLQ", d.orders_dlq),
             redis_url=e.get("REDIS_URL", d.redis_url),
-            api_keys=_api_keys(stage, e.get("API_KEYS"), parameter),
+            api_keys=_api_keys(stage, e.get("API_KEYS")),
             api_keys_parameter=parameter,
             api_keys_max_age_seconds=int(e.get("API_KEYS_MAX_AGE_SECONDS", d.api_keys_max_age_seconds)),
             redis_prefix=e.get("REDIS_PREFIX", d.redis_prefix) or d.redis_prefix,
@@ -109,6 +109,20 @@ class Settings:
             log_level=e.get("LOG_LEVEL", d.log_level).upper(),
         )
 
+    def key_problem(self) -> str | None:
+        """Why this configuration must refuse every request, or None. Keys fail closed: any stage
+        but ``local`` needs keys of its own, and never the public one the README prints."""
+        if self.api_keys_parameter:
+            return None
+        if not self.api_keys:
+            return (f"stage {self.stage!r} has no API keys: set API_KEYS (key1:clientA,key2:clientB) or "
+                    "API_KEYS_PARAMETER (the name of an SSM SecureString parameter holding them)")
+        public = sorted(set(parse_api_keys(DEFAULT_API_KEYS)) & set(self.api_keys))
+        if self.stage != LOCAL_STAGE and public:
+            return (f"stage {self.stage!r} lists the public local key {public[0]!r} in API_KEYS; "
+                    "it is printed in the README and accepted only on the local stage")
+        return None
+
     def management_endpoint(self) -> str:
         """The @connections endpoint: explicit locally, derived from the API id on AWS."""
         if self.ws_management_endpoint:
@@ -118,24 +132,12 @@ class Settings:
         raise RuntimeError("set WS_MANAGEMENT_ENDPOINT or WS_API_ID to push WebSocket messages")
 
 
-def _api_keys(stage: str, raw: str | None, parameter: str | None) -> dict[str, str]:
-    """The keys a stage accepts. Only the local stage falls back to the public ``local-dev-key``:
-    any other stage without keys of its own refuses to start, so a deploy never ships it."""
-    if parameter:
-        return {}
+def _api_keys(stage: str, raw: str | None) -> dict[str, str]:
+    """The keys configured for a stage. Only the local stage falls back to the public
+    ``local-dev-key``; see ``Settings.key_problem`` for what the others must have."""
     if raw is None or not raw.strip():
-        if stage == LOCAL_STAGE:
-            return parse_api_keys(DEFAULT_API_KEYS)
-        raise ConfigurationError(
-            f"stage {stage!r} has no API keys: set API_KEYS (key1:clientA,key2:clientB) or "
-            "API_KEYS_PARAMETER (the name of an SSM SecureString parameter holding them)")
-    keys = parse_api_keys(raw)
-    public = set(parse_api_keys(DEFAULT_API_KEYS))
-    if stage != LOCAL_STAGE and public & set(keys):
-        raise ConfigurationError(
-            f"stage {stage!r} lists the public local key {sorted(public & set(keys))[0]!r} in API_KEYS; "
-            "it is printed in the README and accepted only on the local stage")
-    return keys
+        return parse_api_keys(DEFAULT_API_KEYS) if stage == LOCAL_STAGE else {}
+    return parse_api_keys(raw)
 
 
 @lru_cache(maxsize=1)

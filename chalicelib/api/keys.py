@@ -16,15 +16,23 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 
-from ..config import Settings, parse_api_keys
+from ..config import ConfigurationError, Settings, parse_api_keys
 
-__all__ = ["KeyRing", "KeySource", "KeysUnavailableError"]
+__all__ = ["KeyRing", "KeySource", "KeysUnavailableError", "check_keys"]
 
 log = logging.getLogger("order_engine.keys")
 
 
 class KeysUnavailableError(RuntimeError):
-    """The configured key store cannot be read: every request is refused until it can."""
+    """No key can be checked (none configured for this stage, or the key store cannot be read):
+    every request is refused until that changes."""
+
+
+def check_keys(settings: Settings) -> None:
+    """For whatever starts the engine (the local stack): refuse at once with the reason."""
+    problem = settings.key_problem()
+    if problem:
+        raise ConfigurationError(problem)
 
 
 def _digest(key: str) -> bytes:
@@ -58,6 +66,10 @@ class KeySource:
     """
 
     def __init__(self, settings: Settings, fetch: Callable[[str, int], str] | None = None) -> None:
+        problem = settings.key_problem()
+        if problem:
+            log.error(json.dumps({"msg": "refusing every request: " + problem, "stage": settings.stage}))
+        self._problem = problem
         self._settings = settings
         self._fetch = fetch
         self._lock = threading.Lock()
@@ -65,6 +77,8 @@ class KeySource:
         self._ring = KeyRing(settings.api_keys)
 
     def ring(self) -> KeyRing:
+        if self._problem:
+            raise KeysUnavailableError(self._problem)
         name = self._settings.api_keys_parameter
         if not name:
             return self._ring

@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from chalicelib.adapters.redis_state import RedisState
-from chalicelib.api.keys import KeyRing, KeySource
+from chalicelib.api.keys import KeyRing, KeySource, KeysUnavailableError, check_keys
 from chalicelib.api.services import Services, set_services
 from chalicelib.config import ConfigurationError, Settings
 from tests.functional.conftest import API_KEY_A, make_settings, order_body, post_order
@@ -18,26 +18,52 @@ from tests.functional.conftest import API_KEY_A, make_settings, order_body, post
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod", "staging"])
-def test_a_stage_other_than_local_refuses_to_start_without_keys(stage: str) -> None:
+def test_a_stage_other_than_local_without_keys_refuses_to_start(stage: str) -> None:
+    settings = Settings.from_env({"STAGE": stage})
+    assert settings.api_keys == {}
     with pytest.raises(ConfigurationError) as info:
-        Settings.from_env({"STAGE": stage})
+        check_keys(settings)
     assert "API_KEYS" in str(info.value) and "API_KEYS_PARAMETER" in str(info.value)
+    with pytest.raises(KeysUnavailableError):
+        KeySource(settings).ring()
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_a_deployed_stage_without_keys_answers_every_request_503(
+        aws_env: None, redis_client: Any, redis_prefix: str, stage: str) -> None:
+    from chalice.test import Client
+
+    from app import app
+
+    svc = Services(Settings.from_env({"STAGE": stage, "WS_MANAGEMENT_ENDPOINT": "http://127.0.0.1:1/x"}))
+    svc.__dict__["state"] = RedisState(redis_client, prefix=redis_prefix)
+    set_services(svc)
+    try:
+        with Client(app) as client:
+            for key in ("local-dev-key", "anything"):
+                resp = post_order(client, key=key)
+                assert resp.status_code == 503
+                assert json.loads(resp.body)["error"]["code"] == "keys_unavailable"
+    finally:
+        set_services(None)
 
 
 def test_only_the_local_stage_falls_back_to_the_public_key() -> None:
     assert dict(Settings.from_env({}).api_keys) == {"local-dev-key": "local"}
     assert dict(Settings.from_env({"STAGE": "local"}).api_keys) == {"local-dev-key": "local"}
+    check_keys(Settings.from_env({}))
 
 
 def test_the_public_local_key_is_refused_on_any_other_stage() -> None:
     with pytest.raises(ConfigurationError) as info:
-        Settings.from_env({"STAGE": "prod", "API_KEYS": "k1:a,local-dev-key:b"})
+        check_keys(Settings.from_env({"STAGE": "prod", "API_KEYS": "k1:a,local-dev-key:b"}))
     assert "local-dev-key" in str(info.value)
 
 
 def test_configured_keys_replace_the_default() -> None:
     settings = Settings.from_env({"STAGE": "prod", "API_KEYS": "k1:alice,k2:bob"})
     assert dict(settings.api_keys) == {"k1": "alice", "k2": "bob"}
+    check_keys(settings)
 
 
 def test_key_ring_holds_digests_and_finds_the_owner() -> None:
