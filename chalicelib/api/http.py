@@ -17,6 +17,7 @@ from ..domain import DomainError, Order, get_token, to_base_units, to_decimal_st
 from .errors import ApiError, error_body
 from .intake import authenticate, submit_order
 from .models import ListOrdersQuery, QuoteQuery, first_error
+from .openapi import document
 from .services import Services, get_services
 from .views import order_view
 
@@ -82,6 +83,21 @@ def get_services_health() -> dict[str, str]:
             checks[name] = f"error: {type(exc).__name__}"
     services.health_cache = (now, checks)
     return checks
+
+
+@bp.route("/openapi.json", methods=["GET"])
+@api_route
+def openapi() -> Response:
+    """The OpenAPI 3.1 document of these routes (no key), with this deployment as its server."""
+    request = bp.current_request
+    host = request.headers.get("host")
+    context = request.context or {}
+    server = "http://127.0.0.1:8000"
+    if host:
+        scheme = request.headers.get("x-forwarded-proto", "http")
+        on_execute_api = host.endswith(".amazonaws.com") and context.get("stage")
+        server = f"{scheme}://{host}" + (f"/{context['stage']}" if on_execute_api else "")
+    return _json(200, document(server))
 
 
 @bp.route("/api/orders/execute", methods=["POST"])
@@ -179,8 +195,7 @@ def get_quotes() -> Response:
         quotes, rejected = services.router.quotes(token_in, token_out, amount_in)
         route = services.router.pick(quotes, rejected, query.slippageBps) if quotes else None
     except DomainError as exc:
-        status = 400 if exc.code in ("validation_error", "unknown_token") else 422
-        raise ApiError(status, exc.code, exc.message, field=exc.field) from None
+        raise ApiError(400, exc.code, exc.message, field=exc.field) from None
     body: dict[str, Any] = {
         "tokenIn": token_in.symbol,
         "tokenOut": token_out.symbol,

@@ -1,0 +1,135 @@
+"""What the engine answers, as pydantic models: the response half of API.md.
+
+The request half lives in ``models.py``. These models are the source of the OpenAPI and AsyncAPI
+documents, and the tests validate real responses against them, so a field the code adds without
+the contract (or the contract promises without the code) fails a test. They forbid unknown
+fields for that reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AcceptedOrder",
+    "ErrorDetail",
+    "ErrorResponse",
+    "Health",
+    "OrderEventView",
+    "OrderList",
+    "OrderStatusName",
+    "OrderView",
+    "QuoteView",
+    "QuotesResponse",
+    "RejectedQuote",
+    "RouteView",
+]
+
+OrderStatusName = Literal["pending", "waiting", "routing", "building", "submitted", "confirmed", "failed",
+                          "expired", "cancelled"]
+_DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
+
+
+def _decimal(description: str | None = None) -> Any:
+    """A decimal string field (amounts and prices are never JSON numbers)."""
+    return Field(pattern=_DECIMAL, examples=["1.5"], description=description)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(_Model):
+    code: str = Field(examples=["validation_error"], description="Stable, machine-readable reason.")
+    message: str = Field(examples=["slippageBps must be between 1 and 5000"])
+    field: str | None = Field(default=None, examples=["slippageBps"],
+                              description="The request field (or header) the error is about, when there is one.")
+
+
+class ErrorResponse(_Model):
+    """Every error of every route, unknown routes and methods included."""
+
+    error: ErrorDetail
+
+
+class Health(_Model):
+    status: Literal["ok", "degraded"]
+    checks: dict[str, str] = Field(examples=[{"redis": "ok", "orders_table": "ok", "queue": "ok"}])
+
+
+class AcceptedOrder(_Model):
+    orderId: str = Field(pattern=r"^ord_[0-9a-z]{26}$", examples=["ord_01jd5x3k9q7v8w2m4n6p8r0t2y"])
+    status: OrderStatusName = Field(examples=["pending"])
+    clientOrderId: str | None = Field(examples=["my-order-1"])
+    wsUrl: str = Field(examples=["ws://127.0.0.1:8001/?orderId=ord_01jd5x3k9q7v8w2m4n6p8r0t2y"],
+                       description="Where to watch the order: the WebSocket API, subscribed to this order.")
+
+
+class QuoteView(_Model):
+    venue: str = Field(examples=["raydium"])
+    poolId: str
+    amountOut: str = _decimal()
+    fee: str = _decimal("In units of tokenIn.")
+    priceImpactBps: int = Field(ge=0)
+
+
+class OrderEventView(_Model):
+    seq: int = Field(ge=1, description="1 for pending, then one more per status.")
+    status: OrderStatusName
+    at: str = Field(examples=["2026-11-25T17:46:51.821Z"])
+    data: dict[str, Any] = Field(description="What this status carries; see API.md ('data by status').")
+
+
+class OrderView(_Model):
+    orderId: str
+    clientOrderId: str | None
+    type: Literal["market", "limit", "sniper"]
+    tokenIn: str = Field(examples=["SOL"])
+    tokenOut: str = Field(examples=["USDC"])
+    amount: str = _decimal()
+    slippageBps: int
+    status: OrderStatusName
+    seq: int = Field(ge=1, description="The seq of the latest status.")
+    createdAt: str
+    updatedAt: str
+    attempts: int = Field(ge=0)
+    venue: str | None
+    quotes: list[QuoteView]
+    minAmountOut: str | None
+    amountOut: str | None
+    executedPrice: str | None = Field(description="tokenOut per tokenIn, a plain decimal string.")
+    signature: str | None
+    txHash: str | None
+    error: dict[str, Any] | None = Field(description="code, message, attempt, retryable")
+    history: list[OrderEventView]
+
+
+class OrderList(_Model):
+    orders: list[OrderView]
+    count: int = Field(ge=0)
+
+
+class RejectedQuote(_Model):
+    venue: str
+    code: str
+    message: str
+
+
+class RouteView(_Model):
+    venue: str
+    amountOut: str = _decimal()
+    minAmountOut: str = _decimal()
+    slippageBps: int
+    wrapSol: bool
+    unwrapSol: bool
+
+
+class QuotesResponse(_Model):
+    tokenIn: str
+    tokenOut: str
+    amount: str
+    quotes: list[QuoteView] = Field(description="Every usable quote, best first.")
+    rejected: list[RejectedQuote]
+    route: RouteView | None = Field(description="What the router would pick now; null when no venue quotes.")

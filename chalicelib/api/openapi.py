@@ -1,0 +1,219 @@
+"""The REST contract as an OpenAPI 3.1 document, generated from the request and response models
+and one table of operations (``OPERATIONS``).
+
+Served at ``GET /openapi.json``; a copy is committed under ``docs/`` and a test fails when the
+two differ, and another when the table and the app's own routes disagree. Schemas come from
+pydantic (``models_json_schema`` with ``#/components/schemas/{model}`` references): request
+models as validated, response models as serialised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from .contract import AcceptedOrder, ErrorResponse, Health, OrderList, OrderView, QuotesResponse
+from .models import ExecuteOrderRequest, ListOrdersQuery, QuoteQuery
+
+__all__ = ["OPERATIONS", "Operation", "Response", "document"]
+
+VERSION = "1.0.0"
+REF = "#/components/schemas/{model}"
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    description: str
+    model: type[BaseModel] | None = ErrorResponse
+    headers: Mapping[str, str] = field(default_factory=dict)  # name -> description
+    links: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: Literal["GET", "POST", "DELETE"]
+    path: str
+    operation_id: str
+    summary: str
+    tag: str
+    responses: Sequence[Response]
+    description: str = ""
+    authenticated: bool = True
+    body: type[BaseModel] | None = None
+    body_examples: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    query: type[BaseModel] | None = None
+    path_parameters: Mapping[str, str] = field(default_factory=dict)  # name -> description
+
+
+# Errors, each in ErrorResponse's shape.
+def _e400(what: str = "a field is invalid") -> Response:
+    return Response(400, f"Validation error: {what}; `error.field` names it.")
+
+
+E401 = Response(401, "Missing or invalid `x-api-key`.")
+E404_ORDER = Response(404, "No such order for this client (another client's order does not exist for you).")
+E503_KEYS = Response(503, "`keys_unavailable`: API keys cannot be checked right now (fail closed); retry later.")
+RETRY_AFTER = {"Retry-After": "Seconds until the rate-limit window resets."}
+
+ORDER_LINKS: dict[str, dict[str, Any]] = {
+    "GetOrder": {"operationId": "getOrder", "parameters": {"orderId": "$response.body#/orderId"},
+                 "description": "The order just accepted, with its status and history."},
+}
+
+MARKET_EXAMPLE = {"type": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1.5", "slippageBps": 50,
+                  "clientOrderId": "my-order-1"}
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET", "/health", "getHealth", "Readiness of every dependency", "operations",
+        authenticated=False,
+        responses=(Response(200, "Every dependency answers.", Health),
+                   Response(503, "A dependency does not answer.", Health)),
+    ),
+    Operation(
+        "POST", "/api/orders/execute", "executeOrder", "Submit an order", "orders",
+        description=("Validates, persists the order as `pending` and queues it; the answer comes before any "
+                     "venue is asked. Watch it on `wsUrl`. The same `clientOrderId` (or `Idempotency-Key` "
+                     "header) with the same body returns the same order (200), never a second one."),
+        body=ExecuteOrderRequest, body_examples={"market": MARKET_EXAMPLE},
+        responses=(
+            Response(202, "Accepted: the order is queued.", AcceptedOrder, links=ORDER_LINKS),
+            Response(200, "The same idempotency key and body were seen before: that order.", AcceptedOrder,
+                     links=ORDER_LINKS),
+            _e400(), E401,
+            Response(409, "`idempotency_conflict`: the idempotency key was used with a different order."),
+            Response(413, "The body is larger than 16 KiB."),
+            Response(415, "The body is not `application/json`."),
+            Response(429, "`rate_limited`: too many orders this minute.", headers=RETRY_AFTER),
+            Response(503, "`enqueue_failed` (the order was not accepted: submit it again) or `keys_unavailable`."),
+        ),
+    ),
+    Operation(
+        "GET", "/api/orders/{orderId}", "getOrder", "One order, with its whole history", "orders",
+        path_parameters={"orderId": "The id POST returned (`ord_…`)."},
+        responses=(Response(200, "The order.", OrderView), E401, E404_ORDER, E503_KEYS),
+    ),
+    Operation(
+        "GET", "/api/orders", "listOrders", "The caller's orders, newest first", "orders",
+        query=ListOrdersQuery,
+        responses=(Response(200, "The orders.", OrderList), _e400("a query parameter is invalid"), E401,
+                   E503_KEYS),
+    ),
+    Operation(
+        "GET", "/api/quotes", "getQuotes", "Every venue's quote and the route the router would pick now", "market",
+        query=QuoteQuery,
+        responses=(Response(200, "Quotes, best first.", QuotesResponse), _e400("a query parameter is invalid"),
+                   E401, E503_KEYS),
+    ),
+    Operation(
+        "GET", "/openapi.json", "getOpenApi", "This document", "operations", authenticated=False,
+        responses=(Response(200, "The OpenAPI 3.1 document.", None),),
+    ),
+)
+
+
+def _parameters(op: Operation) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "description": description,
+         "schema": {"type": "string", "pattern": "^ord_[0-9a-z]{26}$"}}
+        for name, description in op.path_parameters.items()
+    ]
+    if op.query is not None:
+        schema = op.query.model_json_schema(ref_template=REF)
+        required = set(schema.get("required", []))
+        for name, prop in schema.get("properties", {}).items():
+            param: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": prop}
+            if "description" in prop:
+                param["description"] = prop["description"]
+            params.append(param)
+    if op.operation_id == "executeOrder":
+        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
+                       "description": "An alternative to `clientOrderId`, with the same rules.",
+                       "schema": {"type": "string", "minLength": 1, "maxLength": 64,
+                                  "pattern": "^[A-Za-z0-9._:\\-]+$"}})
+    return params
+
+
+_Refs = Mapping[tuple[Any, JsonSchemaMode], Any]
+
+
+def _response(resp: Response, refs: _Refs) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": resp.description}
+    if resp.model is not None:
+        out["content"] = {resp.content_type: {"schema": refs[(resp.model, "serialization")]}}
+    elif resp.content_type == "application/json":
+        out["content"] = {"application/json": {"schema": {"type": "object"}}}
+    else:
+        out["content"] = {resp.content_type: {"schema": {"type": "string"}}}
+    if resp.headers:
+        out["headers"] = {name: {"description": text, "schema": {"type": "integer"}}
+                          for name, text in resp.headers.items()}
+    if resp.links:
+        out["links"] = {name: dict(link) for name, link in resp.links.items()}
+    return out
+
+
+def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    seen: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(ErrorResponse, "serialization"): None}
+    for op in OPERATIONS:
+        if op.body is not None:
+            seen[(op.body, "validation")] = None
+        for resp in op.responses:
+            if resp.model is not None:
+                seen[(resp.model, "serialization")] = None
+    return list(seen)
+
+
+@lru_cache(maxsize=4)
+def document(server_url: str = "http://127.0.0.1:8000") -> dict[str, Any]:
+    """The whole document. ``server_url`` is where this deployment answers."""
+    refs, defs = models_json_schema(_models(), ref_template=REF)
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        operation: dict[str, Any] = {
+            "operationId": op.operation_id,
+            "summary": op.summary,
+            "tags": [op.tag],
+            "security": [{"apiKey": []}] if op.authenticated else [],
+            "responses": {str(r.status): _response(r, refs) for r in op.responses},
+        }
+        operation["responses"]["default"] = {
+            "description": "Any other error (unknown route 404, wrong method 405, internal 500), same shape.",
+            "content": {"application/json": {"schema": refs[(ErrorResponse, "serialization")]}},
+        }
+        if op.description:
+            operation["description"] = op.description
+        params = _parameters(op)
+        if params:
+            operation["parameters"] = params
+        if op.body is not None:
+            media: dict[str, Any] = {"schema": refs[(op.body, "validation")]}
+            if op.body_examples:
+                media["examples"] = {name: {"value": dict(value)} for name, value in op.body_examples.items()}
+            operation["requestBody"] = {"required": True, "content": {"application/json": media}}
+        paths.setdefault(op.path, {})[op.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Order execution engine",
+            "version": VERSION,
+            "description": ("Market, limit and sniper swap orders on Solana DEX venues (Raydium, Meteora), "
+                            "routed to the best net price. Amounts and prices are decimal strings in token "
+                            "units, never JSON numbers. Progress streams over the WebSocket API (see the "
+                            "AsyncAPI document)."),
+        },
+        "servers": [{"url": server_url}],
+        "tags": [{"name": "orders"}, {"name": "market"}, {"name": "operations"}],
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
+        },
+    }

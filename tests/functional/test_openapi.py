@@ -1,0 +1,111 @@
+"""The OpenAPI document: valid, served, committed unchanged, covering exactly the app's routes, and
+describing what the routes really answer."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+
+from chalicelib.api.contract import (
+    AcceptedOrder,
+    ErrorResponse,
+    Health,
+    OrderList,
+    OrderView,
+    QuotesResponse,
+)
+from chalicelib.api.openapi import OPERATIONS, document
+from chalicelib.api.services import Services
+from devstack.contract_docs import DOCS, openapi_text
+
+from .conftest import API_KEY_A, invoke_worker, order_body, post_order, receive_records
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    doc = document()
+    assert doc["openapi"] == "3.1.0"
+    validate(doc)
+
+
+def test_the_committed_copy_matches_the_code() -> None:
+    committed = (DOCS / "openapi.json").read_text(encoding="utf-8")
+    assert committed == openapi_text(), "docs/openapi.json is out of date: run `make docs`"
+
+
+def test_the_table_covers_exactly_the_apps_routes() -> None:
+    from app import app
+
+    def shape(path: str) -> str:  # parameter names are the code's business: /api/orders/{}
+        return re.sub(r"\{[^}]+\}", "{}", path)
+
+    served = {(shape(path), method) for path, methods in app.routes.items() for method in methods}
+    documented = {(shape(op.path), op.method) for op in OPERATIONS}
+    assert documented == served
+
+
+def test_every_keyed_operation_declares_the_key_and_a_401() -> None:
+    doc = document()
+    assert doc["components"]["securitySchemes"]["apiKey"] == {"type": "apiKey", "in": "header", "name": "x-api-key"}
+    for op in OPERATIONS:
+        operation = doc["paths"][op.path][op.method.lower()]
+        if op.authenticated:
+            assert operation["security"] == [{"apiKey": []}] and "401" in operation["responses"], op.operation_id
+        for status, response in operation["responses"].items():
+            if status.startswith(("4", "5")) or status == "default":
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorResponse"} or op.operation_id == "getHealth"
+
+
+def test_an_accepted_order_links_to_the_order() -> None:
+    accepted = document()["paths"]["/api/orders/execute"]["post"]["responses"]["202"]
+    assert accepted["links"]["GetOrder"]["operationId"] == "getOrder"
+    assert accepted["links"]["GetOrder"]["parameters"] == {"orderId": "$response.body#/orderId"}
+
+
+def test_it_is_served_without_a_key_with_this_deployment_as_its_server(client: Any) -> None:
+    resp = client.http.get("/openapi.json", headers={"host": "api.example.com", "x-forwarded-proto": "https"})
+    assert resp.status_code == 200
+    body = json.loads(resp.body)
+    assert body["servers"] == [{"url": "https://api.example.com"}]
+    assert body["paths"] == document()["paths"]
+
+
+# -- the routes answer what the document says -----------------------------------------------------
+
+
+def _get(client: Any, path: str) -> Any:
+    return client.http.get(path, headers={"x-api-key": API_KEY_A})
+
+
+def test_real_answers_fit_their_models(client: Any, services: Services) -> None:
+    Health.model_validate_json(client.http.get("/health").body)
+    accepted = post_order(client, order_body(clientOrderId="doc-1"))
+    assert accepted.status_code == 202
+    order_id = AcceptedOrder.model_validate_json(accepted.body).orderId
+    replay = post_order(client, order_body(clientOrderId="doc-1"))
+    assert replay.status_code == 200
+    AcceptedOrder.model_validate_json(replay.body)
+    OrderView.model_validate_json(_get(client, f"/api/orders/{order_id}").body)  # pending
+    invoke_worker(client, receive_records(services))
+    done = OrderView.model_validate_json(_get(client, f"/api/orders/{order_id}").body)
+    assert done.status == "confirmed" and [e.seq for e in done.history] == [1, 2, 3, 4, 5]
+    assert OrderList.model_validate_json(_get(client, "/api/orders?limit=5").body).count >= 1
+    QuotesResponse.model_validate_json(_get(client, "/api/quotes?tokenIn=SOL&tokenOut=USDC&amount=2").body)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", "/api/orders/ord_00000000000000000000000000", None),
+    ("GET", "/api/orders?limit=0", None),
+    ("GET", "/api/quotes?tokenIn=SOL", None),
+    ("POST", "/api/orders/execute", order_body(amount="-1")),
+])
+def test_errors_fit_the_error_model(client: Any, method: str, path: str, body: Any) -> None:
+    headers = {"x-api-key": API_KEY_A, "Content-Type": "application/json"}
+    resp = (client.http.get(path, headers=headers) if method == "GET"
+            else client.http.post(path, headers=headers, body=json.dumps(body)))
+    assert resp.status_code >= 400
+    ErrorResponse.model_validate_json(resp.body)
