@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck check bench docs package localstack test-localstack clean
+.PHONY: run test lint typecheck check bench docs test-postman package localstack test-localstack clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
@@ -29,6 +29,10 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# The Postman collection run by newman (pinned, through npx) against a local stack the test starts.
+test-postman: $(STAMP)
+	$(BIN)/python -m pytest -W error tests/integration/test_postman.py
 
 # The contract documents under docs/ (OpenAPI, AsyncAPI, Postman), written from the code.
 docs: $(STAMP)

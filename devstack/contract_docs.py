@@ -23,9 +23,25 @@ def openapi_text() -> str:
     return render_json(document())
 
 
+def postman_collection_text() -> str:
+    from chalicelib.api.openapi import document
+
+    from .postman import collection
+
+    return render_json(collection(document()))
+
+
+def postman_environment_text() -> str:
+    from .postman import environment
+
+    return render_json(environment())
+
+
 # file name under docs/ -> what it should hold
 DOCUMENTS: dict[str, Callable[[], str]] = {
     "openapi.json": openapi_text,
+    "postman/order-engine.postman_collection.json": postman_collection_text,
+    "postman/local.postman_environment.json": postman_environment_text,
 }
 
 

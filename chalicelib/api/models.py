@@ -65,9 +65,9 @@ class ListOrdersQuery(BaseModel):
 class QuoteQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tokenIn: str = Field(min_length=1, max_length=64)
-    tokenOut: str = Field(min_length=1, max_length=64)
-    amount: str = Field(min_length=1, max_length=40)
+    tokenIn: str = Field(min_length=1, max_length=64, examples=["SOL"])
+    tokenOut: str = Field(min_length=1, max_length=64, examples=["USDC"])
+    amount: str = Field(min_length=1, max_length=40, examples=["1.5"])
     slippageBps: int = Field(default=50, ge=1, le=5000)
 
 

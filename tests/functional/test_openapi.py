@@ -109,3 +109,24 @@ def test_errors_fit_the_error_model(client: Any, method: str, path: str, body: A
             else client.http.post(path, headers=headers, body=json.dumps(body)))
     assert resp.status_code >= 400
     ErrorResponse.model_validate_json(resp.body)
+
+
+def test_the_committed_postman_files_match_the_document() -> None:
+    from devstack.contract_docs import postman_collection_text, postman_environment_text
+
+    assert (DOCS / "postman" / "order-engine.postman_collection.json").read_text() == postman_collection_text()
+    assert (DOCS / "postman" / "local.postman_environment.json").read_text() == postman_environment_text()
+
+
+def test_the_collection_has_a_request_per_operation_and_example_with_a_test_script() -> None:
+    from devstack.postman import collection
+
+    coll = collection(document())
+    requests = [item for folder in coll["item"] for item in folder["item"]]
+    documented = sum(max(1, len((op.body_examples) or {})) for op in OPERATIONS)
+    assert len(requests) == documented
+    assert {v["key"] for v in coll["variable"]} >= {"baseUrl", "wsUrl", "apiKey", "orderId"}
+    for item in requests:
+        assert item["event"][0]["listen"] == "test" and "pm.response.code" in "\n".join(
+            item["event"][0]["script"]["exec"])
+    assert "WebSocket" in coll["info"]["description"]
