@@ -23,7 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 from ..domain import DomainError, Order, OrderStatus, OrderType, get_token, request_fingerprint, to_base_units
 from .errors import ApiError
 from .keys import KeysUnavailableError
-from .models import IDEMPOTENCY_KEY, ExecuteOrderRequest, first_error
+from .models import IDEMPOTENCY_KEY, OrderRequest, first_error, parse_order_body
 from .services import Services
 
 __all__ = ["Accepted", "authenticate", "parse_order_request", "submit_order"]
@@ -59,11 +59,11 @@ def authenticate(services: Services, api_key: str | None) -> str:
     return client_id
 
 
-def parse_order_request(raw: Any) -> ExecuteOrderRequest:
+def parse_order_request(raw: Any) -> OrderRequest:
     if not isinstance(raw, dict):
         raise ApiError(400, "validation_error", "the body must be a JSON object", field="body")
     try:
-        return ExecuteOrderRequest.model_validate(raw)
+        return parse_order_body(raw)
     except PydanticValidationError as exc:
         field, message = first_error(exc)
         raise ApiError(400, "validation_error", message, field=field) from None
@@ -85,7 +85,10 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
     if idempotency_key is not None:
         header_key = _header_key(idempotency_key)
         if key is not None and key != header_key:
-            raise ApiError(400, "validation_error", "clientOrderId and Idempotency-Key differ", field="clientOrderId")
+            # Two idempotency keys that disagree: which order is meant cannot be told.
+            raise ApiError(409, "idempotency_conflict",
+                           "clientOrderId and the Idempotency-Key header differ; send one, or the same key in both",
+                           field="Idempotency-Key")
         key, key_field = header_key, ("clientOrderId" if key is not None else "Idempotency-Key")
     try:
         token_in = get_token(request.tokenIn, field="tokenIn")
@@ -104,10 +107,11 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
                 "type": request.type, "tokenIn": token_in.mint, "tokenOut": token_out.mint,
                 "amount": str(amount_in),
                 "slippageBps": request.slippageBps,
-                "limitPrice": _canonical(request.limitPrice), "maxPrice": _canonical(request.maxPrice),
+                "limitPrice": _canonical(getattr(request, "limitPrice", None)),
+                "maxPrice": _canonical(getattr(request, "maxPrice", None)),
             }),
-            limit_price=request.limitPrice,
-            max_price=request.maxPrice,
+            limit_price=getattr(request, "limitPrice", None),
+            max_price=getattr(request, "maxPrice", None),
         )
     except DomainError as exc:
         raise ApiError(400, exc.code, exc.message, field=exc.field) from None

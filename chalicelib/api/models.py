@@ -5,21 +5,25 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    RootModel,
+    StrictBool,
     StrictInt,
     StrictStr,
     TypeAdapter,
     ValidationError,
     field_validator,
-    model_validator,
 )
-from pydantic_core import PydanticCustomError
+
+from ..domain import WSOL_MINT
 
 __all__ = [
-    "IDEMPOTENCY_KEY", "ClientOrderId", "ExecuteOrderRequest", "ListOrdersQuery", "QuoteQuery", "ValidationError",
-    "WsMessage", "first_error",
+    "IDEMPOTENCY_KEY", "ORDER_REQUESTS", "ClientOrderId", "ExecuteOrderRequest", "LimitOrderRequest",
+    "ListOrdersQuery", "MarketOrderRequest", "OrderRequest", "QuoteQuery", "SniperChecks", "SniperOrderRequest",
+    "ValidationError", "WsMessage", "first_error", "parse_order_body",
 ]
 
 _ID_PATTERN = r"^[A-Za-z0-9._:\-]+$"
@@ -29,29 +33,126 @@ ClientOrderId = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=
 IDEMPOTENCY_KEY: TypeAdapter[str] = TypeAdapter(ClientOrderId)
 
 
-class ExecuteOrderRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+_DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
+# Amounts every listed token can carry: above zero, at most 5 decimals (BONK has 5) and below 10⁹.
+_AMOUNT = r"^([1-9][0-9]{0,8}(\.[0-9]{1,5})?|0\.[0-9]{0,4}[1-9])$"
+_BASE58_MINT = r"^[1-9A-HJ-NP-Za-km-z]{32,44}$"
 
-    type: Literal["market", "limit", "sniper"] = "market"
-    tokenIn: StrictStr = Field(min_length=1, max_length=64)
-    tokenOut: StrictStr = Field(min_length=1, max_length=64)
+
+def _token_names() -> list[str]:
+    from ..domain import TOKENS
+
+    return [t.symbol for t in TOKENS.values()] + [t.mint for t in TOKENS.values()]
+
+
+def _spellings() -> list[list[str]]:
+    from ..domain import TOKENS
+
+    return [[t.symbol, t.mint] for t in TOKENS.values()]
+
+
+def _two_different_tokens(schema: dict[str, Any]) -> None:
+    """The schema says what the code checks: tokenIn and tokenOut name two different tokens."""
+    same = [{"properties": {"tokenIn": {"const": a}, "tokenOut": {"const": b}}, "required": ["tokenIn", "tokenOut"]}
+            for spellings in _spellings() for a in spellings for b in spellings]
+    schema["not"] = {"anyOf": same}
+
+
+def _listed_token(description: str) -> Any:
+    names: list[Any] = list(_token_names())
+    return Field(min_length=1, max_length=64, description=description,
+                 json_schema_extra={"enum": names}, examples=["SOL"])
+
+
+class _OrderRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True,
+                              json_schema_extra=_two_different_tokens)
+
+    tokenIn: StrictStr = _listed_token("The token sold: a listed symbol (SOL, USDC, …) or its mint.")
+    tokenOut: StrictStr = _listed_token("The token bought: a listed symbol or its mint.")
     # Amounts are decimal strings in token units; a JSON number would invite float rounding.
-    amount: StrictStr = Field(min_length=1, max_length=40)
-    slippageBps: StrictInt = Field(default=50, ge=1, le=5000)
-    clientOrderId: ClientOrderId | None = None
-    limitPrice: StrictStr | None = Field(default=None, max_length=40)
-    maxPrice: StrictStr | None = Field(default=None, max_length=40)
+    amount: StrictStr = Field(min_length=1, max_length=40, json_schema_extra={"pattern": _AMOUNT},
+                              description="How much tokenIn, in token units (\"1.5\" SOL).", examples=["1.5"])
+    slippageBps: StrictInt = Field(default=50, ge=1, le=5000, description="Tolerated slippage, basis points.")
+    clientOrderId: ClientOrderId | None = Field(default=None, description="Idempotency key.")
 
-    @model_validator(mode="after")
-    def _prices_belong_to_their_type(self) -> ExecuteOrderRequest:
-        # limitPrice is a limit order's, maxPrice a sniper's: on any other order they would be ignored.
-        if self.limitPrice is not None and self.type != "limit":
-            raise PydanticCustomError("price_for_type", "limitPrice applies to limit orders only",
-                                      {"field": "limitPrice"})
-        if self.maxPrice is not None and self.type != "sniper":
-            raise PydanticCustomError("price_for_type", "maxPrice applies to sniper orders only",
-                                      {"field": "maxPrice"})
-        return self
+
+def _expires_at() -> Any:
+    return Field(default=None, description="When the order stops waiting and ends `expired`: at most 30 days "
+                 "ahead, never in the past (default: 24 h after it is accepted).",
+                 examples=["2026-12-01T00:00:00Z"])
+
+
+class MarketOrderRequest(_OrderRequest):
+    """Execute now, at the best net price the venues offer."""
+
+    type: Literal["market"] = "market"
+
+
+class LimitOrderRequest(_OrderRequest):
+    """Wait until a full-size quote reaches ``limitPrice`` (least tokenOut per tokenIn), then execute."""
+
+    type: Literal["limit"]
+    limitPrice: StrictStr = Field(min_length=1, max_length=40, json_schema_extra={"pattern": _DECIMAL},
+                                  description="Least tokenOut per tokenIn accepted.", examples=["160"])
+    expiresAt: AwareDatetime | None = _expires_at()
+
+
+class SniperChecks(BaseModel):
+    """The safety checks a sniper runs on the new pool before it buys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mintRenounced: StrictBool = Field(default=True, description="The token's mint authority must be renounced.")
+    freezeRenounced: StrictBool = Field(default=True, description="Its freeze authority must be renounced.")
+    lpBurned: StrictBool = Field(default=True, description="The pool's LP tokens must be burned.")
+    minLiquidity: StrictStr | None = Field(default=None, max_length=40, json_schema_extra={"pattern": _DECIMAL},
+                                           description="Least SOL in the pool.", examples=["50"])
+
+
+class SniperOrderRequest(_OrderRequest):
+    """Buy ``tokenOut`` (a mint with no pool yet) the moment a pool for it opens, if the checks pass."""
+
+    model_config = ConfigDict(json_schema_extra=None)
+
+    type: Literal["sniper"]
+    tokenIn: StrictStr = Field(min_length=1, max_length=64, json_schema_extra={"enum": ["SOL", WSOL_MINT]},
+                               description="Snipes buy with SOL.", examples=["SOL"])
+    tokenOut: StrictStr = Field(min_length=32, max_length=44, json_schema_extra={"pattern": _BASE58_MINT},
+                                description="The mint of a token that is not trading yet.")
+    maxPrice: StrictStr = Field(min_length=1, max_length=40, json_schema_extra={"pattern": _DECIMAL},
+                                description="Most tokenIn paid per tokenOut.", examples=["0.00002"])
+    checks: SniperChecks = Field(default_factory=SniperChecks)
+    delaySlots: StrictInt = Field(default=0, ge=0, le=150, description="Slots (400 ms) to wait after the pool opens.")
+    expiresAt: AwareDatetime | None = _expires_at()
+
+
+ORDER_REQUESTS: dict[str, type[_OrderRequest]] = {
+    "market": MarketOrderRequest, "limit": LimitOrderRequest, "sniper": SniperOrderRequest,
+}
+# Fields that belong to one type only, for a clear error when another type carries them.
+_TYPE_FIELDS = {name: kind for kind, model in ORDER_REQUESTS.items() for name in model.model_fields
+                if all(name not in other.model_fields for k, other in ORDER_REQUESTS.items() if k != kind)}
+
+OrderRequest = MarketOrderRequest | LimitOrderRequest | SniperOrderRequest
+
+
+class ExecuteOrderRequest(RootModel[OrderRequest]):
+    """The body of ``POST /api/orders/execute``: one of the three order types (``type``, default market).
+
+    Parsed with ``parse_order_request`` (which dispatches on ``type``); this model gives the schema.
+    """
+
+
+def parse_order_body(raw: dict[str, Any]) -> OrderRequest:
+    """The order request for ``raw``'s ``type``; raises pydantic's ValidationError (see ``first_error``)."""
+    kind = raw.get("type", "market")
+    model = ORDER_REQUESTS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise ValidationError.from_exception_data("order", [{
+            "type": "literal_error", "loc": ("type",), "input": kind,
+            "ctx": {"expected": "'market', 'limit' or 'sniper'"}}])
+    return model.model_validate(raw)  # type: ignore[return-value]
 
 
 class ListOrdersQuery(BaseModel):
@@ -93,7 +194,8 @@ def first_error(exc: ValidationError) -> tuple[str, str]:
     field = ".".join(str(p) for p in err.get("loc", ())) or str((err.get("ctx") or {}).get("field", "body"))
     message = err.get("msg", "invalid value")
     if err.get("type") == "extra_forbidden":
-        message = f"unknown field {field!r}"
-    elif err.get("type") == "string_type" and field in ("amount", "limitPrice", "maxPrice"):
+        owner = _TYPE_FIELDS.get(field)
+        message = f"{field} applies to {owner} orders only" if owner else f"unknown field {field!r}"
+    elif err.get("type") == "string_type" and field in ("amount", "limitPrice", "maxPrice", "checks.minLiquidity"):
         message = f'{field} must be a decimal string such as "1.5", not a JSON number'
     return field, message

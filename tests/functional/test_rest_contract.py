@@ -250,3 +250,16 @@ def test_rate_limit_is_429_with_retry_after(client: Any, services: Services) -> 
     assert resp.status_code == 429
     assert 1 <= int(resp.headers["Retry-After"]) <= 60
     assert post_order(client, key=API_KEY_B).status_code == 202  # per client
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    (order_body(limitPrice="100"), "limitPrice", "limit orders only"),
+    (order_body(maxPrice="1"), "maxPrice", "sniper orders only"),
+    (order_body(delaySlots=2), "delaySlots", "sniper orders only"),
+    (order_body(type=7), "type", "market"),
+])
+def test_a_field_of_another_order_type_is_named_with_its_type(client: Any, body: dict[str, Any], field: str,
+                                                              words: str) -> None:
+    resp = post_order(client, body)
+    assert resp.status_code == 400
+    assert error_of(resp)["field"] == field and words in error_of(resp)["message"]

@@ -142,3 +142,12 @@ def test_amounts_take_ascii_digits_only(client: Any, amount: str) -> None:
     assert resp.status_code == 400
     error = json.loads(resp.body)["error"]
     assert error["field"] == "amount"
+
+
+def test_two_idempotency_keys_that_disagree_are_a_conflict(client: Any) -> None:
+    resp = post_order(client, order_body(clientOrderId="body-key"), headers={"Idempotency-Key": "header-key"})
+    assert resp.status_code == 409
+    error = json.loads(resp.body)["error"]
+    assert error["code"] == "idempotency_conflict" and error["field"] == "Idempotency-Key"
+    same = post_order(client, order_body(clientOrderId="same-key"), headers={"Idempotency-Key": "same-key"})
+    assert same.status_code == 202
