@@ -37,9 +37,19 @@ def postman_environment_text() -> str:
     return render_json(environment())
 
 
+def asyncapi_text() -> str:
+    import yaml
+
+    from .asyncapi import document
+
+    header = "# The WebSocket API (AsyncAPI 3.0). Written by `make docs` from the models; do not edit.\n"
+    return header + yaml.safe_dump(document(), sort_keys=False, allow_unicode=True, width=110)
+
+
 # file name under docs/ -> what it should hold
 DOCUMENTS: dict[str, Callable[[], str]] = {
     "openapi.json": openapi_text,
+    "asyncapi.yaml": asyncapi_text,
     "postman/order-engine.postman_collection.json": postman_collection_text,
     "postman/local.postman_environment.json": postman_environment_text,
 }

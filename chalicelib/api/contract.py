@@ -13,14 +13,21 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "SERVER_MESSAGES",
     "AcceptedOrder",
     "ErrorDetail",
+    "ErrorMessage",
     "ErrorResponse",
     "Health",
+    "OrderAcceptedMessage",
     "OrderEventView",
     "OrderList",
+    "OrderSnapshotMessage",
+    "OrderStatusMessage",
     "OrderStatusName",
+    "OrderUnsubscribedMessage",
     "OrderView",
+    "PongMessage",
     "QuoteView",
     "QuotesResponse",
     "RejectedQuote",
@@ -133,3 +140,64 @@ class QuotesResponse(_Model):
     quotes: list[QuoteView] = Field(description="Every usable quote, best first.")
     rejected: list[RejectedQuote]
     route: RouteView | None = Field(description="What the router would pick now; null when no venue quotes.")
+
+
+# -- WebSocket: what the engine sends ---------------------------------------------------------------
+
+
+class OrderAcceptedMessage(_Model):
+    """The answer to an ``execute`` action; the order's statuses follow on the same socket."""
+
+    type: Literal["order.accepted"]
+    orderId: str
+    clientOrderId: str | None
+    status: OrderStatusName
+    created: bool = Field(description="False when the idempotency key named an order that already existed.")
+
+
+class OrderSnapshotMessage(_Model):
+    """The first message of a subscription (without ``afterSeq``): the order as it is now."""
+
+    type: Literal["order.snapshot"]
+    orderId: str
+    status: OrderStatusName
+    seq: int = Field(ge=1)
+    order: OrderView
+
+
+class OrderStatusMessage(_Model):
+    """One status the order reached, in seq order; after a fault one may come twice with the same seq."""
+
+    type: Literal["order.status"]
+    orderId: str
+    status: OrderStatusName
+    seq: int = Field(ge=1)
+    at: str
+    data: dict[str, Any] = Field(description="See API.md, 'data by status'.")
+
+
+class OrderUnsubscribedMessage(_Model):
+    type: Literal["order.unsubscribed"]
+    orderId: str
+
+
+class ErrorMessage(_Model):
+    """A message or action that could not be served; the socket stays open."""
+
+    type: Literal["error"]
+    code: str = Field(examples=["already_subscribed", "not_found", "validation_error", "unknown_action"])
+    message: str
+    field: str | None = None
+    orderId: str | None = None
+    status: int | None = Field(default=None, description="For a refused `execute`: the HTTP status POST would give.")
+    retryAfter: int | None = Field(default=None, description="For a rate-limited `execute`: seconds to wait.")
+
+
+class PongMessage(_Model):
+    type: Literal["pong"]
+
+
+SERVER_MESSAGES: tuple[type[BaseModel], ...] = (
+    OrderAcceptedMessage, OrderSnapshotMessage, OrderStatusMessage, OrderUnsubscribedMessage, ErrorMessage,
+    PongMessage,
+)

@@ -21,9 +21,26 @@ from pydantic import (
 from ..domain import WSOL_MINT
 
 __all__ = [
-    "IDEMPOTENCY_KEY", "ORDER_REQUESTS", "ClientOrderId", "ExecuteOrderRequest", "LimitOrderRequest",
-    "ListOrdersQuery", "MarketOrderRequest", "OrderRequest", "QuoteQuery", "SniperChecks", "SniperOrderRequest",
-    "ValidationError", "WsMessage", "first_error", "parse_order_body",
+    "CLIENT_ACTIONS",
+    "IDEMPOTENCY_KEY",
+    "ORDER_REQUESTS",
+    "ClientOrderId",
+    "ExecuteAction",
+    "ExecuteOrderRequest",
+    "LimitOrderRequest",
+    "ListOrdersQuery",
+    "MarketOrderRequest",
+    "OrderRequest",
+    "PingAction",
+    "QuoteQuery",
+    "SniperChecks",
+    "SniperOrderRequest",
+    "SubscribeAction",
+    "UnsubscribeAction",
+    "ValidationError",
+    "WsMessage",
+    "first_error",
+    "parse_order_body",
 ]
 
 _ID_PATTERN = r"^[A-Za-z0-9._:\-]+$"
@@ -170,6 +187,42 @@ class QuoteQuery(BaseModel):
     tokenOut: str = Field(min_length=1, max_length=64, examples=["USDC"])
     amount: str = Field(min_length=1, max_length=40, examples=["1.5"])
     slippageBps: int = Field(default=50, ge=1, le=5000)
+
+
+class _Action(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _order_id() -> Any:
+    return Field(min_length=1, max_length=64, pattern=r"^ord_[0-9a-z]+$", examples=["ord_01jd5x3k9q7v8w2m4n6p8r0t2y"])
+
+
+class SubscribeAction(_Action):
+    """Follow an order: a snapshot (or, with ``afterSeq``, the statuses after it), then every new status."""
+
+    action: Literal["subscribe"]
+    orderId: StrictStr = _order_id()
+    afterSeq: StrictInt | None = Field(default=None, ge=0, description="Replay the statuses after this seq "
+                                       "instead of a snapshot (a reconnecting client).")
+
+
+class UnsubscribeAction(_Action):
+    action: Literal["unsubscribe"]
+    orderId: StrictStr = _order_id()
+
+
+class ExecuteAction(_Action):
+    """Submit an order on this socket: ``order.accepted``, then its whole lifecycle here."""
+
+    action: Literal["execute"]
+    order: ExecuteOrderRequest
+
+
+class PingAction(_Action):
+    action: Literal["ping"]
+
+
+CLIENT_ACTIONS: tuple[type[BaseModel], ...] = (SubscribeAction, UnsubscribeAction, ExecuteAction, PingAction)
 
 
 class WsMessage(BaseModel):
