@@ -108,7 +108,7 @@ class HttpServer:
                  before_stop: Any = None, **options: Any) -> None:
         self._app = app
         self._host = host
-        self._port = port
+        self._port = sock.getsockname()[1] if sock is not None else port
         self._sock = sock
         self._name = name
         self._before_stop = before_stop

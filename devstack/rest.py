@@ -185,7 +185,7 @@ class RestServer:
                  **server_options: Any) -> None:
         self.app = app
         self._host = host
-        self._port = port
+        self._port = sock.getsockname()[1] if sock is not None else port
         self._sock = sock
         self._config = config or chalice_config(app, stage, project_dir)
         self._max_workers = max_workers

@@ -131,7 +131,7 @@ class WebSocketGateway:
         self.idle_timeout = idle_timeout
         self.max_duration = max_duration
         self._host = host
-        self._port = port
+        self._port = sock.getsockname()[1] if sock is not None else port
         self._sock = sock
         self._lambda_timeout = lambda_timeout
         self._lambda_memory_mb = lambda_memory_mb
@@ -193,8 +193,7 @@ class WebSocketGateway:
     def run(self) -> None:
         """Serve in this thread until SIGINT or SIGTERM (a process of its own)."""
         server = self._prepare()
-        self._port = server.port if self._sock is not None else self._port
-        self._configure_websocket_api()
+        self._configure_websocket_api()  # with the port given or bound beforehand
         try:
             server.run()
         finally:

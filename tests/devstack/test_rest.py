@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -10,9 +14,10 @@ import httpx
 import pytest
 from chalice import Chalice
 
+from devstack.http_server import bind
 from devstack.rest import RestServer
 
-from .conftest import threads_since, wait_until_ended
+from .conftest import threads_since, wait_until, wait_until_ended
 
 
 def make_app() -> Chalice:
@@ -55,3 +60,42 @@ def test_stop_ends_kept_alive_connections_and_leaves_no_thread() -> None:
         with pytest.raises(httpx.TransportError):
             http.post("/echo", json=2)
     wait_until_ended(started)
+
+
+def hello_app() -> Chalice:
+    app = Chalice(app_name="fake-rest", configure_logs=False, env={})
+
+    @app.route("/hello")
+    def hello() -> dict[str, Any]:
+        return {"pid": os.getpid()}
+
+    return app
+
+
+def serve_hello(sock: socket.socket) -> None:
+    RestServer(hello_app(), sock=sock).run()
+
+
+def test_the_server_runs_in_a_process_of_its_own_on_a_socket_its_parent_bound() -> None:
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    process = multiprocessing.get_context("spawn").Process(target=serve_hello, args=(sock,), daemon=True)
+    process.start()
+    sock.close()  # the child has its own copy
+
+    def answer() -> Any:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/hello", timeout=10).json()
+        except httpx.TransportError:  # bound, not yet listening
+            return None
+
+    try:
+        assert wait_until(answer, timeout=60) == {"pid": process.pid}
+        os.kill(process.pid, signal.SIGTERM)  # what a supervisor sends
+        process.join(timeout=60)
+        assert not process.is_alive()
+    finally:
+        if process.is_alive():
+            process.kill()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/hello", timeout=10)
