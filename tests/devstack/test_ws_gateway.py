@@ -421,3 +421,14 @@ def test_hundreds_of_open_sockets_each_receive_their_own_push(gateway: WebSocket
     received = asyncio.run(scenario())
     assert received == {n: f"push {n}" for n in range(SOCKETS)}
     wait_until(lambda: len(recorder.of("$disconnect")) == SOCKETS, timeout=60)
+
+
+@pytest.mark.parametrize("gateway", [{"read_timeout": 0.2, "keep_alive": 1}], indirect=True)
+def test_an_open_socket_outlives_the_http_timeouts(gateway: WebSocketGateway, recorder: Recorder,
+                                                   management: Any) -> None:
+    with open_socket(gateway) as ws:
+        connection_id = connection_id_of(gateway, recorder)
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=2)  # nothing arrives, and nothing closes it: only the idle timeout would
+        management.post_to_connection(ConnectionId=connection_id, Data=b"still here")
+        assert ws.recv(timeout=10) == "still here"
