@@ -342,12 +342,17 @@ class WebSocketGateway:
         if not 200 <= status < 300:
             await self._refuse(send, status, body)
             return
-        await send({"type": "websocket.accept"})
+        # Open to the management API from the moment $connect has returned, as on API Gateway:
+        # registered before the handshake's answer, so a client never learns of its socket first.
         self._open[client.connection_id] = client
         self._clients.add(client)
         watchdog = asyncio.create_task(self._watchdog(client))
         code, reason = 1006, ""
         try:
+            try:
+                await send({"type": "websocket.accept"})
+            except OSError:  # uvicorn's ClientDisconnected: it left while $connect ran
+                return
             while True:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
