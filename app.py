@@ -3,6 +3,7 @@
 from chalice import Chalice
 
 from chalicelib.api import http, websocket, workers
+from chalicelib.api.fallback import complete_routes
 from chalicelib.config import get_settings
 from chalicelib.logs import configure_logging
 
@@ -16,3 +17,6 @@ app.register_blueprint(workers.bp)
 ws_connect = app.on_ws_connect()(websocket.ws_connect)
 ws_message = app.on_ws_message()(websocket.ws_message)
 ws_disconnect = app.on_ws_disconnect()(websocket.ws_disconnect)
+
+# Last, once every route is registered: HEAD where GET is, 405 for other methods, Chalice's errors reshaped.
+complete_routes(app)

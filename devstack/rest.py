@@ -1,23 +1,43 @@
-"""The app's REST routes on ``host:port`` through Chalice's local API Gateway, one thread per request.
+"""The app's REST routes on ``host:port``: uvicorn in front of Chalice's own local API Gateway.
+
+Each request is handed to ``chalice.local.LocalGateway``, which does API Gateway's routing and
+shapes the Lambda event; the blocking handler runs on a thread pool. Around it, what API Gateway
+does before the app sees anything:
+
+- a body over ``max_body_bytes`` (API Gateway: 10 MB) is refused with 413 without being read:
+  at once when ``Content-Length`` says so, and as soon as a chunked body passes the limit;
+- a body that does not arrive whole within ``read_timeout`` seconds is answered 408;
+- an unknown path gets API Gateway's ``MISSING_AUTHENTICATION_TOKEN`` gateway response, which
+  ``infra.gateway_responses`` makes a 404 in the contract's shape, as on AWS.
 
 Unlike ``chalice local`` this sets no environment variables: the stack has set them already.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import logging
 import socket
-import threading
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from chalice.config import Config
-from chalice.local import ChaliceRequestHandler, LocalChalice, LocalDevServer, ThreadedHTTPServer
+from chalice.local import LocalChalice, LocalGateway, LocalGatewayException, RouteMatcher
 
-__all__ = ["RestServer", "chalice_config"]
+from infra.gateway_responses import render
+
+from .http_server import DEFAULT_READ_TIMEOUT, HttpServer
+
+__all__ = ["API_GATEWAY_MAX_BODY", "ChaliceAsgi", "RestServer", "chalice_config"]
 
 log = logging.getLogger("devstack.rest")
+
+API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
+_SKIPPED_HEADERS = {"content-length", "transfer-encoding", "connection"}
 
 
 def chalice_config(app: Any, stage: str, project_dir: str | Path | None = None,
@@ -35,97 +55,201 @@ def chalice_config(app: Any, stage: str, project_dir: str | Path | None = None,
                   config_from_disk=from_disk)
 
 
-class _Server(ThreadedHTTPServer):
-    """Chalice's threaded server, made to close its open connections and join their threads on stop."""
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
-    daemon_threads = False
-    block_on_close = True
-    allow_reuse_address = True
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._requests: set[socket.socket] = set()
-        self._requests_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
+class ChaliceAsgi:
+    """An ASGI app that serves a Chalice app's routes through ``LocalGateway``.
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._requests_lock:
-            self._requests.add(request)
-        super().process_request(request, client_address)
+    The app must already answer ``current_request`` per thread (``chalice.local.LocalChalice``);
+    ``RestServer`` arranges that.
+    """
 
-    def shutdown_request(self, request: Any) -> None:
-        with self._requests_lock:
-            self._requests.discard(request)
-        super().shutdown_request(request)
+    def __init__(self, app: Any, config: Config, executor: ThreadPoolExecutor, *,
+                 max_body_bytes: int = API_GATEWAY_MAX_BODY, read_timeout: float = DEFAULT_READ_TIMEOUT) -> None:
+        self._gateway = LocalGateway(app, config)
+        self._routes = RouteMatcher(list(app.routes))
+        self._executor = executor
+        self._max_body = max_body_bytes
+        self._read_timeout = read_timeout
 
-    def close_open_requests(self) -> None:
-        """Ends kept-alive connections so their threads return."""
-        with self._requests_lock:
-            requests = list(self._requests)
-        for request in requests:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        length = _header(scope, b"content-length")
+        if length is not None and int(length) > self._max_body:  # h11 has refused a non-integer already
+            await self._gateway_response(send, "REQUEST_TOO_LARGE", 413, self._too_large(), close=True)
+            return
+        body = bytearray()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._read_timeout
+        more = True
+        while more:
             try:
-                request.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                log.warning("answered 408 to %s: its body did not arrive within %g s", _client(scope),
+                            self._read_timeout)
+                status, payload = 408, json.dumps({"error": {
+                    "code": "request_timeout", "message": f"the body did not arrive within {self._read_timeout:g} s",
+                    "field": "body"}}).encode()
+                await _respond(send, status, [(b"content-type", b"application/json")], payload, close=True)
+                return
+            if message["type"] == "http.disconnect":
+                return  # the client left; nobody to answer
+            body += message.get("body", b"")
+            if len(body) > self._max_body:
+                await self._gateway_response(send, "REQUEST_TOO_LARGE", 413, self._too_large(), close=True)
+                return
+            more = message.get("more_body", False)
+        target = scope["raw_path"].decode("latin-1")
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode("latin-1")
+        try:
+            self._routes.match_route(target)
+        except ValueError:
+            await self._gateway_response(send, "MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token")
+            return
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        try:
+            response = await loop.run_in_executor(self._executor, self._gateway.handle_request, scope["method"],
+                                                  target, headers, bytes(body) or None)
+        except LocalGatewayException as exc:  # an authorizer's refusal, as API Gateway sends it
+            await self._gateway_response(send, "", exc.CODE, HTTPStatus(exc.CODE).phrase)
+            return
+        except Exception:
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            await self._gateway_response(send, "DEFAULT_5XX", 502, "Internal server error")
+            return
+        await _respond(send, *self._converted(response))
+
+    def _too_large(self) -> str:
+        return f"the body exceeds {self._max_body} bytes"
+
+    async def _gateway_response(self, send: Any, response_type: str, status: int, message: str,
+                                close: bool = False) -> None:
+        status, payload = render(response_type, status, message)
+        await _respond(send, status, [(b"content-type", b"application/json")], payload, close=close)
+
+    @staticmethod
+    def _converted(response: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """A Lambda proxy response as status, headers and body."""
+        body: Any = response.get("body")
+        if body is None:
+            payload = b""
+        elif response.get("isBase64Encoded"):
+            payload = base64.b64decode(body)
+        else:
+            payload = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        headers: list[tuple[bytes, bytes]] = []
+        seen_content_type = False
+        single = response.get("headers") or {}
+        multi = response.get("multiValueHeaders") or {}
+        for name, value in [*single.items(), *((n, v) for n, vs in multi.items() for v in vs)]:
+            lowered = name.lower()
+            if lowered in _SKIPPED_HEADERS:
+                continue
+            seen_content_type = seen_content_type or lowered == "content-type"
+            headers.append((name.encode("latin-1"), str(value).encode("latin-1")))
+        if not seen_content_type:
+            headers.append((b"content-type", b"application/json"))
+        return int(response["statusCode"]), headers, payload
 
 
-class _Handler(ChaliceRequestHandler):
-    # http.server writes the status line and headers, then the body: with Nagle's algorithm on,
-    # a kept-alive client's delayed ACK holds the body back ~40 ms on every response.
-    disable_nagle_algorithm = True
+def _client(scope: dict[str, Any]) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "a client"
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.info("%s %s", self.address_string(), format % args)
+
+async def _respond(send: Any, status: int, headers: list[tuple[bytes, bytes]], payload: bytes,
+                   close: bool = False) -> None:
+    """One whole response; ``close`` ends the connection after it (the rest of the body is never read)."""
+    headers = [*headers, (b"content-length", str(len(payload)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 class RestServer:
-    """Serves ``app``'s routes; ``port=0`` picks a free port."""
+    """Serves ``app``'s routes on ``host:port`` (``port=0``: a free port) or on a bound ``sock``."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, stage: str = "local",
-                 project_dir: str | Path | None = None, config: Config | None = None) -> None:
+                 project_dir: str | Path | None = None, config: Config | None = None,
+                 sock: socket.socket | None = None, max_workers: int = 32,
+                 max_body_bytes: int = API_GATEWAY_MAX_BODY, read_timeout: float = DEFAULT_READ_TIMEOUT,
+                 **server_options: Any) -> None:
         self.app = app
         self._host = host
-        self._port = port
+        self._port = sock.getsockname()[1] if sock is not None else port
+        self._sock = sock
         self._config = config or chalice_config(app, stage, project_dir)
-        self._server: LocalDevServer | None = None
-        self._thread: threading.Thread | None = None
+        self._max_workers = max_workers
+        self._max_body = max_body_bytes
+        self._read_timeout = read_timeout
+        self._server_options = server_options
+        self._server: HttpServer | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self._app_class: type | None = None
 
     @property
     def port(self) -> int:
-        return self._port
+        return self._server.port if self._server is not None else self._port
 
     @property
     def url(self) -> str:
-        return f"http://{self._host}:{self._port}"
+        return f"http://{self._host}:{self.port}"
 
-    def start(self) -> None:
+    def _prepare(self) -> HttpServer:
         if self._server is not None:
             raise RuntimeError("the REST server is already started")
-        server = LocalDevServer(self.app, self._config, self._host, self._port, handler_cls=_Handler,
-                                server_cls=_Server)
         if not isinstance(self.app, LocalChalice):
             # What chalice.local.create_local_server does: one current_request per thread.
             self._app_class = self.app.__class__
             self.app.__class__ = type("LocalApp", (LocalChalice, self.app.__class__), {})
-        self._port = server.server.server_address[1]
-        self._server = server
-        self._thread = threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="devstack-rest", daemon=True)
-        self._thread.start()
+        self._executor = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="devstack-rest-handler")
+        asgi = ChaliceAsgi(self.app, self._config, self._executor, max_body_bytes=self._max_body,
+                           read_timeout=self._read_timeout)
+        self._server = HttpServer(asgi, self._host, self._port, sock=self._sock, name="devstack-rest",
+                                  read_timeout=self._read_timeout, **self._server_options)
+        return self._server
+
+    def start(self) -> None:
+        server = self._prepare()
+        try:
+            server.start()
+        except BaseException:
+            self._server = None
+            self._cleanup()
+            raise
+        self._port = server.port
         log.info("REST API on %s", self.url)
+
+    def run(self) -> None:
+        """Serve in this thread until SIGINT or SIGTERM (a process of its own)."""
+        server = self._prepare()
+        try:
+            server.run()
+        finally:
+            self._server = None
+            self._cleanup()
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is None:
             return
-        http_server = server.server
-        assert isinstance(http_server, _Server)
-        http_server.shutdown()
-        http_server.close_open_requests()
-        http_server.server_close()  # joins the request threads
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        server.stop()
+        self._sock = None  # closed with the server
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
         if self._app_class is not None:
             self.app.__class__, self._app_class = self._app_class, None
 

@@ -25,6 +25,7 @@ from typing import Any
 from chalicelib.config import DEFAULT_API_KEYS, parse_api_keys
 
 from .emulator import AwsEmulator
+from .http_server import bind
 from .redis_server import start_redis
 from .rest import RestServer, chalice_config
 from .sqs_poller import SqsPoller
@@ -49,18 +50,6 @@ def _project_dir(given: str | Path | None) -> Path:
     if (cwd / "app.py").is_file() and (cwd / ".chalice" / "config.json").is_file():
         return cwd
     return _REPO_ROOT
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    """A bound TCP socket, so the port is known (and held) before the server on it starts."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(exc.errno, f"cannot listen on {host}:{port} ({exc.strerror}); choose another port") from exc
-    return sock
 
 
 def _reset_app_state() -> None:
@@ -100,6 +89,7 @@ class DevStack:
         self._emulator: AwsEmulator | None = None
         self._stop_redis: Callable[[], None] | None = None
         self._ws_sock: socket.socket | None = None
+        self._rest_sock: socket.socket | None = None
         self._gateway: WebSocketGateway | None = None
         self._poller: SqsPoller | None = None
         self._sqs: Any = None
@@ -138,10 +128,12 @@ class DevStack:
         gateway, self._gateway = self._gateway, None
         sqs, self._sqs = self._sqs, None
         ws_sock, self._ws_sock = self._ws_sock, None
+        rest_sock, self._rest_sock = self._rest_sock, None
         stop_redis, self._stop_redis = self._stop_redis, None
         emulator, self._emulator = self._emulator, None
         steps: list[tuple[str, Callable[[], None] | None]] = [
             ("REST API", rest.stop if rest else None),
+            ("REST socket", rest_sock.close if rest_sock else None),  # the REST server closes it too
             ("SQS poller", poller.stop if poller else None),
             ("WebSocket gateway", gateway.stop if gateway else None),
             ("WebSocket socket", ws_sock.close if ws_sock else None),  # the gateway's server closes it too
@@ -208,10 +200,12 @@ class DevStack:
 
     # -- start ----------------------------------------------------------------------------------
     def _start(self) -> None:
+        # Both ports first: a busy one is reported before anything else starts.
+        self._rest_sock = bind(self.host, self.rest_port)
+        self._ws_sock = bind(self.host, self.ws_port)
         self._emulator = AwsEmulator(self._aws_endpoint_url, host=self.host)
         endpoint = self._emulator.start()
         redis_url, self._stop_redis = start_redis(self._redis_url, host=self.host)
-        self._ws_sock = _bind(self.host, self.ws_port)
         ws_port = self._ws_sock.getsockname()[1]
         env = self._environment(endpoint, redis_url, ws_port)
         os.environ.update(env)
@@ -246,13 +240,8 @@ class DevStack:
         )
         self._poller.start()
 
-        self._rest = RestServer(self.app, self.host, self.rest_port, stage=self.stage, config=config)
-        try:
-            self._rest.start()
-        except OSError as exc:
-            self._rest = None
-            raise OSError(exc.errno, f"cannot listen on {self.host}:{self.rest_port} ({exc.strerror}); "
-                                     "choose another port") from exc
+        self._rest = RestServer(self.app, self.host, stage=self.stage, config=config, sock=self._rest_sock)
+        self._rest.start()
         self._urls = {
             "rest": self._rest.url,
             "ws": self._gateway.url,

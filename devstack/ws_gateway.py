@@ -1,20 +1,24 @@
 """API Gateway's WebSocket API, locally: sockets in front of the Chalice app's handlers.
 
-What it does as API Gateway does:
+One ASGI app, served by uvicorn (``devstack.http_server``), answers both the WebSocket API and
+its management API on one port. What it does as API Gateway does:
 
 - ``$connect`` runs before the handshake is accepted; a non-2xx ``statusCode`` (or an error)
-  refuses the handshake with that HTTP status.
+  refuses the handshake with that HTTP status and body.
 - Each text message is routed on ``$request.body.action`` to a route the app registered, else
   to ``$default``; each runs as its own invocation, so messages may be handled concurrently.
   A failing handler sends ``{"message": "Internal server error", ...}`` to the client.
-- ``$disconnect`` runs once the socket is closed, whoever closed it and why.
+- ``$disconnect`` runs once the socket is closed, whoever closed it and why, exactly once.
 - Connection ids are 16 characters of base64 (``Lp0Sxd5uIAMCJ7Q=``).
 - Limits: 32 KB per frame and 128 KB per message (close code 1009), binary frames refused
   (close code 1003), an idle timeout (10 minutes without a data message either way) and a
   maximum connection duration (2 hours), both closing with 1001.
-- The management API on the same port: ``POST|GET|DELETE /{stage}/@connections/{id}``, with
-  410 ``GoneException`` for an unknown or closed connection, so the unchanged boto3
+- The management API: ``POST|GET|DELETE /{stage}/@connections/{id}`` (chunked bodies too),
+  with 410 ``GoneException`` for an unknown or closed connection, so the unchanged boto3
   ``apigatewaymanagementapi`` client works against it.
+
+The frame limit is websockets' own: uvicorn's ``websockets-sansio`` protocol hands
+``ws_max_size`` to websockets' ``ServerProtocol``, which takes a ``(message, frame)`` pair.
 
 Handlers are called as Lambda calls them: the Chalice-wrapped entry point with the event dict
 and a context, on a thread pool, since they do blocking I/O.
@@ -28,35 +32,28 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
-
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
-from websockets.http11 import Request, Response
-from websockets.protocol import State
+from urllib.parse import parse_qsl, unquote
 
 from .emulator import LambdaContext
+from .http_server import DEFAULT_READ_TIMEOUT, HttpServer
 
 __all__ = ["FRAME_LIMIT", "MESSAGE_LIMIT", "WebSocketGateway", "new_connection_id"]
 
 log = logging.getLogger("devstack.ws")
-_server_log = logging.getLogger("devstack.ws.server")  # websockets' own: one INFO line per HTTP request
-_server_log.setLevel(logging.WARNING)
 
 FRAME_LIMIT = 32 * 1024
 MESSAGE_LIMIT = 128 * 1024
-_MAX_HTTP_HEAD = 16 * 1024
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+GOING_AWAY, UNSUPPORTED_DATA, NORMAL_CLOSURE = 1001, 1003, 1000
+
+Headers = list[tuple[bytes, bytes]]
 
 
 def new_connection_id() -> str:
@@ -69,210 +66,152 @@ def _request_time(epoch: float) -> str:
     return f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
 
 
+def _canonical(name: str) -> str:
+    """``Sec-Websocket-Key`` for ``sec-websocket-key``: the HTTP parser lowercases header names,
+    and API Gateway's events carry them capitalised."""
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@dataclass
+@dataclass(eq=False)
 class _Client:
     connection_id: str
-    ws: _GatewayConnection
+    send: Any  # the ASGI send of its socket
     source_ip: str
     user_agent: str
     connected_at: float = field(default_factory=time.time)
     last_active_at: float = field(default_factory=time.time)
     opened: float = field(default_factory=time.monotonic)
     active: float = field(default_factory=time.monotonic)
+    closing: bool = False  # a close was sent or received: nothing more goes out
+    gone: asyncio.Event = field(default_factory=asyncio.Event)  # set once $disconnect has run
 
     def touch(self) -> None:
         self.last_active_at, self.active = time.time(), time.monotonic()
 
 
-class _GatewayConnection(ServerConnection):
-    """A connection that answers management API requests itself and hands the rest to websockets.
+class _Answer:
+    """A management API response."""
 
-    websockets parses only bodiless handshake requests, so requests for ``/@connections/`` are
-    read here (head and body), answered, and closed.
-    """
-
-    gateway: WebSocketGateway  # set on the subclass each gateway makes
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.client: _Client | None = None
-        self._sniffed: bytearray | None = bytearray()
-        self._answering = False
-        self.gateway._transports.add(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.gateway._transports.discard(self)
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        if self._sniffed is None:
-            super().data_received(data)
-            return
-        if self._answering:
-            return
-        self._sniffed += data
-        end = self._sniffed.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self._sniffed) > _MAX_HTTP_HEAD:
-                self.transport.close()
-            return
-        lines = bytes(self._sniffed[:end]).decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ")
-        target = parts[1] if len(parts) == 3 else ""
-        if "/@connections/" not in urlsplit(target).path:
-            buffered, self._sniffed = bytes(self._sniffed), None
-            super().data_received(buffered)
-            return
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        try:
-            length = int(headers.get("content-length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self._answering = True
-            self._write_response(400, {}, b'{"message": "Bad Request"}')
-            return
-        if len(self._sniffed) < end + 4 + length:
-            return
-        body = bytes(self._sniffed[end + 4:end + 4 + length])
-        self._answering = True
-        self.gateway._spawn(self._answer(parts[0], target, body))
-
-    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio allows True: keep open
-        if self._answering:
-            return True  # keep the transport open until the management request is answered
-        if self._sniffed is not None:  # an incomplete request: websockets reports it
-            buffered, self._sniffed = bytes(self._sniffed), None
-            if buffered:
-                super().data_received(buffered)
-        super().eof_received()
-        return None
-
-    async def _answer(self, method: str, target: str, body: bytes) -> None:
-        try:
-            status, headers, payload = await self.gateway._management(method, target, body)
-        except Exception:
-            log.exception("management API request failed: %s %s", method, target)
-            status, headers, payload = 500, {}, b'{"message": "Internal server error"}'
-        self._write_response(status, headers, payload)
-
-    def _write_response(self, status: int, headers: dict[str, str], payload: bytes) -> None:
-        if self.transport.is_closing():
-            return
-        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-                 f"Date: {datetime.now(UTC).strftime('%a, %d %b %Y %H:%M:%S GMT')}",
-                 "Content-Type: application/json",
-                 f"Content-Length: {len(payload)}",
-                 "Connection: close",
-                 f"x-amzn-RequestId: {uuid.uuid4()}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
-        self.transport.close()
+    def __init__(self, status: int, body: bytes = b"", error_type: str | None = None, close: bool = False) -> None:
+        self.status = status
+        self.body = body
+        self.error_type = error_type
+        self.close = close
 
 
-def _error(status: int, error_type: str, message: str | None) -> tuple[int, dict[str, str], bytes]:
-    return status, {"x-amzn-ErrorType": error_type}, json.dumps({"message": message}).encode()
+def _error(status: int, error_type: str, message: str | None, close: bool = False) -> _Answer:
+    return _Answer(status, json.dumps({"message": message}).encode(), error_type, close)
 
 
-def _gone() -> tuple[int, dict[str, str], bytes]:
-    # API Gateway's 410 has the error type in a header and a body that is not JSON; boto3 still
-    # raises ``GoneException``.
-    return 410, {"x-amzn-ErrorType": "GoneException"}, b""
+# API Gateway's 410 has the error type in a header and a body that is not JSON; boto3 still
+# raises ``GoneException``.
+_GONE = _Answer(410, b"", "GoneException")
 
 
 class WebSocketGateway:
     """Serves the app's WebSocket handlers and the management API on ``host:port``.
 
     ``port=0`` picks a free port; or pass an already bound ``sock``. ``start()`` returns once
-    listening; ``stop()`` closes every socket (each gets its ``$disconnect``) and joins its threads.
+    listening; ``stop()`` closes every socket with 1001 (each gets its ``$disconnect``) and joins
+    its threads. ``run()`` serves in the calling thread instead, for a process of its own.
     """
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, stage: str = "local",
                  sock: socket.socket | None = None, idle_timeout: float = 600, max_duration: float = 7200,
                  lambda_timeout: float = 30, lambda_memory_mb: int = 128, region: str = "us-east-1",
-                 max_workers: int = 32, send_timeout: float = 5, close_timeout: float = 2) -> None:
+                 max_workers: int = 32, send_timeout: float = 5, read_timeout: float = DEFAULT_READ_TIMEOUT,
+                 **server_options: Any) -> None:
         self.app = app
         self.stage = stage
         self.api_id = "local"
         self.idle_timeout = idle_timeout
         self.max_duration = max_duration
         self._host = host
-        self._port = port
+        self._port = sock.getsockname()[1] if sock is not None else port
         self._sock = sock
         self._lambda_timeout = lambda_timeout
         self._lambda_memory_mb = lambda_memory_mb
         self._region = region
         self._max_workers = max_workers
         self._send_timeout = send_timeout
-        self._close_timeout = close_timeout
-        self._connection_class = type("GatewayConnection", (_GatewayConnection,), {"gateway": self})
+        self._read_timeout = read_timeout
+        self._server_options = server_options
         self._open: dict[str, _Client] = {}
-        self._transports: set[_GatewayConnection] = set()  # every TCP connection, handshake done or not
+        self._clients: set[_Client] = set()  # every accepted socket until its $disconnect has run
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
+        self._server: HttpServer | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
         self._saved_endpoint: tuple[Any, Any] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
     def port(self) -> int:
-        return self._port
+        return self._server.port if self._server is not None else self._port
 
     @property
     def url(self) -> str:
-        return f"ws://{self._host}:{self._port}"
+        return f"ws://{self._host}:{self.port}"
 
     @property
     def management_url(self) -> str:
         """The endpoint for boto3's ``apigatewaymanagementapi`` client."""
-        return f"http://{self._host}:{self._port}/{self.stage}"
+        return f"http://{self._host}:{self.port}/{self.stage}"
 
     @property
     def domain_name(self) -> str:
-        return f"{self._host}:{self._port}"
+        return f"{self._host}:{self.port}"
+
+    def _prepare(self) -> HttpServer:
+        if self._server is not None:
+            raise RuntimeError("the gateway is already started")
+        self._executor = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="devstack-ws-handler")
+        options = {
+            "ws": "websockets-sansio", "ws_max_size": (MESSAGE_LIMIT, FRAME_LIMIT),
+            "ws_per_message_deflate": False, "ws_ping_interval": None, "ws_ping_timeout": None,
+            **self._server_options,
+        }
+        self._server = HttpServer(self._asgi, self._host, self._port, sock=self._sock, name="devstack-ws-gateway",
+                                  read_timeout=self._read_timeout, before_stop=self._close_all, **options)
+        return self._server
 
     def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError("the gateway is already started")
-        self._ready.clear()
-        self._startup_error = None
-        self._executor = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="devstack-ws-handler")
-        self._thread = threading.Thread(target=self._run, name="devstack-ws-gateway", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout=15):
-            self._startup_error = TimeoutError("the WebSocket gateway did not start")
-        if self._startup_error is not None:
-            error = self._startup_error
-            self.stop()
-            raise error
+        server = self._prepare()
+        try:
+            server.start()
+        except BaseException:
+            self._server = None
+            self._cleanup()
+            raise
+        self._port = server.port
+        self._configure_websocket_api()
         log.info("WebSocket gateway on %s (management API %s)", self.url, self.management_url)
 
+    def run(self) -> None:
+        """Serve in this thread until SIGINT or SIGTERM (a process of its own)."""
+        server = self._prepare()
+        self._configure_websocket_api()  # with the port given or bound beforehand
+        try:
+            server.run()
+        finally:
+            self._server = None
+            self._cleanup()
+
     def stop(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
+        server, self._server = self._server, None
+        if server is None:
             return
-        loop, stopping = self._loop, self._stopping
-        if loop is not None and stopping is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(stopping.set)
-            except RuntimeError:  # the loop closed meanwhile
-                pass
-        thread.join(timeout=15)
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-        self._loop = None
+        server.stop()
+        self._sock = None  # closed with the server
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
         self._restore_websocket_api()
 
     def __enter__(self) -> WebSocketGateway:
@@ -286,43 +225,18 @@ class WebSocketGateway:
         """Ids of the open connections (those the management API would accept)."""
         return list(self._open)
 
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported by start()
-            if not self._ready.is_set():
-                self._startup_error = exc
-                self._ready.set()
-            else:
-                log.exception("the WebSocket gateway stopped with an error")
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
-        where: dict[str, Any] = {"sock": self._sock} if self._sock is not None else {"host": self._host,
-                                                                                      "port": self._port}
-        server: Server = await serve(
-            self._handle, process_request=self._process_request, create_connection=self._connection_class,
-            max_size=(MESSAGE_LIMIT, FRAME_LIMIT), compression=None, ping_interval=None, open_timeout=10,
-            close_timeout=self._close_timeout, logger=_server_log, **where,
-        )
-        self._port = server.sockets[0].getsockname()[1]
-        self._configure_websocket_api()
-        self._ready.set()
-        await self._stopping.wait()
-        server.close(close_connections=True, code=CloseCode.GOING_AWAY, reason="Going away")
-        try:
-            await asyncio.wait_for(server.wait_closed(), timeout=2)
-        except TimeoutError:
-            # A client that opened a TCP connection and never finished its handshake would hold
-            # the close until open_timeout: cut such connections off.
-            for connection in list(self._transports):
-                connection.transport.abort()
-            for task in list(getattr(server, "handler_tasks", ())):
-                task.cancel()
-            await asyncio.wait_for(server.wait_closed(), timeout=2)
-        # Every $disconnect, and the handler calls still running.
+    async def _close_all(self) -> None:
+        """On stop: close every socket as API Gateway does (1001), and wait for each ``$disconnect``
+        and for the handler calls still running."""
+        clients = list(self._clients)
+        for client in clients:
+            await self._close(client, GOING_AWAY, "Going away")
         deadline = time.monotonic() + 10
+        for client in clients:
+            try:
+                await asyncio.wait_for(client.gone.wait(), timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                log.warning("stopping: $disconnect of %s did not finish", client.connection_id)
         while self._tasks and time.monotonic() < deadline:
             await asyncio.wait(set(self._tasks), timeout=max(0.0, deadline - time.monotonic()))
 
@@ -330,7 +244,7 @@ class WebSocketGateway:
         """Point ``app.websocket_api`` (Chalice's own client) at this gateway, as Lambda points it
         at the API's domain; the app still sets ``app.websocket_api.session`` itself."""
         api = getattr(self.app, "websocket_api", None)
-        if api is not None:
+        if api is not None and self._saved_endpoint is None:
             self._saved_endpoint = (api._endpoint, api._client)
             api._endpoint = self.management_url
             api._client = None
@@ -383,16 +297,14 @@ class WebSocketGateway:
             **extra,
         }
 
-    def _connect_event(self, client: _Client, request: Request) -> dict[str, Any]:
+    def _connect_event(self, client: _Client, scope: dict[str, Any]) -> dict[str, Any]:
         multi_headers: dict[str, list[str]] = {}
-        for name, value in request.headers.raw_items():
-            multi_headers.setdefault(name, []).append(value)
-        forwarded = {"X-Forwarded-For": [client.source_ip], "X-Forwarded-Port": [str(self._port)],
-                     "X-Forwarded-Proto": ["http"]}
-        multi_headers.update(forwarded)
-        query = parse_qsl(urlsplit(request.path).query, keep_blank_values=True)
+        for name, value in scope["headers"]:
+            multi_headers.setdefault(_canonical(name.decode("latin-1")), []).append(value.decode("latin-1"))
+        multi_headers.update({"X-Forwarded-For": [client.source_ip], "X-Forwarded-Port": [str(self.port)],
+                              "X-Forwarded-Proto": ["http"]})
         multi_query: dict[str, list[str]] = {}
-        for name, value in query:
+        for name, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True):
             multi_query.setdefault(name, []).append(value)
         context = self._context(client, "$connect", "CONNECT")
         context["identity"]["userAgent"] = client.user_agent
@@ -405,64 +317,98 @@ class WebSocketGateway:
             "isBase64Encoded": False,
         }
 
-    async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        """``$connect``, before the handshake is accepted."""
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            return None  # not a WebSocket handshake: websockets answers 426
-        assert isinstance(ws, _GatewayConnection)
-        client = _Client(new_connection_id(), ws, str(ws.remote_address[0]), request.headers.get("User-Agent", ""))
+    # -- the WebSocket API ----------------------------------------------------------------------
+    async def _asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _websocket(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        user_agent = next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"user-agent"), "")
+        client = _Client(new_connection_id(), send, scope["client"][0] if scope.get("client") else "", user_agent)
         try:
-            result = await self._invoke("$connect", self._connect_event(client, request))
+            result = await self._invoke("$connect", self._connect_event(client, scope))
         except Exception:
             log.exception("$connect handler failed")
-            return self._refuse(ws, 500, json.dumps({"message": "Internal server error"}))
+            await self._refuse(send, 500, json.dumps({"message": "Internal server error"}))
+            return
         status, body = 200, ""
         if isinstance(result, dict):
             status = int(result.get("statusCode", 200))
             body = str(result.get("body") or "")
         if not 200 <= status < 300:
-            return self._refuse(ws, status, body)
-        ws.client = client
-        self._spawn(self._after_close(client))
-        return None
-
-    @staticmethod
-    def _refuse(ws: ServerConnection, status: int, body: str) -> Response:
-        response = ws.respond(status, body)
-        if body.startswith(("{", "[")):
-            del response.headers["Content-Type"]
-            response.headers["Content-Type"] = "application/json"
-        return response
-
-    async def _handle(self, connection: ServerConnection) -> None:
-        assert isinstance(connection, _GatewayConnection)
-        client = connection.client
-        if client is None:
+            await self._refuse(send, status, body)
             return
+        # Open to the management API from the moment $connect has returned, as on API Gateway:
+        # registered before the handshake's answer, so a client never learns of its socket first.
         self._open[client.connection_id] = client
+        self._clients.add(client)
         watchdog = asyncio.create_task(self._watchdog(client))
+        code, reason = 1006, ""
         try:
+            try:
+                await send({"type": "websocket.accept"})
+            except OSError:  # uvicorn's ClientDisconnected: it left while $connect ran
+                return
             while True:
-                try:
-                    message = await connection.recv()
-                except ConnectionClosed:
-                    return
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    code, reason = int(message.get("code") or 1005), str(message.get("reason") or "")
+                    break
                 client.touch()
-                if isinstance(message, bytes):
-                    await connection.close(CloseCode.UNSUPPORTED_DATA, "Binary frames are not supported")
-                    return
-                self._spawn(self._on_message(client, message))
+                text = message.get("text")
+                if text is None:
+                    await self._close(client, UNSUPPORTED_DATA, "Binary frames are not supported")
+                else:
+                    self._spawn(self._on_message(client, text))
         finally:
             watchdog.cancel()
+            client.closing = True
             self._open.pop(client.connection_id, None)
+            try:
+                await self._disconnect(client, code, reason)
+            finally:
+                self._clients.discard(client)
+                client.gone.set()
+
+    @staticmethod
+    async def _refuse(send: Any, status: int, body: str) -> None:
+        content_type = b"application/json" if body.startswith(("{", "[")) else b"text/plain; charset=utf-8"
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": [(b"content-type", content_type)]})
+        await send({"type": "websocket.http.response.body", "body": body.encode()})
+
+    async def _close(self, client: _Client, code: int, reason: str) -> None:
+        if client.closing:
+            return
+        client.closing = True
+        self._open.pop(client.connection_id, None)
+        try:
+            await client.send({"type": "websocket.close", "code": code, "reason": reason})
+        except OSError:  # uvicorn's ClientDisconnected: it is gone already
+            pass
+
+    async def _deliver(self, client: _Client, data: str | bytes) -> bool:
+        """Sends one message; False if the socket is closed or closing."""
+        if client.closing:
+            return False
+        message = {"type": "websocket.send", "text": data} if isinstance(data, str) else \
+            {"type": "websocket.send", "bytes": data}
+        try:
+            await client.send(message)
+        except OSError:
+            return False
+        return True
 
     async def _watchdog(self, client: _Client) -> None:
         while True:
             deadline = min(client.active + self.idle_timeout, client.opened + self.max_duration)
             delay = deadline - time.monotonic()
             if delay <= 0:
-                self._open.pop(client.connection_id, None)
-                await client.ws.close(CloseCode.GOING_AWAY, "Going away")
+                await self._close(client, GOING_AWAY, "Going away")
                 return
             await asyncio.sleep(delay)
 
@@ -492,24 +438,11 @@ class WebSocketGateway:
                                       "requestId": context["requestId"]})
 
     async def _tell(self, client: _Client, message: dict[str, Any]) -> None:
-        try:
-            await client.ws.send(json.dumps(message))
-        except ConnectionClosed:
-            pass
+        await self._deliver(client, json.dumps(message))
 
-    async def _after_close(self, client: _Client) -> None:
-        """``$disconnect``, once the TCP connection is gone."""
-        await client.ws.wait_closed()
-        self._open.pop(client.connection_id, None)
-        protocol = client.ws.protocol
-        frame = None
-        if protocol.close_rcvd_then_sent or protocol.close_sent is None:
-            frame = protocol.close_rcvd
-        else:
-            frame = protocol.close_sent
-        code = frame.code if frame is not None else CloseCode.ABNORMAL_CLOSURE
-        reason = frame.reason if frame is not None else ""
-        context = self._context(client, "$disconnect", "DISCONNECT", disconnectStatusCode=int(code),
+    async def _disconnect(self, client: _Client, code: int, reason: str) -> None:
+        """``$disconnect``, once the socket is closed."""
+        context = self._context(client, "$disconnect", "DISCONNECT", disconnectStatusCode=code,
                                 disconnectReason=reason)
         event = {"headers": {"Host": self.domain_name, "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""},
                  "multiValueHeaders": {"Host": [self.domain_name], "x-api-key": [""], "X-Forwarded-For": [""],
@@ -520,35 +453,77 @@ class WebSocketGateway:
         except Exception:
             log.exception("$disconnect handler failed")
 
-    # -- management API -------------------------------------------------------------------------
-    async def _management(self, method: str, target: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        parts = urlsplit(target).path.split("/")
+    # -- the management API ---------------------------------------------------------------------
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope["raw_path"].decode("latin-1")
+        if "/@connections/" not in path:
+            # Not the management API, and not a WebSocket handshake either.
+            answer = _error(426, "UpgradeRequired", "Upgrade Required")
+        else:
+            answer = await self._management(scope, path, receive)
+        headers: Headers = [(b"content-type", b"application/json"), (b"x-amzn-requestid", str(uuid.uuid4()).encode())]
+        if answer.status != 204:
+            headers.append((b"content-length", str(len(answer.body)).encode()))
+        if answer.error_type:
+            headers.append((b"x-amzn-errortype", answer.error_type.encode()))
+        if answer.close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
+
+    async def _read_body(self, scope: dict[str, Any], receive: Any) -> bytes | _Answer:
+        """The request body, or the answer that refuses it: 413 past the message limit (without
+        reading the rest), 408 when it does not arrive within the read timeout."""
+        too_large = _error(413, "PayloadTooLargeException", "Message too long", close=True)
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None and int(length) > MESSAGE_LIMIT:
+            return too_large
+        body = bytearray()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._read_timeout
+        more = True
+        while more:
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                log.warning("answered 408 to a management API request: its body did not arrive within %g s",
+                            self._read_timeout)
+                return _error(408, "RequestTimeoutException", "Request Timeout", close=True)
+            if message["type"] == "http.disconnect":
+                return _Answer(400, close=True)  # nobody is left to read it
+            body += message.get("body", b"")
+            if len(body) > MESSAGE_LIMIT:
+                return too_large
+            more = message.get("more_body", False)
+        return bytes(body)
+
+    async def _management(self, scope: dict[str, Any], path: str, receive: Any) -> _Answer:
+        parts = path.split("/")
         if len(parts) != 4 or parts[0] or parts[2] != "@connections" or not parts[3] or parts[1] != self.stage:
             return _error(403, "ForbiddenException", "Forbidden")
+        body = await self._read_body(scope, receive)
+        if isinstance(body, _Answer):
+            return body
         client = self._open.get(unquote(parts[3]))
-        if client is None or client.ws.state is not State.OPEN:
-            return _gone()
+        if client is None or client.closing:
+            return _GONE
+        method = scope["method"]
         if method == "POST":
-            if len(body) > MESSAGE_LIMIT:
-                return _error(413, "PayloadTooLargeException", "Message too long")
             client.touch()
             try:
                 data: str | bytes = body.decode("utf-8")
             except UnicodeDecodeError:
                 data = body
             try:
-                await asyncio.wait_for(client.ws.send(data), timeout=self._send_timeout)
-            except ConnectionClosed:
-                return _gone()
+                delivered = await asyncio.wait_for(self._deliver(client, data), timeout=self._send_timeout)
             except TimeoutError:
                 return _error(429, "LimitExceededException", None)
-            return 200, {}, b""
+            return _Answer(200) if delivered else _GONE
         if method == "GET":
             info = {"connectedAt": _iso(client.connected_at), "lastActiveAt": _iso(client.last_active_at),
                     "identity": {"sourceIp": client.source_ip, "userAgent": client.user_agent}}
-            return 200, {}, json.dumps(info).encode()
+            return _Answer(200, json.dumps(info).encode())
         if method == "DELETE":
-            self._open.pop(client.connection_id, None)
-            self._spawn(client.ws.close(CloseCode.NORMAL_CLOSURE, ""))
-            return 204, {}, b""
+            await self._close(client, NORMAL_CLOSURE, "")
+            return _Answer(204)
         return _error(403, "ForbiddenException", "Forbidden")

@@ -12,7 +12,13 @@ dict merge and the function logical ids are only known once Chalice has run:
 - every function's role gets a policy scoped to the template's tables (and their indexes),
   the orders queue, its own event-source queue, the WebSocket API's ``@connections`` and
   Lambda log groups;
-- ``ApiKeys`` and ``RedisUrl`` become stack parameters.
+- ``ApiKeys`` and ``RedisUrl`` become stack parameters;
+- the REST API's OpenAPI definition gets the gateway responses of ``infra.gateway_responses``
+  (``x-amazon-apigateway-gateway-responses``), so what API Gateway answers by itself (an unknown
+  path, a body over its limit) is in the contract's error shape. They go into the definition,
+  not into separate ``AWS::ApiGateway::GatewayResponse`` resources: a change to the definition
+  redeploys the stage with them, while separate resources are not part of the deployment that
+  SAM creates from the definition.
 
 Chalice is driven through its Python API in this process (it imports ``app.py`` and sets the
 stage's environment variables here), so that the IAM policy file it insists on when
@@ -30,12 +36,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from infra.gateway_responses import openapi_extension
 from infra.provision import QUEUE_TYPE, TABLE_TYPE, TEMPLATE_PATH, load_template
 
 __all__ = ["ENVIRONMENT", "PackageError", "build_policy", "main", "package", "patch_template"]
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 FUNCTION_TYPE = "AWS::Serverless::Function"
+REST_API = "RestAPI"
+GATEWAY_RESPONSES_KEY = "x-amazon-apigateway-gateway-responses"
 WEBSOCKET_API = "WebsocketAPI"
 WEBSOCKET_STAGE = "WebsocketAPIStage"
 
@@ -170,6 +179,13 @@ def patch_template(sam: dict[str, Any]) -> dict[str, Any]:
     parameters = sam.setdefault("Parameters", {})
     for name, (_, spec) in PARAMETERS.items():
         parameters[name] = dict(spec)
+
+    rest_api = resources.get(REST_API)
+    if rest_api is not None:
+        definition = rest_api.get("Properties", {}).get("DefinitionBody")
+        if not isinstance(definition, dict):
+            raise PackageError(f"{REST_API} has no inline OpenAPI definition to add the gateway responses to")
+        definition[GATEWAY_RESPONSES_KEY] = openapi_extension()
 
     functions = {n: r for n, r in resources.items() if r.get("Type") == FUNCTION_TYPE}
     if not functions:

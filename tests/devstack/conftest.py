@@ -31,6 +31,16 @@ def devstack_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name.startswith("devstack")}
 
 
+def threads_since(before: set[threading.Thread]) -> set[threading.Thread]:
+    """Threads started since ``before`` was taken (by the part under test, or its clients)."""
+    return set(threading.enumerate()) - before
+
+
+def wait_until_ended(threads: set[threading.Thread], timeout: float = 30.0) -> None:
+    """Every one of ``threads`` ends; others, started or ended by anything else meanwhile, do not matter."""
+    wait_until(lambda: not [t for t in threads if t.is_alive()], timeout=timeout)
+
+
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
     emulator = AwsEmulator()

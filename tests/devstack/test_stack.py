@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from typing import Any
 
@@ -14,7 +15,7 @@ from websockets.sync.client import connect
 
 from devstack.stack import DevStack
 
-from .conftest import devstack_threads
+from .conftest import threads_since, wait_until_ended
 
 pytestmark = pytest.mark.integration
 
@@ -22,10 +23,11 @@ FAST = {"SWAP_LATENCY_MS": "0", "QUOTE_LATENCY_MS": "0", "CONFIRM_POLL_MS": "10"
 
 
 def test_an_order_goes_from_rest_to_confirmed_on_the_websocket_and_stop_cleans_up() -> None:
-    threads_before = devstack_threads()
+    threads_before = set(threading.enumerate())
     env_before = dict(os.environ)
     with DevStack(rest_port=0, ws_port=0, env=FAST) as stack:
         urls = stack.urls
+        started = threads_since(threads_before)
         with httpx.Client(base_url=urls["rest"], headers={"x-api-key": "local-dev-key"}, timeout=10) as http:
             health = http.get("/health")
             assert health.status_code == 200, health.text
@@ -46,7 +48,7 @@ def test_an_order_goes_from_rest_to_confirmed_on_the_websocket_and_stop_cleans_u
             pass
         assert refused.value.response.status_code == 401
     assert dict(os.environ) == env_before
-    assert devstack_threads() == threads_before
+    wait_until_ended(started | threads_since(threads_before))
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{urls['rest']}/health", timeout=2)
 

@@ -42,7 +42,9 @@ def test_the_table_covers_exactly_the_apps_routes() -> None:
     def shape(path: str) -> str:  # parameter names are the code's business: /api/orders/{}
         return re.sub(r"\{[^}]+\}", "{}", path)
 
-    served = {(shape(path), method) for path, methods in app.routes.items() for method in methods}
+    served = {(shape(path), method) for path, entries in app.routes.items() for method, entry in entries.items()
+              # HEAD is GET without a body, and the 405 view answers every method a path does not serve
+              if method != "HEAD" and entry.view_function.__name__ != "method_not_allowed"}
     documented = {(shape(op.path), op.method) for op in OPERATIONS}
     assert documented == served
 

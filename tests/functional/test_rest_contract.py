@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx
 import pytest
 
 from chalicelib.api import intake
@@ -263,3 +267,92 @@ def test_a_field_of_another_order_type_is_named_with_its_type(client: Any, body:
     resp = post_order(client, body)
     assert resp.status_code == 400
     assert error_of(resp)["field"] == field and words in error_of(resp)["message"]
+
+
+# -- every error in the contract's shape: what Chalice and API Gateway answer by themselves --------
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+def test_a_body_that_is_not_json_is_415_naming_the_content_type(client: Any, content_type: str) -> None:
+    resp = client.http.post("/api/orders/execute", headers={"Content-Type": content_type, "x-api-key": API_KEY_A},
+                            body=json.dumps(order_body()))
+    assert resp.status_code == 415
+    assert error_of(resp) == {"code": "unsupported_media_type", "field": "Content-Type",
+                              "message": f"the body must be application/json, not {content_type}"}
+    assert resp.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("PUT", "/api/orders/execute", "POST"),
+    ("GET", "/api/orders/execute", "POST"),
+    ("DELETE", "/health", "GET, HEAD"),
+    ("POST", "/api/orders/ord_123", "GET, HEAD"),
+    ("PATCH", "/api/quotes", "GET, HEAD"),
+    ("OPTIONS", "/api/orders", "GET, HEAD"),
+])
+def test_a_method_the_path_does_not_serve_is_405_with_allow(client: Any, method: str, path: str, allow: str) -> None:
+    resp = client.http.request(method, path, headers={"x-api-key": API_KEY_A, "Content-Type": "text/plain"},
+                               body=b"anything")
+    assert resp.status_code == 405
+    assert error_of(resp)["code"] == "method_not_allowed" and method in error_of(resp)["message"]
+    assert resp.headers["Allow"] == allow
+
+
+def test_head_is_served_wherever_get_is(client: Any) -> None:
+    assert client.http.head("/health").status_code == 200
+    order_id = json.loads(post_order(client).body)["orderId"]
+    assert client.http.head(f"/api/orders/{order_id}", headers={"x-api-key": API_KEY_A}).status_code == 200
+    assert client.http.head("/api/orders/ord_none", headers={"x-api-key": API_KEY_A}).status_code == 404
+
+
+def test_an_error_chalice_catches_itself_is_a_500_in_the_contracts_shape(client: Any,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import app
+
+    def unguarded() -> None:  # a view without api_route: its exception reaches Chalice
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(app.routes["/health"]["GET"], "view_function", unguarded)
+    resp = client.http.get("/health")
+    assert resp.status_code == 500 and error_of(resp)["code"] == "internal_error"
+
+
+@pytest.fixture
+def through_local_gateway(services: Services) -> Iterator[Callable[..., httpx.Response]]:
+    """Requests through the local stack's REST front (API Gateway's routing and gateway
+    responses, then Chalice), in process, without a socket."""
+    from app import app
+    from devstack.rest import ChaliceAsgi, chalice_config
+
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        front = ChaliceAsgi(app, chalice_config(app, "local"), executor)
+
+        def request(method: str, path: str, **kwargs: Any) -> httpx.Response:
+            async def go() -> httpx.Response:
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app=front), base_url="http://local") as http:
+                    return await http.request(method, path, **kwargs)
+
+            return asyncio.run(go())
+
+        yield request
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/nope"), ("POST", "/api/order/execute"), ("GET", "/api/orders/ord_1/extra"), ("DELETE", "/"),
+])
+def test_an_unknown_path_is_404_in_the_contracts_shape(through_local_gateway: Callable[..., httpx.Response],
+                                                        method: str, path: str) -> None:
+    resp = through_local_gateway(method, path, headers={"x-api-key": API_KEY_A})
+    assert resp.status_code == 404
+    assert resp.json() == {"error": {"code": "not_found", "message": "no route matches this path"}}
+    assert resp.headers["content-type"] == "application/json"
+
+
+def test_the_local_gateway_serves_the_routes_and_their_errors_alike(
+        through_local_gateway: Callable[..., httpx.Response]) -> None:
+    accepted = through_local_gateway("POST", "/api/orders/execute", json=order_body(),
+                                     headers={"x-api-key": API_KEY_A})
+    assert accepted.status_code == 202 and accepted.json()["status"] == "pending"
+    refused = through_local_gateway("PUT", "/api/orders/execute", headers={"x-api-key": API_KEY_A})
+    assert refused.status_code == 405 and refused.json()["error"]["code"] == "method_not_allowed"
+    head = through_local_gateway("HEAD", "/health")
+    assert head.status_code == 200

@@ -165,3 +165,42 @@ def test_an_event_source_queue_missing_from_the_template_is_refused() -> None:
     }}
     with pytest.raises(PackageError, match="renamed-queue"):
         patch_template(sam)
+
+
+def _rest_definition(sam: dict[str, Any]) -> dict[str, Any]:
+    definition: dict[str, Any] = sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    return definition
+
+
+@pytest.mark.parametrize(("response_type", "status", "code"), [
+    ("MISSING_AUTHENTICATION_TOKEN", "404", "not_found"),  # an unknown path: API Gateway's 403 by default
+    ("UNSUPPORTED_MEDIA_TYPE", "415", "unsupported_media_type"),
+    ("REQUEST_TOO_LARGE", "413", "payload_too_large"),
+    ("DEFAULT_4XX", None, "bad_request"),
+    ("DEFAULT_5XX", None, "internal_error"),
+])
+def test_what_api_gateway_answers_itself_is_in_the_contracts_error_shape(
+        sam: dict[str, Any], response_type: str, status: str | None, code: str) -> None:
+    response = _rest_definition(sam)["x-amazon-apigateway-gateway-responses"][response_type]
+    assert response.get("statusCode") == status
+    assert response["responseParameters"] == {"gatewayresponse.header.Content-Type": "'application/json'"}
+    template = response["responseTemplates"]["application/json"]
+    # API Gateway substitutes $context variables only; messageString arrives as a quoted JSON string.
+    body = json.loads(template.replace("$context.error.messageString", json.dumps('a "quoted" message')))
+    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
+
+
+def test_every_path_answers_every_method_so_api_gateway_never_refuses_one_itself(sam: dict[str, Any]) -> None:
+    paths = _rest_definition(sam)["paths"]
+    assert paths
+    for path, methods in paths.items():
+        assert {"get", "head", "post", "put", "patch", "delete", "options"} <= set(methods), path
+
+
+def test_a_rest_api_without_an_inline_definition_is_refused() -> None:
+    sam: dict[str, Any] = {"Resources": {
+        **template_resources(),
+        "RestAPI": {"Type": "AWS::Serverless::Api", "Properties": {"DefinitionUri": "s3://bucket/swagger.json"}},
+    }}
+    with pytest.raises(PackageError, match="RestAPI"):
+        patch_template(sam)
