@@ -225,18 +225,17 @@ function syncForm() {
   const tokenIn = $("tokenIn").value.trim() || "token";
   const tokenOut = $("tokenOut").value.trim() || "token";
   $("amount-unit").textContent = tokenLabel(tokenIn);
-  $("limit-unit").textContent = `${tokenLabel(tokenOut)} per ${tokenLabel(tokenIn)}, at least`;
-  $("max-unit").textContent = `${tokenLabel(tokenIn)} per ${tokenLabel(tokenOut)}, at most`;
-  const hint = $("limitPrice-hint");
-  hint.textContent = "";
+  $("maxPrice-hint").textContent = `${tokenLabel(tokenIn)} per ${tokenLabel(tokenOut)}, at most`;
+  let limitHint = `${tokenLabel(tokenOut)} per ${tokenLabel(tokenIn)}, at least`;
   if (type === "limit") {
     const canon = canonicalPair(tokenIn.toUpperCase(), tokenOut.toUpperCase());
     const latest = prices.latest(pairKey(canon.base, canon.quote));
     if (latest.length) {
       const best = Math.max(...latest.map((v) => (canon.inverted ? 1 / v.price : v.price)));
-      hint.textContent = `Now about ${formatPrice(best)} ${tokenLabel(tokenOut)} per ${tokenLabel(tokenIn)}.`;
+      limitHint += ` · now about ${formatPrice(best)}`;
     }
   }
+  $("limitPrice-hint").textContent = limitHint;
 }
 
 function clearErrors(scope) {
@@ -415,10 +414,18 @@ function renderRow(order) {
   ]);
   setCell(row, "venue", order.venue || "", () => (order.venue
     ? h("span", { class: `venue ${venueClass(order.venue)}` }, order.venue) : h("span", { class: "muted" }, "–")));
-  const out = order.status === "failed" && order.error ? `!${order.error.code}` : order.amountOut || "";
+  // In flight: the amount the chosen quote promised (≈); once confirmed, the amount received.
+  const quoted = order.venue && order.quotes.find((q) => q.venue === order.venue);
+  const expected = TERMINAL.has(order.status) ? null : order.expectedAmountOut || (quoted && quoted.amountOut) || null;
+  const out = order.status === "failed" && order.error ? `!${order.error.code}`
+    : order.amountOut || (expected ? `~${expected}` : "");
   setCell(row, "out", out, () => {
     if (order.amountOut) return `${order.amountOut} ${tokenLabel(order.tokenOut)}`;
     if (order.status === "failed" && order.error) return h("span", { class: "error-code" }, order.error.code);
+    if (expected) {
+      return h("span", { class: "expected", title: "quoted; not yet received" },
+        `≈ ${expected} ${tokenLabel(order.tokenOut)}`);
+    }
     return h("span", { class: "muted" }, "–");
   });
   renderSteps(order, row);
@@ -577,7 +584,8 @@ function renderDetail() {
     h("span", { class: "dot", "aria-hidden": "true" }),
     h("span", { class: "t-status", text: s.status }),
     h("span", { class: "t-at mono", text: clock(s.at) }),
-    h("span", { class: "t-ms", text: TERMINAL.has(s.status) ? "" : `${duration(s.ms)}${s.live ? "…" : ""}` })))));
+    h("span", { class: "t-ms", "data-live-since": s.live ? String(Date.parse(s.at)) : null,
+      text: TERMINAL.has(s.status) ? "" : `${duration(s.ms)}${s.live ? "…" : ""}` })))));
   if (CANCELLABLE.has(order.status)) {
     parts.push(h("div", { class: "actions" }, h("button", { type: "button", class: "danger", "data-action": "cancel",
       onclick: () => cancelOrder(order.orderId) }, "Cancel order")));
@@ -753,8 +761,10 @@ function tick() {
     const row = rows.get(order.orderId);
     if (row) renderSteps(order, row, now);
   }
-  const selected = selectedId && store.get(selectedId);
-  if (selected && !TERMINAL.has(selected.status)) renderDetail();
+  // The current step's clock in the detail; the rest of it changes only with a status.
+  for (const node of document.querySelectorAll("#detail [data-live-since]")) {
+    node.textContent = `${duration(Math.max(0, now - Number(node.dataset.liveSince)))}…`;
+  }
   renderStats();
 }
 
@@ -772,7 +782,13 @@ function init() {
   renderStats();
   syncForm();
   form.addEventListener("submit", submitOrder);
-  form.addEventListener("change", syncForm);
+  form.addEventListener("change", (event) => {
+    if (event.target.name === "type") {
+      clearErrors(form);
+      setStatus($("submit-status"), "idle", "");
+    }
+    syncForm();
+  });
   form.addEventListener("input", (event) => {
     if (event.target.id === "tokenIn" || event.target.id === "tokenOut") syncForm();
   });
@@ -787,8 +803,13 @@ function init() {
   $("key-dialog").addEventListener("cancel", (event) => {
     if (!localStorage.getItem(KEY_STORAGE)) event.preventDefault();
   });
+  renderPrices();
   if (localStorage.getItem(KEY_STORAGE)) start();
-  else openKeyDialog();
+  else {
+    connState = { state: "nokey", connections: 0 };
+    renderConn();
+    openKeyDialog();
+  }
 }
 
 init();
