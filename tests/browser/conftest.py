@@ -55,10 +55,10 @@ FAST_STACK_ENV = {
 
 
 def chromium_path() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    """``CHROMIUM`` when set (and only it), else Debian's, else one on PATH."""
+    explicit = os.environ.get("CHROMIUM")
+    candidates = [explicit] if explicit else ["/usr/bin/chromium", shutil.which("chromium")]
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
 def screenshots_dir() -> Path:
@@ -68,13 +68,45 @@ def screenshots_dir() -> Path:
     return path
 
 
+def _unavailable() -> str | None:
+    """Why the tier cannot run here, or None."""
+    if sync_playwright is None:
+        return "Playwright is not installed (pip install -e '.[dev]')"
+    if chromium_path() is None:
+        where = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
+        return f"no Chromium at {where} (apt-get install chromium)"
+    return None
+
+
+UNAVAILABLE = _unavailable()
+_HERE = Path(__file__).resolve().parent
+
+
+def _in_tier(item: pytest.Item) -> bool:
+    return Path(str(item.path)).resolve().is_relative_to(_HERE)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if UNAVAILABLE is None:
+        return
+    for item in items:
+        if _in_tier(item):
+            item.add_marker(pytest.mark.skip(reason=f"browser tier skipped: {UNAVAILABLE}"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    """Every skipped test of the tier reports from one place, so the summary has one line for it."""
+    outcome: Any = yield
+    report = outcome.get_result()
+    if UNAVAILABLE is not None and report.skipped and isinstance(report.longrepr, tuple) and _in_tier(item):
+        report.longrepr = (str(Path(__file__).relative_to(REPO)), None, f"Skipped: browser tier skipped: {UNAVAILABLE}")
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     executable = chromium_path()
-    if sync_playwright is None:
-        pytest.skip("browser tier skipped: Playwright is not installed (pip install -e '.[dev]')")
-    if executable is None:
-        pytest.skip("browser tier skipped: no Chromium at /usr/bin/chromium (apt-get install chromium)")
+    assert sync_playwright is not None and executable is not None
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
         yield instance
