@@ -169,13 +169,15 @@ function toast(text) {
 // ---- API key -------------------------------------------------------------------------------
 function openKeyDialog(error = "") {
   const dialog = $("key-dialog");
-  $("api-key").value = localStorage.getItem(KEY_STORAGE) || "";
+  if (!dialog.open) $("api-key").value = localStorage.getItem(KEY_STORAGE) || "";
   $("api-key-error").textContent = error;
   $("api-key").setAttribute("aria-invalid", error ? "true" : "false");
   $("key-hint").textContent = stage === "local"
     ? "The local stack's key is local-dev-key unless API_KEYS says otherwise." : "";
-  if (!dialog.open) dialog.showModal();
-  $("api-key").focus();
+  if (!dialog.open) {
+    dialog.showModal();
+    $("api-key").focus();
+  }
 }
 
 async function saveKey(event) {

@@ -206,7 +206,8 @@ def test_a_limit_order_waits_at_its_level_and_can_be_cancelled(dashboard: Dashbo
 @pytest.mark.xfail(strict=True, reason="needs sniper orders and simulated launches (issue 14)")
 def test_a_launch_followed_by_a_sniper_order_fills(dashboard: Dashboard) -> None:
     page = dashboard.open()
-    expect(page.locator("#launch-card")).to_be_visible()
+    page.click("#launch-toggle")  # next to the prices, on local and dev stages
+    expect(page.locator("#launch-form")).to_be_visible()
     page.fill("#launch-symbol", "SNIPE")
     page.fill("#launch-open", "10")
     page.click("#launch-button")
