@@ -271,6 +271,7 @@ function showFieldError(scope, err, statusNode) {
 }
 
 function setStatus(node, state, text, extra = {}) {
+  for (const key of Object.keys(node.dataset)) if (key !== "state") delete node.dataset[key];
   node.dataset.state = state;
   node.replaceChildren(...(Array.isArray(text) ? text : [text]));
   for (const [k, v] of Object.entries(extra)) node.dataset[k] = v;
@@ -314,7 +315,7 @@ async function submitOrder(event) {
     learnWsUrl(data.wsUrl);
     const order = code === 200 && !store.get(data.orderId) ? await loadOne(data.orderId, data, body)
       : store.putAccepted(data, body);
-    feed.follow(order.orderId);
+    if (!TERMINAL.has(order.status)) feed.follow(order.orderId);
     selectOrder(order.orderId);
     const text = code === 200 ? "Already submitted" : "Accepted";
     setStatus(status, "ok", [`${text} `, h("code", { text: order.orderId })], { orderId: order.orderId });

@@ -56,7 +56,7 @@ export class PriceChart {
   measure() {
     const box = this.container.getBoundingClientRect();
     const width = Math.max(240, Math.round(box.width));
-    const height = width < 520 ? 180 : 230;
+    const height = width < 520 ? 160 : 190;
     if (width !== this.width || height !== this.height) {
       this.width = width;
       this.height = height;
