@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 try:
     from playwright.sync_api import expect, sync_playwright
-except ImportError:  # the tier is skipped (see browser below); nothing here runs
+except ImportError:  # the tier is skipped (see _unavailable below); nothing here runs
     expect = sync_playwright = None
 
 REPO = Path(__file__).resolve().parents[2]
