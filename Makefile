@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck check bench docs test-postman package localstack test-localstack clean
+.PHONY: run test lint typecheck check bench docs test-postman screenshots package localstack test-localstack clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
@@ -37,6 +37,10 @@ test-postman: $(STAMP)
 # The contract documents under docs/ (OpenAPI, AsyncAPI, Postman), written from the code.
 docs: $(STAMP)
 	$(BIN)/python -m devstack.contract_docs
+
+# The dashboard's pictures in docs/screenshots, taken by the browser tier (needs Chromium).
+screenshots: $(STAMP)
+	SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -W error tests/browser -q
 
 include infra/infra.mk
 

@@ -2,7 +2,7 @@
 
 from chalice import Chalice
 
-from chalicelib.api import http, websocket, workers
+from chalicelib.api import http, pages, websocket, workers
 from chalicelib.api.fallback import complete_routes
 from chalicelib.config import get_settings
 from chalicelib.logs import configure_logging
@@ -11,6 +11,7 @@ app = Chalice(app_name="order-engine")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 configure_logging(app, get_settings().log_level)
 app.register_blueprint(http.bp)
+app.register_blueprint(pages.bp)
 app.register_blueprint(workers.bp)
 
 # WebSocket handlers are registered on the app itself (see chalicelib/api/websocket.py).

@@ -82,9 +82,18 @@ def _test_script(op_id: str, operation: dict[str, Any], example: str | None) -> 
     return lines
 
 
-def _url(path: str, op_id: str, query: dict[str, str]) -> dict[str, Any]:
-    saved = PATH_IDS.get(op_id, "orderId")
-    segments = [("{{" + saved + "}}" if seg.startswith("{") else seg) for seg in path.strip("/").split("/")]
+def _url(path: str, operation: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
+    saved = PATH_IDS.get(operation["operationId"], "orderId")
+    examples = {p["name"]: (p["schema"].get("examples") or [""])[0]
+                for p in operation.get("parameters", []) if p["in"] == "path"}
+
+    def segment(seg: str) -> str:
+        if not seg.startswith("{"):
+            return seg
+        name = seg.strip("{}")
+        return "{{" + saved + "}}" if name == "orderId" else str(examples.get(name, ""))
+
+    segments = [segment(seg) for seg in path.strip("/").split("/")]
     raw = "{{baseUrl}}/" + "/".join(segments)
     url: dict[str, Any] = {"raw": raw, "host": ["{{baseUrl}}"], "path": segments}
     if query:
@@ -111,7 +120,7 @@ def _request(path: str, method: str, operation: dict[str, Any], example: str | N
     request: dict[str, Any] = {
         "method": method.upper(),
         "header": [],
-        "url": _url(path, op_id, _query_example(operation)),
+        "url": _url(path, operation, _query_example(operation)),
         "description": operation.get("description", operation["summary"]),
     }
     if not operation.get("security"):
@@ -141,7 +150,7 @@ def collection(openapi: dict[str, Any]) -> dict[str, Any]:
                     folders.setdefault(tag, []).append(_request(path, method, operation, name, example["value"]))
             else:
                 folders.setdefault(tag, []).append(_request(path, method, operation, None, None))
-    order = {"operations": 0, "market": 1, "orders": 2}
+    order = {"operations": 0, "market": 1, "orders": 2, "dashboard": 3}
     return {
         "info": {
             "_postman_id": _stable_id("collection"),

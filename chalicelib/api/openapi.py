@@ -33,7 +33,7 @@ class Response:
     model: type[BaseModel] | None = ErrorResponse
     headers: Mapping[str, str] = field(default_factory=dict)  # name -> description
     links: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    content_type: str = "application/json"
+    content_types: tuple[str, ...] = ("application/json",)
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class Operation:
     body: type[BaseModel] | None = None
     body_examples: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     query: type[BaseModel] | None = None
-    path_parameters: Mapping[str, str] = field(default_factory=dict)  # name -> description
+    # name -> (description, schema); an order id unless said otherwise
+    path_parameters: Mapping[str, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
 
 
 # Errors, each in ErrorResponse's shape.
@@ -67,6 +68,8 @@ ORDER_LINKS: dict[str, dict[str, Any]] = {
                  "description": "The order just accepted, with its status and history."},
 }
 
+ASSET_TYPES = ("text/javascript", "text/css", "image/svg+xml")
+ORDER_ID = {"type": "string", "pattern": "^ord_[0-9a-z]{26}$"}
 MARKET_EXAMPLE = {"type": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1.5", "slippageBps": 50,
                   "clientOrderId": "my-order-1"}
 
@@ -97,7 +100,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "GET", "/api/orders/{orderId}", "getOrder", "One order, with its whole history", "orders",
-        path_parameters={"orderId": "The id POST returned (`ord_…`)."},
+        path_parameters={"orderId": ("The id POST returned (`ord_…`).", ORDER_ID)},
         responses=(Response(200, "The order.", OrderView), E401, E404_ORDER, E503_KEYS),
     ),
     Operation(
@@ -116,14 +119,28 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET", "/openapi.json", "getOpenApi", "This document", "operations", authenticated=False,
         responses=(Response(200, "The OpenAPI 3.1 document.", None),),
     ),
+    Operation(
+        "GET", "/", "getDashboard", "The live dashboard page", "dashboard", authenticated=False,
+        description="One page that speaks this API and the WebSocket API like any client; it asks for a key.",
+        responses=(Response(200, "The page.", None, content_types=("text/html",)),),
+    ),
+    Operation(
+        "GET", "/static/{name}", "getDashboardFile", "A file the dashboard loads", "dashboard", authenticated=False,
+        path_parameters={"name": ("A file of the page (`app.js`, `style.css`, …).",
+                                  {"type": "string", "pattern": "^[a-z0-9_-]+\\.(js|css|svg)$",
+                                   "examples": ["app.js"]})},
+        responses=(Response(200, "The file.", None, content_types=ASSET_TYPES),
+                   Response(304, "Not modified since the ETag given in If-None-Match.", None,
+                            content_types=ASSET_TYPES),
+                   Response(404, "No such file.")),
+    ),
 )
 
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "description": description,
-         "schema": {"type": "string", "pattern": "^ord_[0-9a-z]{26}$"}}
-        for name, description in op.path_parameters.items()
+        {"name": name, "in": "path", "required": True, "description": description, "schema": dict(schema)}
+        for name, (description, schema) in op.path_parameters.items()
     ]
     if op.query is not None:
         schema = op.query.model_json_schema(ref_template=REF)
@@ -147,11 +164,10 @@ _Refs = Mapping[tuple[Any, JsonSchemaMode], Any]
 def _response(resp: Response, refs: _Refs) -> dict[str, Any]:
     out: dict[str, Any] = {"description": resp.description}
     if resp.model is not None:
-        out["content"] = {resp.content_type: {"schema": refs[(resp.model, "serialization")]}}
-    elif resp.content_type == "application/json":
-        out["content"] = {"application/json": {"schema": {"type": "object"}}}
+        out["content"] = {kind: {"schema": refs[(resp.model, "serialization")]} for kind in resp.content_types}
     else:
-        out["content"] = {resp.content_type: {"schema": {"type": "string"}}}
+        out["content"] = {kind: {"schema": {"type": "object"} if kind == "application/json" else {"type": "string"}}
+                          for kind in resp.content_types}
     if resp.headers:
         out["headers"] = {name: {"description": text, "schema": {"type": "integer"}}
                           for name, text in resp.headers.items()}
@@ -210,7 +226,7 @@ def document(server_url: str = "http://127.0.0.1:8000") -> dict[str, Any]:
                             "AsyncAPI document)."),
         },
         "servers": [{"url": server_url}],
-        "tags": [{"name": "orders"}, {"name": "market"}, {"name": "operations"}],
+        "tags": [{"name": "orders"}, {"name": "market"}, {"name": "operations"}, {"name": "dashboard"}],
         "paths": paths,
         "components": {
             "schemas": defs.get("$defs", {}),

@@ -150,6 +150,8 @@ def test_deployment_package_holds_the_app(packaged: Path) -> None:
         names = set(archive.namelist())
     assert "app.py" in names
     assert "chalicelib/api/workers.py" in names
+    # The dashboard deploys with the app: the page and every file it loads.
+    assert {"chalicelib/web/index.html", "chalicelib/web/app.js", "chalicelib/web/style.css"} <= names
 
 
 def test_an_event_source_queue_missing_from_the_template_is_refused() -> None:
