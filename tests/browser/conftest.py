@@ -103,7 +103,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
         report.longrepr = (str(Path(__file__).relative_to(REPO)), None, f"Skipped: browser tier skipped: {UNAVAILABLE}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     executable = chromium_path()
     assert sync_playwright is not None and executable is not None
