@@ -15,6 +15,11 @@ anywhere, so
   ``pending`` and starts again;
 * a terminal order is acknowledged and ignored.
 
+Waiting for a landing reads the block height *before* the signature's status. The chain lands
+(or drops) everything due before it answers, and a transaction lands only while its blockhash
+is valid, so "status unknown, and the height read before it is above ``lastValidBlockHeight``"
+proves the transaction can never land.
+
 Errors are classified: transient ones (``retryable``) put the order back to ``pending``
 and ask the caller to retry after ``base · 2^(attempt−1)`` seconds, until the last attempt,
 which fails the order with the reason; permanent ones fail it at once.
@@ -45,15 +50,16 @@ from ..domain import (
     OrderStatus,
     PermanentExecutionError,
     Route,
+    SignatureStatus,
     SlippageExceededError,
+    Transaction,
     TransientExecutionError,
     price_string,
     to_decimal_string,
 )
 from ..domain.clock import Clock
 from ..routing.router import Router
-from .chain import SignatureStatus, SimulatedChain, Transaction
-from .ports import EventPublisher, OrderStore, StaleOrderError
+from .ports import Chain, EventPublisher, OrderStore, StaleOrderError
 from .transactions import build_transaction, transaction_from_dict, transaction_to_dict
 
 __all__ = ["Executor", "Outcome", "OutcomeKind"]
@@ -91,7 +97,7 @@ class Executor:
         store: OrderStore,
         publisher: EventPublisher,
         router: Router,
-        chain: SimulatedChain,
+        chain: Chain,
         clock: Clock,
         *,
         max_attempts: int = 3,
@@ -193,12 +199,14 @@ class Executor:
         last_valid = tx.recent_blockhash.last_valid_block_height
         give_up_at = self._clock.now() + self._max_wait
         while True:
-            status = self._chain.get_signature_status(tx.signature)
+            height = self._chain.get_block_height()  # before the status: see the module's docstring
+            [status] = self._chain.get_signature_statuses([tx.signature])
             if status is not None and status.confirmation_status in ("confirmed", "finalized"):
                 return status
-            if status is None and self._chain.block_height() > last_valid:
+            if status is None and height > last_valid:
                 raise BlockhashExpiredError(
-                    f"transaction {tx.signature[:16]}… did not land before block {last_valid}"
+                    f"transaction {tx.signature[:16]}… did not land by block {last_valid}; "
+                    f"block {height} seen before its status: it never will"
                 )
             if self._clock.now() >= give_up_at:
                 raise ConfirmationPendingError(
@@ -232,7 +240,7 @@ class Executor:
         if order.signature is None or order.tx is None:
             return self._fail(order, PermanentExecutionError("submitted order has no transaction"), 1)
         tx = transaction_from_dict(order.tx, order.token_in, order.token_out)
-        status = self._chain.get_signature_status(order.signature)
+        [status] = self._chain.get_signature_statuses([order.signature])
         log.info(json.dumps({"msg": "reconciling submitted order", "orderId": order.order_id,
                              "signature": order.signature, "landed": status is not None}))
         if status is None:

@@ -6,10 +6,19 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import BlockhashExpiredError, RpcError, SlippageExceededError, get_token
+from chalicelib.domain import (
+    BlockhashExpiredError,
+    RpcError,
+    SignatureStatus,
+    SlippageExceededError,
+    SwapInstruction,
+    Transaction,
+    WrapSol,
+    get_token,
+)
 from chalicelib.domain.base58 import b58decode, b58encode
 from chalicelib.domain.clock import FakeClock
-from chalicelib.execution.chain import ChainSettings, SimulatedChain, SwapInstruction, Transaction, WrapSol
+from chalicelib.execution.chain import ChainSettings, SimulatedChain
 from chalicelib.execution.transactions import transaction_from_dict, transaction_to_dict
 from chalicelib.routing.market import MarketSettings, SimulatedMarket
 from chalicelib.routing.router import Router
@@ -23,6 +32,10 @@ class World:
         self.market = SimulatedMarket(MarketSettings(seed=3, drift_bps=0), self.clock)
         self.chain = SimulatedChain(self.market, self.clock, ChainSettings(**chain))
         self.router = Router(list(self.market.venues.values()), self.clock)
+
+    def status(self, signature: str) -> SignatureStatus | None:
+        [status] = self.chain.get_signature_statuses([signature])
+        return status
 
     def tx(self, amount: int = 10**9, slippage_bps: int = 50, nonce: str = "n1") -> Transaction:
         route = self.router.route(SOL, USDC, amount, slippage_bps)
@@ -49,9 +62,9 @@ def test_signature_is_64_bytes_of_base58_and_deterministic() -> None:
 def test_blockhash_lives_150_blocks_of_400_ms() -> None:
     w = World()
     first = w.chain.get_latest_blockhash()
-    assert first.last_valid_block_height == w.chain.block_height() + 150
+    assert first.last_valid_block_height == w.chain.get_block_height() + 150
     w.clock.advance(0.4 * 10)
-    assert w.chain.block_height() == first.last_valid_block_height - 140
+    assert w.chain.get_block_height() == first.last_valid_block_height - 140
     assert w.chain.get_latest_blockhash().value != first.value
 
 
@@ -59,13 +72,13 @@ def test_transaction_lands_after_the_latency_then_finalizes() -> None:
     w = World(confirm_latency_ms=(2_000, 2_000))
     tx = w.tx()
     w.chain.send_transaction(tx)
-    assert w.chain.get_signature_status(tx.signature) is None
+    assert w.status(tx.signature) is None
     w.clock.advance(2.0)
-    status = w.chain.get_signature_status(tx.signature)
+    status = w.status(tx.signature)
     assert status is not None and status.confirmation_status == "confirmed" and status.err is None
     assert status.fills[0].amount_out >= tx.swaps[0].min_amount_out
     w.clock.advance(0.4 * 32)
-    final = w.chain.get_signature_status(tx.signature)
+    final = w.status(tx.signature)
     assert final is not None and final.confirmation_status == "finalized"
 
 
@@ -73,7 +86,7 @@ def test_sending_twice_swaps_once() -> None:
     w = World()
     tx = w.tx()
     assert w.chain.send_transaction(tx) == w.chain.send_transaction(tx) == tx.signature
-    assert w.chain.executed_swaps() == 1 and w.chain.sent_count() == 1 and w.chain.send_calls() == 2
+    assert w.chain.executed_swaps() == 1 and w.chain.send_calls() == 2
 
 
 def test_expired_blockhash_is_refused() -> None:
@@ -102,7 +115,7 @@ def test_slippage_at_landing_is_an_on_chain_error() -> None:
     q = tx.swaps[0].quote
     w.market.venue(q.venue).swap(w.market.venue(q.venue).quote(SOL, USDC, 5_000 * 10**9), 0)  # front-run
     w.clock.advance(1.0)
-    status = w.chain.get_signature_status(tx.signature)
+    status = w.status(tx.signature)
     assert status is not None and status.err is not None and status.err["name"] == "SlippageToleranceExceeded"
     assert w.chain.executed_swaps() == 0
 
@@ -115,4 +128,4 @@ def test_rpc_errors_and_dropped_transactions_are_injectable() -> None:
     tx = w.tx()
     w.chain.send_transaction(tx)
     w.clock.advance(120)
-    assert w.chain.get_signature_status(tx.signature) is None  # dropped: never lands
+    assert w.status(tx.signature) is None  # dropped: never lands

@@ -6,9 +6,17 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import ConfirmationPendingError, Order, OrderStatus, QuoteTimeoutError, RpcError, get_token
+from chalicelib.domain import (
+    ConfirmationPendingError,
+    Order,
+    OrderStatus,
+    QuoteTimeoutError,
+    RpcError,
+    Transaction,
+    get_token,
+)
 from chalicelib.domain.clock import FakeClock
-from chalicelib.execution.chain import ChainSettings, SimulatedChain, Transaction
+from chalicelib.execution.chain import ChainSettings, SimulatedChain
 from chalicelib.execution.executor import Executor, OutcomeKind
 from chalicelib.execution.ports import StaleOrderError
 from chalicelib.routing.market import MarketSettings, SimulatedMarket
@@ -186,10 +194,10 @@ def test_a_submitted_order_is_never_failed_for_a_transient_error(monkeypatch: py
     w = World(confirm_latency_ms=(1_000, 1_000))
     order = w.order()
 
-    def rpc_down(signature: str) -> Any:
+    def rpc_down(signatures: Any) -> Any:
         raise RpcError("RPC node returned 503")
 
-    monkeypatch.setattr(w.chain, "get_signature_status", rpc_down)
+    monkeypatch.setattr(w.chain, "get_signature_statuses", rpc_down)
     outcomes = [w.executor.execute(order.order_id, attempt) for attempt in (1, 2, 3)]
     # THEN every attempt, the last included, asks for a retry and the order stays submitted
     assert [o.kind for o in outcomes] == [OutcomeKind.RETRY] * 3
