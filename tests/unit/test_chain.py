@@ -22,6 +22,7 @@ from chalicelib.execution.chain import ChainSettings, SimulatedChain
 from chalicelib.execution.transactions import transaction_from_dict, transaction_to_dict
 from chalicelib.routing.market import MarketSettings, SimulatedMarket
 from chalicelib.routing.router import Router
+from chalicelib.routing.state import InMemorySimState
 
 SOL, USDC = get_token("SOL"), get_token("USDC")
 
@@ -129,3 +130,60 @@ def test_rpc_errors_and_dropped_transactions_are_injectable() -> None:
     w.chain.send_transaction(tx)
     w.clock.advance(120)
     assert w.status(tx.signature) is None  # dropped: never lands
+
+
+def test_a_transaction_lands_at_its_last_valid_height_and_never_after() -> None:
+    # GIVEN two transactions built at height h (valid to h+150), both accepted at h+145:
+    # one due 2.0 s (5 slots) later, at h+150, the other 2.4 s (6 slots) later, at h+151
+    on_time, late = World(confirm_latency_ms=(2_000, 2_000)), World(confirm_latency_ms=(2_400, 2_400))
+    txs = []
+    for w in (on_time, late):
+        tx = w.tx()
+        w.clock.advance(145 * 0.4)
+        w.chain.send_transaction(tx)
+        w.clock.advance(10)
+        txs.append(tx)
+    # THEN the first landed at h+150 with its fill; the second was dropped and never lands
+    landed = on_time.status(txs[0].signature)
+    assert landed is not None and landed.slot == txs[0].recent_blockhash.last_valid_block_height
+    assert landed.fills and on_time.chain.executed_swaps() == 1
+    late.clock.advance(600)
+    assert late.status(txs[1].signature) is None and late.chain.executed_swaps() == 0
+
+
+def test_everything_due_lands_before_a_status_is_answered() -> None:
+    w = World(confirm_latency_ms=(1_000, 1_000))
+    tx = w.tx()
+    w.chain.send_transaction(tx)
+    w.clock.advance(1.0)
+    # nobody asked in between: the first status read finds it landed, at the slot it was due
+    status = w.status(tx.signature)
+    assert status is not None and status.slot == tx.recent_blockhash.last_valid_block_height - 150 + 2
+    w.clock.advance(0.4 * 40)
+    assert w.status(tx.signature) == SignatureStatus(status.slot, "finalized", None, status.fills)
+
+
+def test_a_send_after_an_expiry_was_observed_can_never_land_earlier() -> None:
+    # GIVEN two processes on one cluster, the sender's clock a minute behind the other's
+    state = InMemorySimState()
+    late_clock, clock = FakeClock(), FakeClock()
+    clock.advance(61)
+    sender_market = SimulatedMarket(MarketSettings(seed=3, drift_bps=0), late_clock, state=state)
+    sender = SimulatedChain(sender_market, late_clock)
+    other = SimulatedChain(SimulatedMarket(MarketSettings(seed=3, drift_bps=0), clock, state=state), clock)
+    router = Router(list(sender_market.venues.values()), late_clock)
+    leg = router.route(SOL, USDC, 10**9, 50).legs[0]
+    tx = Transaction("payer", sender.get_latest_blockhash(),
+                     (WrapSol(10**9), SwapInstruction(leg.quote, leg.min_amount_out)), "n1")
+    # WHEN the other process reads a height above the blockhash's last valid one, then an
+    # unknown status (so it concludes the transaction can never land)...
+    assert other.get_block_height() > tx.recent_blockhash.last_valid_block_height
+    assert other.get_signature_statuses([tx.signature]) == [None]
+    # ...and only then the slow sender's transaction reaches the cluster, still valid by its clock
+    assert sender.send_transaction(tx) == tx.signature
+    # THEN the cluster schedules it no earlier than what it had settled: it never lands
+    late_clock.advance(600)
+    clock.advance(600)
+    assert other.get_signature_statuses([tx.signature]) == [None]
+    assert sender.get_signature_statuses([tx.signature]) == [None]
+    assert other.executed_swaps() == 0
