@@ -43,6 +43,7 @@ class Settings:
     orders_queue: str = "order-engine-orders"
     orders_dlq: str = "order-engine-orders-dlq"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "oe"  # every key the engine writes starts with "<prefix>:"
     api_keys: Mapping[str, str] = field(default_factory=lambda: parse_api_keys(DEFAULT_API_KEYS))
     rate_limit_per_min: int = 100
     max_body_bytes: int = 16 * 1024
@@ -77,6 +78,7 @@ class Settings:
             orders_queue=e.get("ORDERS_QUEUE", d.orders_queue),
             orders_dlq=e.get("ORDERS_DLQ", d.orders_dlq),
             redis_url=e.get("REDIS_URL", d.redis_url),
+            redis_prefix=e.get("REDIS_PREFIX", d.redis_prefix).rstrip(":") or d.redis_prefix,
             api_keys=parse_api_keys(e.get("API_KEYS", DEFAULT_API_KEYS)),
             rate_limit_per_min=int(e.get("RATE_LIMIT_PER_MIN", d.rate_limit_per_min)),
             ws_public_url=e.get("WS_PUBLIC_URL", d.ws_public_url).rstrip("/"),

@@ -36,5 +36,14 @@ def redis_client() -> Iterator[Any]:
 
 
 @pytest.fixture
-def redis_prefix() -> str:
-    return f"test-{uuid.uuid4().hex[:10]}"
+def redis_prefix(redis_client: Any) -> Iterator[str]:
+    """A key prefix of the test's own; every key under it is deleted afterwards."""
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    delete_prefix(redis_client, prefix)
+
+
+def delete_prefix(client: Any, prefix: str) -> None:
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start:start + 500])

@@ -15,6 +15,7 @@ from ..adapters.connections_table import ConnectionsTable
 from ..adapters.notifier import Notifier
 from ..adapters.orders_table import OrdersTable
 from ..adapters.queue import OrdersQueue
+from ..adapters.redis_sim_state import RedisSimState
 from ..adapters.redis_state import RedisState
 from ..config import Settings, get_settings
 from ..domain.clock import Clock, SystemClock
@@ -22,6 +23,7 @@ from ..execution.chain import ChainSettings, SimulatedChain
 from ..execution.executor import Executor
 from ..routing.market import MarketSettings, SimulatedMarket
 from ..routing.router import Router
+from ..routing.state import SimState
 from .fanout import Fanout
 
 __all__ = ["Services", "get_services", "reset_services", "set_services"]
@@ -59,7 +61,7 @@ class Services:
 
     def warm(self) -> Services:
         """Build the engine now, once: ``cached_property`` takes no lock (Python 3.12+), and
-        two threads building two chains would break at-most-once within a container."""
+        two threads building two engines would each attach a chain to their own market."""
         with _build_lock:
             _ = self.executor
         return self
@@ -86,13 +88,22 @@ class Services:
         return Notifier(self._aws.client("apigatewaymanagementapi", endpoint_url=endpoint))
 
     @cached_property
-    def state(self) -> RedisState:
-        client = self.redis_client
-        if client is None:
-            import redis
+    def redis(self) -> Any:
+        """One client (and its connection pool) for everything this process keeps in Redis."""
+        if self.redis_client is not None:
+            return self.redis_client
+        import redis
 
-            client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-        return RedisState(client)
+        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+    @cached_property
+    def state(self) -> RedisState:
+        return RedisState(self.redis, prefix=self.settings.redis_prefix)
+
+    @cached_property
+    def cluster_state(self) -> SimState:
+        """The simulated cluster's pools, clock and signatures: shared by every container."""
+        return RedisSimState(self.redis, prefix=self.settings.redis_prefix)
 
     @cached_property
     def market(self) -> SimulatedMarket:
@@ -105,6 +116,7 @@ class Services:
                 rpc_error_rate=s.rpc_error_rate,
             ),
             self.clock,
+            state=self.cluster_state,
         )
 
     @cached_property
