@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -41,6 +42,27 @@ def redis_prefix(redis_client: Any) -> Iterator[str]:
     prefix = f"test-{uuid.uuid4().hex[:10]}"
     yield prefix
     delete_prefix(redis_client, prefix)
+
+
+@contextmanager
+def stack_redis_prefix() -> Iterator[str]:
+    """For tests that start the local stack: its keys under a prefix of their own (the stack's
+    app reads REDIS_PREFIX from the environment), deleted afterwards from the Redis at
+    REDIS_URL when one answers (an embedded one goes away with the stack)."""
+    prefix = f"test-{uuid.uuid4().hex[:10]}"
+    saved = os.environ.get("REDIS_PREFIX")
+    os.environ["REDIS_PREFIX"] = prefix
+    try:
+        yield prefix
+    finally:
+        if saved is None:
+            os.environ.pop("REDIS_PREFIX", None)
+        else:
+            os.environ["REDIS_PREFIX"] = saved
+        client = _real_redis()
+        if client is not None:
+            delete_prefix(client, prefix)
+            client.close()
 
 
 def delete_prefix(client: Any, prefix: str) -> None:
