@@ -47,22 +47,31 @@ class _RedisTxn:
     def _key(self, key: str) -> str:
         return f"{self._prefix}:{key}"
 
-    def _reader(self) -> Any:
-        # Once WATCH was sent the pipeline runs commands at once, on the watching connection.
-        return self._pipe if self._pipe.watching else self._client
-
     def watch(self, *keys: str) -> None:
         if keys:
             self._pipe.watch(*[self._key(k) for k in keys])
 
+    def read(self, keys: Sequence[str], due: Sequence[tuple[str, int]] = ()) -> tuple[
+            list[str | None], list[list[tuple[str, int]]]]:
+        # Reads go in one pipeline on another connection: once WATCH has been answered, any
+        # change after these reads is a change after WATCH, and EXEC refuses it all the same.
+        if not keys and not due:
+            return [], []
+        pipe = self._client.pipeline(transaction=False)
+        if keys:
+            pipe.mget([self._key(k) for k in keys])
+        for key, max_score in due:
+            pipe.zrangebyscore(self._key(key), "-inf", max_score, withscores=True)
+        results = pipe.execute()
+        values = [_text(v) for v in results[0]] if keys else []
+        found = [[(str(_text(m)), int(score)) for m, score in members] for members in results[1 if keys else 0:]]
+        return values, found
+
     def get(self, *keys: str) -> list[str | None]:
-        if not keys:
-            return []
-        return [_text(v) for v in self._reader().mget([self._key(k) for k in keys])]
+        return self.read(keys)[0]
 
     def due(self, key: str, max_score: int) -> list[tuple[str, int]]:
-        found = self._reader().zrangebyscore(self._key(key), "-inf", max_score, withscores=True)
-        return [(str(_text(member)), int(score)) for member, score in found]
+        return self.read((), [(key, max_score)])[1][0]
 
     def set(self, key: str, value: str, ttl_seconds: int) -> None:
         full = self._key(key)

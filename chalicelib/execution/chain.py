@@ -46,7 +46,7 @@ from ..domain import (
 )
 from ..domain.base58 import b58encode
 from ..domain.clock import Clock
-from ..routing.market import CLOCK_KEY, ClusterClock, PoolBook, Scheduled, SimulatedMarket
+from ..routing.market import CLOCK_KEY, ClusterClock, PoolBook, Scheduled, SimulatedMarket, pool_key
 from ..routing.state import StateTxn
 
 __all__ = ["FINALIZATION_SLOTS", "PENDING_KEY", "ChainSettings", "SimulatedChain", "signature_key"]
@@ -105,26 +105,22 @@ class SimulatedChain:
             roll_rpc = self._rng.random()
         if roll_rpc < self.settings.rpc_error_rate:
             raise RpcError("RPC node returned 503 Service Unavailable to sendTransaction")
-        [seen] = self._market.read([key])
-        if seen is not None:
-            return signature  # already seen: the network de-duplicates by signature
-        self._check_blockhash(tx, self._market.elapsed_ms())
-        for ix in tx.swaps:  # preflight simulation, as RPC nodes do before forwarding
-            try:
-                self._market.venue(ix.quote.venue).simulate_swap(ix.quote, ix.min_amount_out)
-            except SlippageExceededError as exc:
-                raise SlippageExceededError(f"preflight: {exc.message}") from None
         latency_ms, dropped = self._fate(signature)
-        swaps = [[ix.quote.venue, ix.quote.pool_id, ix.quote.token_in.mint, ix.quote.amount_in, ix.min_amount_out]
+        swaps = [(ix.quote.venue, ix.quote.pool_id, ix.quote.token_in.mint, ix.quote.amount_in, ix.min_amount_out)
                  for ix in tx.swaps]
 
         def accept(txn: StateTxn) -> None:
             txn.watch(key, CLOCK_KEY)
-            existing, raw_clock = txn.get(key, CLOCK_KEY)
+            [existing, raw_clock, *pools], _ = txn.read([key, CLOCK_KEY, *[pool_key(sw[1]) for sw in swaps]])
             if existing is not None:
-                return  # another process sent it first
+                return  # already seen: the network de-duplicates by signature
             now_ms = self._market.elapsed_ms()
             self._check_blockhash(tx, now_ms)
+            for (_venue, pool_id, mint_in, amount_in, min_out), raw_pool in zip(swaps, pools, strict=True):
+                try:  # preflight simulation, as RPC nodes do before forwarding
+                    self._market.preflight(pool_id, raw_pool, mint_in, amount_in, min_out, now_ms)
+                except SlippageExceededError as exc:
+                    raise SlippageExceededError(f"preflight: {exc.message}") from None
             settled_ms = ClusterClock.load(raw_clock).processed_ms if raw_clock is not None else 0
             # Never scheduled before what the cluster has already settled: a status read earlier
             # stays true (see the module's docstring).

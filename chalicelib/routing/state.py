@@ -30,12 +30,19 @@ class StateTxn(Protocol):
         """Conflict on these keys: if one changes before the writes apply, the body runs again."""
         ...
 
+    def read(self, keys: Sequence[str], due: Sequence[tuple[str, int]] = ()) -> tuple[
+            list[str | None], list[list[tuple[str, int]]]]:
+        """In one round trip: current values (``None`` for a missing key), and for each
+        ``(sorted set, max_score)`` its members scored at most ``max_score``, lowest first.
+        Watch first what the decision depends on."""
+        ...
+
     def get(self, *keys: str) -> list[str | None]:
-        """Current values (``None`` for a missing key). Watch first what the decision depends on."""
+        """``read`` of values only."""
         ...
 
     def due(self, key: str, max_score: int) -> list[tuple[str, int]]:
-        """Members of a sorted set scored at most ``max_score``, lowest score first."""
+        """``read`` of one sorted set only."""
         ...
 
     def set(self, key: str, value: str, ttl_seconds: int) -> None: ...
@@ -69,6 +76,10 @@ class _MemoryTxn:
 
     def watch(self, *keys: str) -> None:
         """Nothing to do: the whole transaction holds the state's lock."""
+
+    def read(self, keys: Sequence[str], due: Sequence[tuple[str, int]] = ()) -> tuple[
+            list[str | None], list[list[tuple[str, int]]]]:
+        return [self._state.values.get(k) for k in keys], [self.due(k, m) for k, m in due]
 
     def get(self, *keys: str) -> list[str | None]:
         return [self._state.values.get(k) for k in keys]
