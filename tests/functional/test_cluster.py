@@ -18,7 +18,16 @@ from chalicelib.execution.chain import SimulatedChain
 from chalicelib.routing.market import MarketSettings, SimulatedMarket
 from chalicelib.routing.state import InMemorySimState
 
-from .conftest import API_KEY_A, invoke_worker, make_services, order_body, post_order, receive_records, record_for
+from .conftest import (
+    API_KEY_A,
+    invoke_worker,
+    make_services,
+    make_settings,
+    order_body,
+    post_order,
+    receive_records,
+    record_for,
+)
 
 SOL, USDC = get_token("SOL"), get_token("USDC")
 ONE_SOL = 10**9
@@ -218,8 +227,6 @@ def test_redelivery_at_the_last_valid_height_confirms_and_never_fails_the_order(
         app_client: Any, redis_client: Any, redis_prefix: str) -> None:
     # GIVEN container A, which builds a transaction at height h (valid to h+150), stalls until
     # h+145, sends it (it lands 2 s = 5 slots later, at h+150: the last valid height) and dies
-    from .conftest import make_settings
-
     clock = FakeClock()
     a, b = two_containers(make_settings(swap_latency_ms=(2000, 2000), confirm_poll_ms=100),
                           redis_client, redis_prefix, clock)
@@ -250,8 +257,6 @@ def test_a_transaction_that_expired_unseen_is_rebuilt_by_another_container(
         app_client: Any, redis_client: Any, redis_prefix: str) -> None:
     # GIVEN container A, whose transaction reaches the cluster too late to land (due at h+151,
     # valid to h+150), and which dies right after sending it
-    from .conftest import make_settings
-
     clock = FakeClock()
     a, b = two_containers(make_settings(swap_latency_ms=(2400, 2400), confirm_poll_ms=100),
                           redis_client, redis_prefix, clock)
