@@ -1,5 +1,12 @@
 """Counting what an order costs: every AWS API call (by service and operation) and every
-Redis command, in this process, by wrapping the two places every call goes through."""
+Redis command, in this process, by wrapping the places every call goes through.
+
+Redis commands leave redis-py four ways: a client's ``execute_command``; a pipeline's
+``execute`` (its queued commands, plus MULTI and EXEC around them for a transaction); a
+pipeline's ``immediate_execute_command`` (WATCH, and the reads that follow it before MULTI);
+and the UNWATCH a pipeline's ``reset`` sends when it still watches (a transaction that wrote
+nothing). A transaction refused because a watched key changed (EXEC answered nil) is counted
+too, apart, as a conflict: its commands were sent all the same."""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from typing import Any
 
 import botocore.client
 import redis.client
+import redis.exceptions
 
 # Calls made by Lambda's event source mapping (the local poller), not by our code: SQS bills
 # them all the same, so they are reported, but apart.
@@ -21,6 +29,7 @@ class CallCounter:
     def __init__(self) -> None:
         self.aws: Counter[tuple[str, str]] = Counter()
         self.redis: Counter[str] = Counter()
+        self.redis_conflicts = 0
         self.received_messages = 0
         self.non_empty_receives = 0
         self._lock = threading.Lock()
@@ -29,19 +38,22 @@ class CallCounter:
         with self._lock:
             self.aws.clear()
             self.redis.clear()
+            self.redis_conflicts = 0
             self.received_messages = 0
             self.non_empty_receives = 0
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"aws": dict(self.aws), "redis": dict(self.redis), "received": self.received_messages,
-                    "nonEmptyReceives": self.non_empty_receives}
+            return {"aws": dict(self.aws), "redis": dict(self.redis), "redisConflicts": self.redis_conflicts,
+                    "received": self.received_messages, "nonEmptyReceives": self.non_empty_receives}
 
     @contextmanager
     def installed(self) -> Iterator[CallCounter]:
         real_call = botocore.client.BaseClient._make_api_call
         real_execute = redis.client.Redis.execute_command
         real_pipeline = redis.client.Pipeline.execute
+        real_immediate = redis.client.Pipeline.immediate_execute_command
+        real_reset = redis.client.Pipeline.reset
         counter = self
 
         def counted_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
@@ -62,17 +74,41 @@ class CallCounter:
             return real_execute(client, *args, **options)
 
         def counted_pipeline(pipe: Any, raise_on_error: bool = True) -> Any:
+            transaction = pipe.transaction or pipe.explicit_transaction
             with counter._lock:
                 for args, _ in pipe.command_stack:
                     counter.redis[str(args[0]).upper()] += 1
-            return real_pipeline(pipe, raise_on_error)
+                if transaction and (pipe.command_stack or pipe.watching):
+                    counter.redis["MULTI"] += 1
+                    counter.redis["EXEC"] += 1
+            try:
+                return real_pipeline(pipe, raise_on_error)
+            except redis.exceptions.WatchError:
+                with counter._lock:
+                    counter.redis_conflicts += 1
+                raise
+
+        def counted_immediate(pipe: Any, *args: Any, **options: Any) -> Any:
+            with counter._lock:
+                counter.redis[str(args[0]).upper()] += 1
+            return real_immediate(pipe, *args, **options)
+
+        def counted_reset(pipe: Any) -> None:
+            if pipe.watching and pipe.connection:
+                with counter._lock:
+                    counter.redis["UNWATCH"] += 1
+            real_reset(pipe)
 
         botocore.client.BaseClient._make_api_call = counted_call  # type: ignore[method-assign]
         redis.client.Redis.execute_command = counted_execute  # type: ignore[method-assign]
         redis.client.Pipeline.execute = counted_pipeline  # type: ignore[method-assign]
+        redis.client.Pipeline.immediate_execute_command = counted_immediate  # type: ignore[method-assign]
+        redis.client.Pipeline.reset = counted_reset  # type: ignore[method-assign]
         try:
             yield self
         finally:
             botocore.client.BaseClient._make_api_call = real_call  # type: ignore[method-assign]
             redis.client.Redis.execute_command = real_execute  # type: ignore[method-assign]
             redis.client.Pipeline.execute = real_pipeline  # type: ignore[method-assign]
+            redis.client.Pipeline.immediate_execute_command = real_immediate  # type: ignore[method-assign]
+            redis.client.Pipeline.reset = real_reset  # type: ignore[method-assign]

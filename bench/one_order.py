@@ -39,11 +39,23 @@ def _run_one(http: httpx.Client, sock: Any) -> tuple[str, list[dict[str, Any]]]:
 
 
 def measure() -> dict[str, Any]:
-    from devstack.stack import DevStack
+    from .run import _redis_url, bench_prefix, delete_keys
 
     counter = CallCounter()
-    env = {"API_KEYS": f"{KEY}:one", "LOG_LEVEL": "WARNING", "QUOTE_LATENCY_MS": "0", "SWAP_LATENCY_MS": "0"}
-    with counter.installed(), DevStack(rest_port=0, ws_port=0, env=env) as stack:
+    prefix, redis_url = bench_prefix(), _redis_url()
+    env = {"API_KEYS": f"{KEY}:one", "LOG_LEVEL": "WARNING", "QUOTE_LATENCY_MS": "0", "SWAP_LATENCY_MS": "0",
+           "REDIS_PREFIX": prefix}
+    try:
+        calls = _measure(counter, env, redis_url)
+    finally:
+        delete_keys(redis_url, prefix)
+    return calls
+
+
+def _measure(counter: CallCounter, env: dict[str, str], redis_url: str | None) -> dict[str, Any]:
+    from devstack.stack import DevStack
+
+    with counter.installed(), DevStack(rest_port=0, ws_port=0, env=env, redis_url=redis_url) as stack:
         rest, ws = stack.urls["rest"], stack.urls["ws"]
         with connect(f"{ws}/?{urlencode({'apiKey': KEY})}") as sock, \
                 httpx.Client(base_url=rest, headers={"x-api-key": KEY}) as http:

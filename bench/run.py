@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import zipfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -69,6 +70,25 @@ def _stack_env(extra: dict[str, str]) -> dict[str, str]:
     return {"API_KEYS": f"{KEY}:bench", "RATE_LIMIT_PER_MIN": "1000000", "LOG_LEVEL": "WARNING", **extra}
 
 
+def bench_prefix() -> str:
+    """Each run's keys under a prefix of its own: a fresh simulated cluster, deleted afterwards."""
+    return f"bench-{uuid.uuid4().hex[:10]}"
+
+
+def delete_keys(redis_url: str | None, prefix: str) -> None:
+    if redis_url is None:
+        return  # the embedded Redis went away with the stack
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start:start + 500])
+    finally:
+        client.close()
+
+
 def _redis_url() -> str | None:
     """A real Redis when one answers (``REDIS_URL`` or the default port); else the stack embeds one."""
     from devstack.redis_server import DEFAULT_REDIS_URL, redis_answers
@@ -106,8 +126,10 @@ def scenario(name: str, env: dict[str, str], orders: int, senders: int, counter:
 
     print(f"-- {name}: {orders} orders, {senders} concurrent clients", flush=True)
     stack = None
+    prefix, redis_url = bench_prefix(), _redis_url()
     if rest is None or ws is None:
-        stack = DevStack(rest_port=0, ws_port=0, env=_stack_env(env), redis_url=_redis_url())
+        stack = DevStack(rest_port=0, ws_port=0, env=_stack_env({**env, "REDIS_PREFIX": prefix}),
+                         redis_url=redis_url)
         stack.start()
         rest, ws = stack.urls["rest"], stack.urls["ws"]
     try:
@@ -126,6 +148,7 @@ def scenario(name: str, env: dict[str, str], orders: int, senders: int, counter:
     finally:
         if stack:
             stack.stop()
+            delete_keys(redis_url, prefix)
     return summarise(name, result, calls, processing, size)
 
 
@@ -185,6 +208,7 @@ def per_order_calls(calls: dict[str, Any], n: int) -> dict[str, Any]:
         "pollerSqs": {k: round(v / n, 2) for k, v in sorted(poller.items())},
         "redis": {k: round(v / n, 2) for k, v in sorted(calls["redis"].items())},
         "redisTotal": round(sum(calls["redis"].values()) / n, 2),
+        "redisConflictsPerOrder": round(calls.get("redisConflicts", 0) / n, 3),
         "pushesPerOrder": round(calls["aws"].get(("apigatewaymanagementapi", "PostToConnection"), 0) / n, 2),
         "recordsPerInvocation": round(calls["received"] / max(calls["nonEmptyReceives"], 1), 2),
     }
@@ -327,6 +351,8 @@ def table(results: dict[str, Any]) -> str:
             f"| SQS calls per order by the event source poller | {sum(c['pollerSqs'].values()):.2f} | "
             f"{sum(r['calls']['pollerSqs'].values()):.2f} |",
             f"| Redis commands per order | {c['redisTotal']} | {r['calls']['redisTotal']} |",
+            f"| Redis transactions refused (WATCH conflict, retried) per order | "
+            f"{c['redisConflictsPerOrder']} | {r['calls']['redisConflictsPerOrder']} |",
             f"| records per worker invocation | {c['recordsPerInvocation']} | {r['calls']['recordsPerInvocation']} |",
             f"| cost per million orders (USD) | {z['costPerMillionOrders']['totalUsd']} | "
             f"{r['costPerMillionOrders']['totalUsd']} |",

@@ -48,11 +48,11 @@ class Settings:
     orders_queue: str = "order-engine-orders"
     orders_dlq: str = "order-engine-orders-dlq"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "oe"  # every key the engine writes starts with "<prefix>:"
     api_keys: Mapping[str, str] = field(default_factory=lambda: parse_api_keys(DEFAULT_API_KEYS))
     # An SSM Parameter Store SecureString holding ``key:clientId,…``; it replaces ``api_keys``.
     api_keys_parameter: str | None = None
     api_keys_max_age_seconds: int = 300
-    redis_prefix: str = "oe"
     rate_limit_per_min: int = 100
     max_body_bytes: int = 16 * 1024
     # WebSocket: where clients connect, and where the management API (@connections) lives.
@@ -91,7 +91,7 @@ class Settings:
             api_keys=_api_keys(stage, e.get("API_KEYS")),
             api_keys_parameter=parameter,
             api_keys_max_age_seconds=int(e.get("API_KEYS_MAX_AGE_SECONDS", d.api_keys_max_age_seconds)),
-            redis_prefix=e.get("REDIS_PREFIX", d.redis_prefix) or d.redis_prefix,
+            redis_prefix=e.get("REDIS_PREFIX", d.redis_prefix).rstrip(":") or d.redis_prefix,
             rate_limit_per_min=int(e.get("RATE_LIMIT_PER_MIN", d.rate_limit_per_min)),
             ws_public_url=e.get("WS_PUBLIC_URL", d.ws_public_url).rstrip("/"),
             ws_management_endpoint=e.get("WS_MANAGEMENT_ENDPOINT") or None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -67,6 +68,28 @@ def _redis_namespace() -> Iterator[None]:
 
 @pytest.fixture
 def redis_prefix(redis_client: Any) -> Iterator[str]:
+    """A key prefix of the test's own; every key under it is deleted afterwards."""
     prefix = f"{RUN_PREFIX}-{uuid.uuid4().hex[:10]}"
     yield prefix
     delete_prefixed(redis_client, f"{prefix}:")
+
+
+@contextmanager
+def stack_redis_prefix() -> Iterator[str]:
+    """For tests that start the local stack: its keys under a prefix of their own (the stack's
+    app reads REDIS_PREFIX from the environment), deleted afterwards from the Redis at
+    REDIS_URL when one answers (an embedded one goes away with the stack)."""
+    prefix = f"{RUN_PREFIX}-{uuid.uuid4().hex[:10]}"
+    saved = os.environ.get("REDIS_PREFIX")
+    os.environ["REDIS_PREFIX"] = prefix
+    try:
+        yield prefix
+    finally:
+        if saved is None:
+            os.environ.pop("REDIS_PREFIX", None)
+        else:
+            os.environ["REDIS_PREFIX"] = saved
+        client = _real_redis()
+        if client is not None:
+            delete_prefixed(client, f"{prefix}:")
+            client.close()

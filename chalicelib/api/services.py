@@ -16,6 +16,7 @@ from ..adapters.notifier import Notifier
 from ..adapters.orders_table import OrdersTable
 from ..adapters.parameters import ParameterStore
 from ..adapters.queue import OrdersQueue
+from ..adapters.redis_sim_state import RedisSimState
 from ..adapters.redis_state import RedisState
 from ..config import Settings, get_settings
 from ..domain.clock import Clock, SystemClock
@@ -23,6 +24,7 @@ from ..execution.chain import ChainSettings, SimulatedChain
 from ..execution.executor import Executor
 from ..routing.market import MarketSettings, SimulatedMarket
 from ..routing.router import Router
+from ..routing.state import SimState
 from .fanout import Fanout
 from .keys import KeySource
 
@@ -61,7 +63,7 @@ class Services:
 
     def warm(self) -> Services:
         """Build the engine now, once: ``cached_property`` takes no lock (Python 3.12+), and
-        two threads building two chains would break at-most-once within a container."""
+        two threads building two engines would each attach a chain to their own market."""
         with _build_lock:
             _ = self.executor
         return self
@@ -95,13 +97,22 @@ class Services:
         return KeySource(self.settings, fetch)
 
     @cached_property
-    def state(self) -> RedisState:
-        client = self.redis_client
-        if client is None:
-            import redis
+    def redis(self) -> Any:
+        """One client (and its connection pool) for everything this process keeps in Redis."""
+        if self.redis_client is not None:
+            return self.redis_client
+        import redis
 
-            client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-        return RedisState(client, prefix=self.settings.redis_prefix)
+        return redis.Redis.from_url(self.settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+    @cached_property
+    def state(self) -> RedisState:
+        return RedisState(self.redis, prefix=self.settings.redis_prefix)
+
+    @cached_property
+    def cluster_state(self) -> SimState:
+        """The simulated cluster's pools, clock and signatures: shared by every container."""
+        return RedisSimState(self.redis, prefix=self.settings.redis_prefix)
 
     @cached_property
     def market(self) -> SimulatedMarket:
@@ -114,6 +125,7 @@ class Services:
                 rpc_error_rate=s.rpc_error_rate,
             ),
             self.clock,
+            state=self.cluster_state,
         )
 
     @cached_property

@@ -1,9 +1,19 @@
-"""Pure domain: orders, the state table, events, tokens, amounts and errors.
+"""Pure domain: orders, the state table, events, tokens, amounts, errors, and what a chain speaks.
 
 Imports only the standard library.
 """
 
 from .amounts import parse_decimal, price, price_string, to_base_units, to_decimal_string
+from .chain import (
+    Blockhash,
+    Instruction,
+    PoolChange,
+    SignatureStatus,
+    SwapInstruction,
+    Transaction,
+    UnwrapSol,
+    WrapSol,
+)
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
 from .orders import (
@@ -23,6 +33,14 @@ from .tokens import TOKENS, WSOL_MINT, Token, get_token
 
 __all__ = [
     *_errors_all,
+    "Blockhash",
+    "Instruction",
+    "PoolChange",
+    "SignatureStatus",
+    "SwapInstruction",
+    "Transaction",
+    "UnwrapSol",
+    "WrapSol",
     "TERMINAL",
     "TRANSITIONS",
     "Order",

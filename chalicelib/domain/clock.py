@@ -1,4 +1,9 @@
-"""Time as a dependency, so the simulation and the executor run instantly under test."""
+"""Time as a dependency, so the simulation and the executor run instantly under test.
+
+``now()`` is wall-clock epoch seconds: the simulated cluster's block height is derived from a
+genesis time that every process shares, so every process must read the same kind of clock.
+Code that needs a duration takes differences of ``now()``.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import threading
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "SystemClock"]
+__all__ = ["FAKE_EPOCH", "Clock", "FakeClock", "SystemClock"]
+
+FAKE_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: where every FakeClock starts unless told
 
 
 class Clock(Protocol):
     def now(self) -> float:
-        """Seconds, monotonic."""
+        """Epoch seconds."""
         ...
 
     def sleep(self, seconds: float) -> None: ...
@@ -19,7 +26,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> float:
-        return time.monotonic()
+        return time.time()
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -29,7 +36,7 @@ class SystemClock:
 class FakeClock:
     """A clock that only moves when slept on: deterministic simulations in tests."""
 
-    def __init__(self, start: float = 1_000.0) -> None:
+    def __init__(self, start: float = FAKE_EPOCH) -> None:
         self._now = start
         self._lock = threading.Lock()
 

@@ -101,7 +101,10 @@ class ConfirmationPendingError(TransientExecutionError):
     code = "confirmation_pending"
 
 
-class BlockhashExpiredError(PermanentExecutionError):
-    """The transaction's blockhash expired before it landed; it can never land now."""
+class BlockhashExpiredError(TransientExecutionError):
+    """The transaction's blockhash expired before it landed; it can never land now.
+
+    Transient for the order: a new transaction, with a fresh blockhash, may well land.
+    """
 
     code = "blockhash_expired"

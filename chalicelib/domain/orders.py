@@ -50,14 +50,16 @@ class OrderType(StrEnum):
 
 
 S = OrderStatus
-# The whole state machine. A retry after a transient failure goes back to pending.
+# The whole state machine. A retry after a transient failure goes back to pending; so does a
+# submitted order whose transaction provably can never land (its blockhash expired unseen):
+# it is rebuilt with a fresh blockhash, as Solana clients do.
 # ``waiting`` belongs to limit and sniper orders (price not reached, pool not live yet).
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.PENDING: frozenset({S.ROUTING, S.WAITING, S.FAILED}),
     S.WAITING: frozenset({S.ROUTING, S.FAILED}),
     S.ROUTING: frozenset({S.BUILDING, S.FAILED, S.PENDING}),
     S.BUILDING: frozenset({S.SUBMITTED, S.FAILED, S.PENDING}),
-    S.SUBMITTED: frozenset({S.CONFIRMED, S.FAILED}),
+    S.SUBMITTED: frozenset({S.CONFIRMED, S.FAILED, S.PENDING}),
     S.CONFIRMED: frozenset(),
     S.FAILED: frozenset(),
 }

@@ -27,7 +27,7 @@ class Quote:
     amount_out: int
     fee: int
     price_impact_bps: int
-    expires_at: float  # seconds on the market's clock
+    expires_at: float  # epoch seconds, on the clock that quoted
 
     def to_data(self) -> dict[str, Any]:
         """The shape API.md gives for ``routing`` event data (amounts as decimal strings)."""

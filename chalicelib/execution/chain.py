@@ -1,18 +1,25 @@
-"""A simulated Solana cluster: slots, blockhashes, signatures and confirmation.
+"""A simulated Solana cluster behind the ``Chain`` port: blockhashes, signatures, landing.
 
-* The block height advances one per ``slot_ms`` (400 ms) of the clock. A blockhash is valid
-  for 150 blocks: ``get_latest_blockhash`` returns it with its ``lastValidBlockHeight``.
-* A transaction's signature is 64 bytes (here a SHA-512 of its message, standing in for the
-  fee payer's ed25519 signature), shown in base58 like every Solana signature. The same
-  transaction always has the same signature.
+Its state is the market's (``SimState``), shared by every process, so a worker in another
+container sees the same block height, the same signatures and the same pools.
+
+* The block height advances one per slot (400 ms) since the cluster's genesis. A blockhash is
+  valid for 150 blocks: ``get_latest_blockhash`` returns it with its ``lastValidBlockHeight``.
 * ``send_transaction`` runs a preflight (blockhash still valid, every swap still above its
-  minimum) and accepts the transaction; sending it again is a no-op, as the network
-  de-duplicates by signature. It lands ``confirm_latency_ms`` later; only then are its swaps
-  applied to the venues' pools, once, in landing order.
-* ``get_signature_status`` is ``None`` until it lands (or forever, for a transaction the
-  network dropped), then ``confirmed``, then ``finalized`` 32 slots later; ``err`` carries an
+  minimum) and accepts the transaction: its record (``sim:sig:<signature>``) and its place in
+  the queue of transactions to land (``sim:pending``, scored by landing time). Sending it again
+  is a no-op, as the network de-duplicates by signature. Its confirmation latency, and whether
+  the network drops it (``blockhash_expiry_rate``), are drawn from (seed, signature), so they do
+  not depend on which process sent it.
+* A transaction lands at its time on the market's timeline, atomically with everything else due
+  then, and only if its landing slot is at or below its ``lastValidBlockHeight``; otherwise it is
+  dropped and never lands, as on Solana. Its swaps change the pools then, once, all or none.
+* ``get_signature_statuses`` first lands (or drops) everything due by now, then reads. A send is
+  never scheduled to land before the time up to which the cluster has settled (the send watches
+  that clock), so a status read as ``None`` after a block height above the transaction's
+  ``lastValidBlockHeight`` proves the transaction can never land, in any process.
+* A landed status is ``confirmed``, then ``finalized`` 32 slots later; ``err`` carries an
   instruction error such as a slippage failure at landing time.
-* It remembers every signature it accepted, so a worker that crashed can ask what happened.
 """
 
 from __future__ import annotations
@@ -21,102 +28,40 @@ import hashlib
 import json
 import random
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from ..domain import BlockhashExpiredError, Fill, Quote, RpcError, SlippageExceededError
+from ..domain import (
+    Blockhash,
+    BlockhashExpiredError,
+    DomainError,
+    Fill,
+    PoolChange,
+    RpcError,
+    SignatureStatus,
+    SlippageExceededError,
+    Transaction,
+)
 from ..domain.base58 import b58encode
 from ..domain.clock import Clock
-from ..routing.market import SimulatedMarket
+from ..routing.market import CLOCK_KEY, ClusterClock, PoolBook, Scheduled, SimulatedMarket, pool_key
+from ..routing.state import StateTxn
 
-__all__ = [
-    "Blockhash",
-    "ChainSettings",
-    "Instruction",
-    "SignatureStatus",
-    "SimulatedChain",
-    "SwapInstruction",
-    "Transaction",
-    "UnwrapSol",
-    "WrapSol",
-]
+__all__ = ["FINALIZATION_SLOTS", "PENDING_KEY", "ChainSettings", "SimulatedChain", "signature_key"]
 
-GENESIS_HEIGHT = 280_000_000
 FINALIZATION_SLOTS = 32
+PENDING_KEY = "sim:pending"
+SIGNATURE_TTL_SECONDS = 86_400
 
 
-@dataclass(frozen=True)
-class Blockhash:
-    value: str
-    last_valid_block_height: int
-
-
-@dataclass(frozen=True)
-class WrapSol:
-    """Create the wrapped-SOL account and move ``lamports`` into it."""
-
-    lamports: int
-
-
-@dataclass(frozen=True)
-class SwapInstruction:
-    quote: Quote
-    min_amount_out: int
-
-
-@dataclass(frozen=True)
-class UnwrapSol:
-    """Close the wrapped-SOL account, returning its lamports as native SOL."""
-
-
-Instruction = WrapSol | SwapInstruction | UnwrapSol
-
-
-def _instruction_message(ix: Instruction) -> dict[str, Any]:
-    if isinstance(ix, WrapSol):
-        return {"wrapSol": ix.lamports}
-    if isinstance(ix, SwapInstruction):
-        q = ix.quote
-        return {"swap": [q.venue, q.pool_id, q.token_in.mint, q.token_out.mint, q.amount_in, ix.min_amount_out]}
-    return {"unwrapSol": True}
-
-
-@dataclass(frozen=True)
-class Transaction:
-    fee_payer: str
-    recent_blockhash: Blockhash
-    instructions: tuple[Instruction, ...]
-    nonce: str  # makes two otherwise identical orders distinct transactions
-
-    def message(self) -> bytes:
-        body = {
-            "feePayer": self.fee_payer,
-            "recentBlockhash": self.recent_blockhash.value,
-            "instructions": [_instruction_message(ix) for ix in self.instructions],
-            "nonce": self.nonce,
-        }
-        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-    @property
-    def signature(self) -> str:
-        return b58encode(hashlib.sha512(self.message()).digest())
-
-    @property
-    def swaps(self) -> tuple[SwapInstruction, ...]:
-        return tuple(ix for ix in self.instructions if isinstance(ix, SwapInstruction))
-
-
-@dataclass(frozen=True)
-class SignatureStatus:
-    slot: int
-    confirmation_status: str  # processed | confirmed | finalized
-    err: dict[str, Any] | None
-    fills: tuple[Fill, ...] = ()
+def signature_key(signature: str) -> str:
+    return f"sim:sig:{signature}"
 
 
 @dataclass(frozen=True)
 class ChainSettings:
-    slot_ms: int = 400
     blockhash_validity_blocks: int = 150
     confirm_latency_ms: tuple[int, int] = (0, 0)
     rpc_error_rate: float = 0.0
@@ -124,116 +69,148 @@ class ChainSettings:
     seed: int = 7
 
 
-@dataclass
-class _Sent:
-    tx: Transaction
-    land_at: float | None  # None: dropped, never lands
-    landed_slot: int | None = None
-    err: dict[str, Any] | None = None
-    fills: tuple[Fill, ...] = field(default_factory=tuple)
+def _dump(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"))
 
 
 class SimulatedChain:
+    """Implements the ``Chain`` port on the market's shared state and timeline."""
+
+    queue_key = PENDING_KEY
+
     def __init__(self, market: SimulatedMarket, clock: Clock, settings: ChainSettings | None = None) -> None:
         self.settings = settings or ChainSettings()
         self._market = market
         self._clock = clock
-        self._start = clock.now()
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self._rng = random.Random(self.settings.seed * 15_485_863 + 3)
-        self._sent: dict[str, _Sent] = {}
-        self._pending: list[str] = []  # accepted, not landed yet (in send order)
-        self._swaps = 0
         self._send_calls = 0
+        market.attach(self)
 
     # -- clock -----------------------------------------------------------------------------------
-    def block_height(self) -> int:
-        elapsed_ms = round((self._clock.now() - self._start) * 1000, 3)  # no float dust at slot edges
-        return GENESIS_HEIGHT + int(elapsed_ms // self.settings.slot_ms)
+    def get_block_height(self) -> int:
+        return self._market.block_height()
 
     def get_latest_blockhash(self) -> Blockhash:
-        height = self.block_height()
+        height = self.get_block_height()
         value = b58encode(hashlib.sha256(f"{self.settings.seed}:{height}".encode()).digest())
         return Blockhash(value, height + self.settings.blockhash_validity_blocks)
 
     # -- transactions ----------------------------------------------------------------------------
     def send_transaction(self, tx: Transaction) -> str:
         signature = tx.signature
+        key = signature_key(signature)
         with self._lock:
             self._send_calls += 1
-            self._settle()
-            if signature in self._sent:
-                return signature  # already seen: the network de-duplicates by signature
-            roll_rpc, roll_drop = self._rng.random(), self._rng.random()
-            low, high = self.settings.confirm_latency_ms
-            latency = self._rng.uniform(low, high) / 1000 if high > 0 else 0.0
-            if roll_rpc < self.settings.rpc_error_rate:
-                raise RpcError("RPC node returned 503 Service Unavailable to sendTransaction")
-            if self.block_height() > tx.recent_blockhash.last_valid_block_height:
-                raise BlockhashExpiredError(
-                    f"blockhash {tx.recent_blockhash.value[:8]}… expired at block "
-                    f"{tx.recent_blockhash.last_valid_block_height}")
-            for ix in tx.swaps:  # preflight simulation, as RPC nodes do before forwarding
-                self._preflight(ix)
-            dropped = roll_drop < self.settings.blockhash_expiry_rate
-            self._sent[signature] = _Sent(tx, None if dropped else self._clock.now() + latency)
+            roll_rpc = self._rng.random()
+        if roll_rpc < self.settings.rpc_error_rate:
+            raise RpcError("RPC node returned 503 Service Unavailable to sendTransaction")
+        latency_ms, dropped = self._fate(signature)
+        swaps = [(ix.quote.venue, ix.quote.pool_id, ix.quote.token_in.mint, ix.quote.amount_in, ix.min_amount_out)
+                 for ix in tx.swaps]
+
+        def accept(txn: StateTxn) -> None:
+            txn.watch(key, CLOCK_KEY)
+            [existing, raw_clock, *pools], _ = txn.read([key, CLOCK_KEY, *[pool_key(sw[1]) for sw in swaps]])
+            if existing is not None:
+                return  # already seen: the network de-duplicates by signature
+            now_ms = self._market.elapsed_ms()
+            self._check_blockhash(tx, now_ms)
+            for (_venue, pool_id, mint_in, amount_in, min_out), raw_pool in zip(swaps, pools, strict=True):
+                try:  # preflight simulation, as RPC nodes do before forwarding
+                    self._market.preflight(pool_id, raw_pool, mint_in, amount_in, min_out, now_ms)
+                except SlippageExceededError as exc:
+                    raise SlippageExceededError(f"preflight: {exc.message}") from None
+            settled_ms = ClusterClock.load(raw_clock).processed_ms if raw_clock is not None else 0
+            # Never scheduled before what the cluster has already settled: a status read earlier
+            # stays true (see the module's docstring).
+            at_ms = max(now_ms + latency_ms, settled_ms)
+            record = {"st": "dropped" if dropped else "pending", "at": at_ms,
+                      "lv": tx.recent_blockhash.last_valid_block_height, "sw": swaps}
+            txn.set(key, _dump(record), SIGNATURE_TTL_SECONDS)
             if not dropped:
-                self._pending.append(signature)
-            return signature
+                txn.zadd(PENDING_KEY, signature, at_ms, SIGNATURE_TTL_SECONDS)
 
-    def _preflight(self, ix: SwapInstruction) -> None:
-        try:
-            self._market.venue(ix.quote.venue).simulate_swap(ix.quote, ix.min_amount_out)
-        except SlippageExceededError as exc:
-            raise SlippageExceededError(f"preflight: {exc.message}") from None
+        self._market.state.transaction(accept)
+        return signature
 
-    def get_signature_status(self, signature: str) -> SignatureStatus | None:
-        with self._lock:
-            self._settle()
-            sent = self._sent.get(signature)
-            if sent is None or sent.landed_slot is None:
-                return None
-            slot = sent.landed_slot
-            finalized = self.block_height() >= slot + FINALIZATION_SLOTS
-            return SignatureStatus(slot, "finalized" if finalized else "confirmed", sent.err, sent.fills)
+    def _check_blockhash(self, tx: Transaction, now_ms: int) -> None:
+        last_valid = tx.recent_blockhash.last_valid_block_height
+        if self._market.slot_at(now_ms) > last_valid:
+            raise BlockhashExpiredError(
+                f"blockhash {tx.recent_blockhash.value[:8]}… expired at block {last_valid}")
 
-    def _settle(self) -> None:
-        """Land every accepted transaction whose time has come, in order."""
-        now = self._clock.now()
-        still: list[str] = []
-        for signature in self._pending:
-            sent = self._sent[signature]
-            assert sent.land_at is not None
-            if sent.land_at > now:
-                still.append(signature)
-                continue
-            sent.landed_slot = self.block_height()
-            fills: list[Fill] = []
-            for index, ix in enumerate(sent.tx.swaps):
-                try:
-                    fills.append(self._market.venue(ix.quote.venue).swap(ix.quote, ix.min_amount_out))
-                except SlippageExceededError:
-                    sent.err = {"InstructionError": [index, {"Custom": 6001}], "name": "SlippageToleranceExceeded"}
-                    break
-                except Exception as exc:  # any other failure is an on-chain error too
-                    sent.err = {"InstructionError": [index, "ProgramFailedToComplete"], "name": type(exc).__name__}
-                    break
-            if sent.err is None:
-                sent.fills = tuple(fills)
-                self._swaps += len(fills)
-        self._pending = still
+    def _fate(self, signature: str) -> tuple[int, bool]:
+        """(confirmation latency in ms, dropped by the network), drawn from (seed, signature)."""
+        digest = hashlib.sha256(f"{self.settings.seed}:fate:{signature}".encode()).digest()
+        low, high = self.settings.confirm_latency_ms
+        latency = low + int.from_bytes(digest[:8], "big") * (high - low) // 2**64
+        dropped = int.from_bytes(digest[8:16], "big") / 2**64 < self.settings.blockhash_expiry_rate
+        return latency, dropped
+
+    def get_signature_statuses(self, signatures: Sequence[str]) -> list[SignatureStatus | None]:
+        raws = self._market.read([signature_key(s) for s in signatures])
+        height = self.get_block_height()
+        return [self._status(raw, height) for raw in raws]
+
+    @staticmethod
+    def _status(raw: str | None, height: int) -> SignatureStatus | None:
+        record = json.loads(raw) if raw is not None else None
+        if record is None or record["st"] != "landed":
+            return None  # not landed yet, dropped, or never seen: Solana answers null for all three
+        slot = int(record["slot"])
+        fills = tuple(Fill(v, p, int(a_in), int(a_out), int(fee)) for v, p, a_in, a_out, fee in record["fills"])
+        finalized = height >= slot + FINALIZATION_SLOTS
+        return SignatureStatus(slot, "finalized" if finalized else "confirmed", record["err"], fills)
+
+    # -- landing, on the market's timeline --------------------------------------------------------
+    def scheduled(self, txn: StateTxn, due: list[tuple[str, int]]) -> list[Scheduled]:
+        if not due:
+            return []
+        raws = txn.get(*[signature_key(s) for s, _ in due])
+        items = []
+        for (signature, at_ms), raw in zip(due, raws, strict=True):
+            record = json.loads(raw) if raw is not None else None
+            pool_ids = tuple(str(sw[1]) for sw in record["sw"]) if record else ()
+            items.append(Scheduled(at_ms, signature, pool_ids, partial(self._land, txn, signature, record)))
+        return items
+
+    def _land(self, txn: StateTxn, signature: str, record: dict[str, Any] | None,
+              book: PoolBook) -> list[PoolChange]:
+        txn.zrem(PENDING_KEY, signature)
+        if record is None or record["st"] != "pending":
+            return []
+        at_ms = int(record["at"])
+        slot = self._market.slot_at(at_ms)
+        if slot > int(record["lv"]):
+            record["st"] = "dropped"  # its blockhash expired before it could land: it never will
+            txn.set(signature_key(signature), _dump(record), SIGNATURE_TTL_SECONDS)
+            return []
+        saved = book.savepoint([str(sw[1]) for sw in record["sw"]])
+        fills: list[Fill] = []
+        err: dict[str, Any] | None = None
+        for index, (_venue, pool_id, mint_in, amount_in, min_out) in enumerate(record["sw"]):
+            try:
+                fills.append(self._market.swap_in(book, pool_id, mint_in, int(amount_in), int(min_out), at_ms))
+            except SlippageExceededError:
+                err = {"InstructionError": [index, {"Custom": 6001}], "name": "SlippageToleranceExceeded"}
+            except (DomainError, ValueError) as exc:  # any other failure is an on-chain error too
+                err = {"InstructionError": [index, "ProgramFailedToComplete"], "name": type(exc).__name__}
+            if err is not None:
+                book.rollback(saved)  # a transaction applies all its instructions or none
+                fills = []
+                break
+        record.update(st="landed", slot=slot, err=err,
+                      fills=[[f.venue, f.pool_id, f.amount_in, f.amount_out, f.fee] for f in fills])
+        txn.set(signature_key(signature), _dump(record), SIGNATURE_TTL_SECONDS)
+        return [PoolChange(f.venue, f.pool_id, slot, "swap", signature) for f in fills]
 
     # -- introspection (tests, benchmarks) -------------------------------------------------------
     def executed_swaps(self) -> int:
-        with self._lock:
-            self._settle()
-            return self._swaps
-
-    def sent_count(self) -> int:
-        """Distinct transactions accepted."""
-        with self._lock:
-            return len(self._sent)
+        """Swaps landed by transactions, by every process sharing the cluster."""
+        return self._market.landed_swaps()
 
     def send_calls(self) -> int:
+        """``send_transaction`` calls made by this process."""
         with self._lock:
             return self._send_calls

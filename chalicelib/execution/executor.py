@@ -15,14 +15,23 @@ anywhere, so
   ``pending`` and starts again;
 * a terminal order is acknowledged and ignored.
 
+Waiting for a landing reads the block height *before* the signature's status. The chain lands
+(or drops) everything due before it answers, and a transaction lands only while its blockhash
+is valid, so "status unknown, and the height read before it is above ``lastValidBlockHeight``"
+proves the transaction can never land: the order goes back to ``pending`` (``submitted →
+pending``) and is retried with a new transaction and a fresh blockhash, as Solana clients do.
+Nothing else fails a submitted order but the chain's word, so a ``failed`` order never has a
+swap that lands later.
+
 Errors are classified: transient ones (``retryable``) put the order back to ``pending``
 and ask the caller to retry after ``base · 2^(attempt−1)`` seconds, until the last attempt,
 which fails the order with the reason; permanent ones fail it at once.
 
 A ``submitted`` order is the exception: its transaction may be in flight, so it fails only on
-the chain's word (an on-chain error, or a blockhash that expired with the signature unseen).
-A transient error keeps it ``submitted`` and asks for a retry, however many attempts there
-were; ``fail_stuck`` (the dead-letter path) reconciles it with the chain before anything else.
+the chain's word (an on-chain error), or once its transaction provably can never land and no
+attempt is left. Any other transient error keeps it ``submitted`` and asks for a retry, however
+many attempts there were; ``fail_stuck`` (the dead-letter path) reconciles it with the chain
+before anything else.
 One invocation waits at most ``max_confirm_wait_seconds`` for a landing, well inside the
 worker's timeout; a longer wait becomes a retry.
 """
@@ -45,15 +54,16 @@ from ..domain import (
     OrderStatus,
     PermanentExecutionError,
     Route,
+    SignatureStatus,
     SlippageExceededError,
+    Transaction,
     TransientExecutionError,
     price_string,
     to_decimal_string,
 )
 from ..domain.clock import Clock
 from ..routing.router import Router
-from .chain import SignatureStatus, SimulatedChain, Transaction
-from .ports import EventPublisher, OrderStore, StaleOrderError
+from .ports import Chain, EventPublisher, OrderStore, StaleOrderError
 from .transactions import build_transaction, transaction_from_dict, transaction_to_dict
 
 __all__ = ["Executor", "Outcome", "OutcomeKind"]
@@ -91,7 +101,7 @@ class Executor:
         store: OrderStore,
         publisher: EventPublisher,
         router: Router,
-        chain: SimulatedChain,
+        chain: Chain,
         clock: Clock,
         *,
         max_attempts: int = 3,
@@ -185,7 +195,10 @@ class Executor:
         )
 
     def _send_and_confirm(self, order: Order, tx: Transaction) -> Outcome:
-        self._chain.send_transaction(tx)  # idempotent per signature
+        try:
+            self._chain.send_transaction(tx)  # idempotent per signature
+        except BlockhashExpiredError:
+            pass  # refused as too old: whether it landed all the same is the chain's to say, below
         status = self._await_landing(tx)
         return self._finish(order, status)
 
@@ -193,12 +206,14 @@ class Executor:
         last_valid = tx.recent_blockhash.last_valid_block_height
         give_up_at = self._clock.now() + self._max_wait
         while True:
-            status = self._chain.get_signature_status(tx.signature)
+            height = self._chain.get_block_height()  # before the status: see the module's docstring
+            [status] = self._chain.get_signature_statuses([tx.signature])
             if status is not None and status.confirmation_status in ("confirmed", "finalized"):
                 return status
-            if status is None and self._chain.block_height() > last_valid:
+            if status is None and height > last_valid:
                 raise BlockhashExpiredError(
-                    f"transaction {tx.signature[:16]}… did not land before block {last_valid}"
+                    f"transaction {tx.signature[:16]}… did not land by block {last_valid}; "
+                    f"block {height} seen before its status: it never will"
                 )
             if self._clock.now() >= give_up_at:
                 raise ConfirmationPendingError(
@@ -232,12 +247,13 @@ class Executor:
         if order.signature is None or order.tx is None:
             return self._fail(order, PermanentExecutionError("submitted order has no transaction"), 1)
         tx = transaction_from_dict(order.tx, order.token_in, order.token_out)
-        status = self._chain.get_signature_status(order.signature)
+        [status] = self._chain.get_signature_statuses([order.signature])
         log.info(json.dumps({"msg": "reconciling submitted order", "orderId": order.order_id,
                              "signature": order.signature, "landed": status is not None}))
         if status is None:
             # Never seen (crash between persisting and sending) or not landed yet: re-send the
-            # same signed transaction; the chain de-duplicates it by signature.
+            # same signed transaction; the chain de-duplicates it by signature. If it can no
+            # longer land, the wait says so and the order is rebuilt.
             return self._send_and_confirm(order, tx)
         if status.confirmation_status not in ("confirmed", "finalized"):
             status = self._await_landing(tx)
@@ -256,13 +272,19 @@ class Executor:
             and attempt < self._max_attempts
             and order.can_transition(OrderStatus.PENDING)
         )
-        if order.status is OrderStatus.SUBMITTED and exc.retryable:
+        expired = isinstance(exc, BlockhashExpiredError)
+        if order.status is OrderStatus.SUBMITTED and exc.retryable and not expired:
             # The transaction may be in flight: keep the status, retry = reconcile later. Not even
             # the last attempt fails it blind; the dead-letter path reconciles first.
             return Outcome(OutcomeKind.RETRY, order, self.backoff(attempt), exc.code)
         if retry_possible:
             order.error = self._error(exc, attempt)
-            self._move(order, OrderStatus.PENDING, {"attempt": attempt + 1, "error": order.error})
+            data: dict[str, Any] = {"attempt": attempt + 1, "error": order.error}
+            if order.status is OrderStatus.SUBMITTED:
+                # Its transaction can never land: the next attempt builds a new one.
+                data["expiredSignature"] = order.signature
+                order.signature = order.tx = order.last_valid_block_height = None
+            self._move(order, OrderStatus.PENDING, data)
             return Outcome(OutcomeKind.RETRY, order, self.backoff(attempt), exc.code)
         return self._fail(order, exc, attempt)
 
@@ -283,7 +305,8 @@ class Executor:
                 # the caller keeps its message and asks again later.
                 try:
                     return self._reconcile(order)
-                except PermanentExecutionError as failure:
+                except (PermanentExecutionError, BlockhashExpiredError) as failure:
+                    # Failed on chain, or its transaction can never land: nothing is in flight.
                     return self._fail(order, failure, max(order.attempts, 1))
             return self._fail(order, _StuckError(code, message), max(order.attempts, 1))
         except StaleOrderError:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..domain import DomainError, Order, OrderEvent
+from ..domain import Blockhash, DomainError, Order, OrderEvent, SignatureStatus, Transaction
 
-__all__ = ["EventPublisher", "OrderConflictError", "OrderStore", "StaleOrderError"]
+__all__ = ["Chain", "EventPublisher", "OrderConflictError", "OrderStore", "StaleOrderError"]
 
 
 class StaleOrderError(DomainError):
@@ -42,3 +42,31 @@ class EventPublisher(Protocol):
     def publish(self, order: Order, events: Sequence[OrderEvent], subscribers: Sequence[str]) -> None:
         """Push events to subscribers. Never raises: a push failure must not fail an order."""
         ...
+
+
+class Chain(Protocol):
+    """A Solana cluster as its JSON-RPC API shows it (the simulated one, or a real RPC node).
+
+    Failures are domain errors: ``RpcError`` (transient: ask again), ``BlockhashExpiredError``
+    from ``send_transaction`` (the cluster refuses a transaction it has never seen whose
+    blockhash is no longer valid), ``SlippageExceededError`` from the send's preflight.
+    """
+
+    def get_latest_blockhash(self) -> Blockhash:
+        """A blockhash to sign with, and the last block height at which it can land."""
+        ...
+
+    def send_transaction(self, tx: Transaction) -> str:
+        """Submit a signed transaction; returns its signature. Sending one the cluster has
+        already seen is a no-op: the network de-duplicates by signature."""
+        ...
+
+    def get_signature_statuses(self, signatures: Sequence[str]) -> list[SignatureStatus | None]:
+        """One entry per signature: ``None`` while the transaction has not landed (or never
+        will), else its slot, confirmation status, error and fills. Everything due to land
+        by now has landed (or been dropped) before the answer is read, so a ``None`` read
+        after a block height above the transaction's ``lastValidBlockHeight`` means it can
+        never land."""
+        ...
+
+    def get_block_height(self) -> int: ...

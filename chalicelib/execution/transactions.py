@@ -10,8 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domain import Quote, Route, Token
-from .chain import Blockhash, Instruction, SwapInstruction, Transaction, UnwrapSol, WrapSol
+from ..domain import (
+    Blockhash,
+    Instruction,
+    Quote,
+    Route,
+    SwapInstruction,
+    Token,
+    Transaction,
+    UnwrapSol,
+    WrapSol,
+)
 
 __all__ = ["build_transaction", "transaction_from_dict", "transaction_to_dict"]
 

@@ -1,28 +1,42 @@
-"""A seeded market: a Raydium and a Meteora pool for every pair of listed tokens.
+"""A seeded market: a Raydium and a Meteora pool for every pair of listed tokens, on the one
+timeline of the simulated cluster.
 
 Both venues start a few percent apart (2–5 %, as quotes on chain do for volatile pairs) and
-then move the way real pools move: by trades. ``step`` plays small arbitrage-like flow that
-random-walks each pool and pulls it back towards its starting price; it runs lazily, once per
-``step_seconds`` of the market's clock. Orders' own swaps move the pools too.
+then move the way real pools move: by trades. Market flow (the random walk) runs in ticks of
+``tick_ms``: tick ``k`` trades a little in every pool, biased back towards its starting price,
+with randomness drawn from (seed, k, pool) alone, so whichever process applies a tick applies
+the same one. Transactions sent to the chain land on the same timeline (see ``attach``).
 
-Everything random comes from generators seeded by ``MarketSettings.seed``, so with a
-``FakeClock`` a test sees exact, repeatable amounts. Latency and failure injection (quote
-timeouts, RPC errors) are settings; a quote never changes a pool, a swap does.
+Every pool's state lives behind the ``SimState`` port, shared by every process. A change is one
+optimistic transaction: ``advance`` applies everything due by now (ticks and landings, in time
+order) and moves the cluster's clock forward in the same write, so a tick or a landing
+happens once, whoever does it. Reads (quotes, statuses) first advance when something is due.
+
+Time is counted from the cluster's genesis, created once (SET NX) by whichever process comes
+first: block height = ``GENESIS_HEIGHT`` + elapsed ms // ``slot_ms``. With the same seed and an
+injected clock, every amount is repeatable. Latency and failure injection (quote timeouts, RPC
+errors) are settings, drawn in each process; a quote never changes a pool, a swap does.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import random
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import combinations
+from typing import Protocol
 
 from ..domain import (
     TOKENS,
+    DomainError,
     Fill,
     NoRouteError,
+    PoolChange,
     Quote,
     QuoteTimeoutError,
     RpcError,
@@ -32,11 +46,26 @@ from ..domain import (
 )
 from ..domain.base58 import b58encode
 from ..domain.clock import Clock
-from .meteora import DlmmParameters, DlmmPool
+from .meteora import DlmmParameters, DlmmPool, Volatility
 from .pools import Pool, SwapResult
 from .raydium import RaydiumPool
+from .state import InMemorySimState, SimState, StateTxn
 
-__all__ = ["MarketSettings", "SimulatedMarket", "SimulatedVenue"]
+__all__ = [
+    "CLOCK_KEY",
+    "GENESIS_HEIGHT",
+    "ClusterClock",
+    "MarketSettings",
+    "PoolBook",
+    "PoolSpec",
+    "Scheduled",
+    "SimulatedMarket",
+    "SimulatedVenue",
+    "TimelineParticipant",
+    "pool_key",
+]
+
+log = logging.getLogger("order_engine.market")
 
 # Reference USD prices and quote preference (a pool's token_y is the more "quote-like" token).
 REFERENCE_USD: dict[str, Decimal] = {
@@ -55,6 +84,15 @@ DEFAULT_DEPTH_USD = Decimal(1_500_000)
 BINS_EACH_SIDE = 70
 VENUES = ("raydium", "meteora")
 
+GENESIS_HEIGHT = 280_000_000
+CLOCK_KEY = "sim:clock"
+CLOCK_TTL_SECONDS = 30 * 86_400  # refreshed by every write, like the pools
+POOL_TTL_SECONDS = 30 * 86_400
+
+
+def pool_key(pool_id: str) -> str:
+    return f"sim:pool:{pool_id}"
+
 
 @dataclass(frozen=True)
 class MarketSettings:
@@ -63,8 +101,116 @@ class MarketSettings:
     quote_timeout_rate: float = 0.0
     rpc_error_rate: float = 0.0
     quote_ttl_seconds: float = 10.0
-    drift_bps: int = 2  # largest flow per step, as a share of the pool's starting depth
-    step_seconds: float = 1.0
+    drift_bps: int = 2  # largest flow per tick, as a share of the pool's starting depth; 0: no ticks
+    tick_ms: int = 1_000
+    slot_ms: int = 400
+    max_catch_up_ticks: int = 30  # after a quiet spell, older ticks are skipped, not replayed
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """What never changes about a pool: where it is, what it trades, where it started."""
+
+    venue: str
+    pool_id: str
+    token_x: Token
+    token_y: Token
+    target: Decimal  # starting spot price, token_y base units per token_x base unit
+    depth_x: int
+    params: DlmmParameters | None = None  # Meteora only
+
+    def token(self, mint: str) -> Token:
+        if mint == self.token_x.mint:
+            return self.token_x
+        if mint == self.token_y.mint:
+            return self.token_y
+        raise NoRouteError(f"{self.venue} pool {self.pool_id} does not trade {mint}")
+
+
+@dataclass
+class ClusterClock:
+    """The cluster's shared clock: genesis (epoch ms), how far it has settled (ms since
+    genesis), the last market tick applied, and how many swaps transactions have landed."""
+
+    genesis_ms: int
+    processed_ms: int = 0
+    tick: int = 0
+    swaps: int = 0
+
+    def dump(self) -> str:
+        return json.dumps({"g": self.genesis_ms, "ms": self.processed_ms, "t": self.tick, "n": self.swaps},
+                          separators=(",", ":"))
+
+    @classmethod
+    def load(cls, raw: str) -> ClusterClock:
+        d = json.loads(raw)
+        return cls(int(d["g"]), int(d["ms"]), int(d["t"]), int(d["n"]))
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """Something due on the timeline at ``at_ms``: ``land`` applies it to the pools it names."""
+
+    at_ms: int
+    key: str  # orders events due at the same ms
+    pool_ids: tuple[str, ...]
+    land: Callable[[PoolBook], list[PoolChange]]
+
+
+class TimelineParticipant(Protocol):
+    """Work scheduled on the market's timeline (the chain's transactions): members of the
+    sorted set ``queue_key``, scored by the ms since genesis at which they are due."""
+
+    queue_key: str
+
+    def scheduled(self, txn: StateTxn, due: list[tuple[str, int]]) -> list[Scheduled]: ...
+
+
+class PoolBook:
+    """The pools one transaction attempt reads and changes (written at the end).
+
+    A pool is written only together with the cluster's clock (``flush``), in a transaction that
+    watched the clock first: the clock alone orders every change of every pool, so the pools
+    themselves need no WATCH (one round trip less per change).
+    """
+
+    def __init__(self, market: SimulatedMarket, txn: StateTxn) -> None:
+        self._market = market
+        self._txn = txn
+        self._pools: dict[str, Pool] = {}
+        self._dirty: set[str] = set()
+
+    def load(self, pool_ids: Sequence[str]) -> None:
+        missing = [p for p in dict.fromkeys(pool_ids) if p not in self._pools]
+        if missing:
+            keys = [pool_key(p) for p in missing]
+            for pool_id, raw in zip(missing, self._txn.get(*keys), strict=True):
+                self._pools[pool_id] = self._market.decode(pool_id, raw)
+
+    def pool(self, pool_id: str) -> Pool:
+        self.load([pool_id])
+        return self._pools[pool_id]
+
+    def touch(self, pool_id: str) -> None:
+        self._dirty.add(pool_id)
+
+    def savepoint(self, pool_ids: Sequence[str]) -> dict[str, str]:
+        self.load(pool_ids)
+        return {p: self._market.encode(self._pools[p]) for p in pool_ids}
+
+    def rollback(self, saved: dict[str, str]) -> None:
+        for pool_id, raw in saved.items():
+            self._pools[pool_id] = self._market.decode(pool_id, raw)
+
+    def flush(self, clock: ClusterClock) -> None:
+        """Write the pools changed, and the clock (watched by the caller) with them."""
+        for pool_id in sorted(self._dirty):
+            self._txn.set(pool_key(pool_id), self._market.encode(self._pools[pool_id]), POOL_TTL_SECONDS)
+        self._txn.set(CLOCK_KEY, clock.dump(), CLOCK_TTL_SECONDS)
+
+
+def _tick_seed(seed: int, tick: int, pool_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{tick}:{pool_id}".encode()).digest()[:8], "big")
 
 
 class SimulatedVenue:
@@ -73,24 +219,22 @@ class SimulatedVenue:
     def __init__(self, name: str, market: SimulatedMarket) -> None:
         self.name = name
         self._market = market
-        self.pools: dict[frozenset[str], Pool] = {}
+        self.pool_ids: dict[frozenset[str], str] = {}
 
-    def pool_for(self, token_in: Token, token_out: Token) -> Pool:
-        pool = self.pools.get(frozenset({token_in.mint, token_out.mint}))
-        if pool is None or token_in == token_out:
+    def spec_for(self, token_in: Token, token_out: Token) -> PoolSpec:
+        pool_id = self.pool_ids.get(frozenset({token_in.mint, token_out.mint}))
+        if pool_id is None or token_in == token_out:
             raise NoRouteError(f"{self.name} has no {token_in.symbol}/{token_out.symbol} pool")
-        return pool
+        return self._market.specs[pool_id]
 
     def quote(self, token_in: Token, token_out: Token, amount_in: int) -> Quote:
         if amount_in <= 0:
             raise ValidationError("amount must be positive", field="amount")
-        pool = self.pool_for(token_in, token_out)
+        spec = self.spec_for(token_in, token_out)
         delay = self._market.network_delay(self.name)  # the request's way there
-        with self._market.lock:
-            now = self._market.advance()
-            result = pool.simulate(token_in, amount_in, now)
+        result = self._market.simulate(spec.pool_id, token_in, amount_in)
         quote = Quote(
-            venue=self.name, pool_id=pool.pool_id, token_in=token_in, token_out=token_out,
+            venue=self.name, pool_id=spec.pool_id, token_in=token_in, token_out=token_out,
             amount_in=amount_in, amount_out=result.amount_out, fee=result.fee,
             price_impact_bps=result.price_impact_bps,
             expires_at=self._market.clock.now() + self._market.settings.quote_ttl_seconds,
@@ -98,41 +242,31 @@ class SimulatedVenue:
         self._market.clock.sleep(delay)  # and the answer's way back
         return quote
 
-    def simulate_swap(self, quote: Quote, min_amount_out: int) -> SwapResult:
-        """What ``swap`` would do now, without doing it; ``SlippageExceededError`` below the minimum."""
-        pool = self.pool_for(quote.token_in, quote.token_out)
-        with self._market.lock:
-            result = pool.simulate(quote.token_in, quote.amount_in, self._market.advance())
-        if result.amount_out < min_amount_out:
-            raise SlippageExceededError(
-                f"{self.name} would pay {result.amount_out} < minimum {min_amount_out} "
-                f"{quote.token_out.symbol} base units")
-        return result
-
     def swap(self, quote: Quote, min_amount_out: int) -> Fill:
-        pool = self.pool_for(quote.token_in, quote.token_out)
-        with self._market.lock:  # re-entrant: the check and the commit see the same pool state
-            result = self.simulate_swap(quote, min_amount_out)
-            pool.commit(result, self._market.advance())
-        return Fill(self.name, pool.pool_id, quote.amount_in, result.amount_out, result.fee)
+        """A trade straight into the pool, now, outside any transaction of the chain."""
+        self.spec_for(quote.token_in, quote.token_out)
+        return self._market.swap_now(quote, min_amount_out)
 
 
 class SimulatedMarket:
-    def __init__(self, settings: MarketSettings | None = None, clock: Clock | None = None) -> None:
+    def __init__(self, settings: MarketSettings | None = None, clock: Clock | None = None, *,
+                 state: SimState | None = None,
+                 on_change: Callable[[Sequence[PoolChange]], None] | None = None) -> None:
         from ..domain.clock import SystemClock
 
         self.settings = settings or MarketSettings()
         self.clock: Clock = clock or SystemClock()
-        self.lock = threading.RLock()
+        self.state: SimState = state or InMemorySimState()
+        self._on_change = on_change
         self._layout_rng = random.Random(self.settings.seed)
-        self._flow_rng = random.Random(self.settings.seed * 7919 + 1)
         self._fault_rng = random.Random(self.settings.seed * 104_729 + 2)
         self._fault_lock = threading.Lock()
-        self._last_step = self.clock.now()
-        self._start = self._last_step
+        self._advance_lock = threading.Lock()  # threads of one process take turns; processes race
+        self._participants: list[TimelineParticipant] = []
+        self._genesis_ms: int | None = None
         self.venues: dict[str, SimulatedVenue] = {name: SimulatedVenue(name, self) for name in VENUES}
-        self._targets: dict[str, Decimal] = {}  # pool id -> starting spot price (y per x)
-        self._depth_x: dict[str, int] = {}
+        self.specs: dict[str, PoolSpec] = {}
+        self._initial: dict[str, str] = {}  # pool id -> its encoded starting state
         self._build()
 
     # -- construction ----------------------------------------------------------------------------
@@ -141,7 +275,6 @@ class SimulatedMarket:
         return b58encode(digest)
 
     def _build(self) -> None:
-        now = self.clock.now() - self._start
         symbols = sorted(REFERENCE_USD, key=QUOTE_RANK.index)
         for a, b in combinations(symbols, 2):
             y, x = TOKENS[a], TOKENS[b]  # a ranks as the more quote-like token
@@ -156,16 +289,50 @@ class SimulatedMarket:
             # Raydium
             r_price = ref * (1 + sign * spread / 2)
             r_id = self._pool_id("raydium", x, y)
-            self.venues["raydium"].pools[key] = RaydiumPool(r_id, x, y, depth_x, int(depth_x * r_price))
-            self._targets[r_id], self._depth_x[r_id] = r_price, depth_x
+            raydium = RaydiumPool(r_id, x, y, depth_x, int(depth_x * r_price))
+            self._add(PoolSpec("raydium", r_id, x, y, r_price, depth_x), raydium, key)
             # Meteora
             m_price = ref * (1 - sign * spread / 2)
             m_id = self._pool_id("meteora", x, y)
             params = DlmmParameters(bin_step=1, base_factor=10_000) if stable else DlmmParameters()
-            per_bin = depth_x // BINS_EACH_SIDE
-            pool = DlmmPool.seeded(m_id, x, y, m_price, per_bin, BINS_EACH_SIDE, params, now)
-            self.venues["meteora"].pools[key] = pool
-            self._targets[m_id], self._depth_x[m_id] = pool.bin_price(pool.active_id), depth_x
+            meteora = DlmmPool.seeded(m_id, x, y, m_price, depth_x // BINS_EACH_SIDE, BINS_EACH_SIDE, params, 0.0)
+            self._add(PoolSpec("meteora", m_id, x, y, meteora.bin_price(meteora.active_id), depth_x, params),
+                      meteora, key)
+
+    def _add(self, spec: PoolSpec, pool: Pool, key: frozenset[str]) -> None:
+        self.specs[spec.pool_id] = spec
+        self._initial[spec.pool_id] = self.encode(pool)
+        self.venues[spec.venue].pool_ids[key] = spec.pool_id
+
+    # -- pool states: compact JSON of integers -----------------------------------------------------
+    def encode(self, pool: Pool) -> str:
+        if isinstance(pool, RaydiumPool):
+            body: dict[str, object] = {"r": [pool.reserve_x, pool.reserve_y], "f": [pool.fees_x, pool.fees_y]}
+        elif isinstance(pool, DlmmPool):
+            low, high = min(pool.bins), max(pool.bins)
+            flat: list[int] = []
+            for bin_id in range(low, high + 1):
+                flat.extend(pool.bins.get(bin_id, (0, 0)))
+            v = pool.volatility
+            body = {"a": pool.active_id, "lo": low, "b": flat, "f": [pool.fees_x, pool.fees_y],
+                    "v": [v.accumulator, v.reference, v.index_reference, round(v.last_update * 1000)]}
+        else:
+            raise TypeError(f"no encoding for {type(pool).__name__}")
+        return json.dumps(body, separators=(",", ":"))
+
+    def decode(self, pool_id: str, raw: str | None) -> Pool:
+        """The pool from its stored state; a pool never written yet is at its seeded start."""
+        spec = self.specs[pool_id]
+        d = json.loads(raw if raw is not None else self._initial[pool_id])
+        if spec.params is None:
+            (rx, ry), (fx, fy) = d["r"], d["f"]
+            return RaydiumPool(pool_id, spec.token_x, spec.token_y, int(rx), int(ry), int(fx), int(fy))
+        flat, low = d["b"], int(d["lo"])
+        bins = {low + i // 2: (int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)}
+        acc, ref, index_ref, last_ms = d["v"]
+        fx, fy = d["f"]
+        return DlmmPool(pool_id, spec.token_x, spec.token_y, int(d["a"]), bins, spec.params,
+                        Volatility(int(acc), int(ref), int(index_ref), int(last_ms) / 1000), int(fx), int(fy))
 
     # -- queries ---------------------------------------------------------------------------------
     def venue(self, name: str) -> SimulatedVenue:
@@ -175,50 +342,228 @@ class SimulatedMarket:
             raise NoRouteError(f"unknown venue {name!r}") from None
 
     def pairs(self) -> list[tuple[Token, Token]]:
-        pools = self.venues[VENUES[0]].pools.values()
-        return [(p.token_x, p.token_y) for p in pools]
+        return [(s.token_x, s.token_y) for s in self.specs.values() if s.venue == VENUES[0]]
 
     def has_pair(self, token_in: Token, token_out: Token) -> bool:
         key = frozenset({token_in.mint, token_out.mint})
-        return token_in != token_out and any(key in v.pools for v in self.venues.values())
+        return token_in != token_out and any(key in v.pool_ids for v in self.venues.values())
 
-    # -- time, flow, faults ----------------------------------------------------------------------
-    def advance(self) -> float:
-        """Play the flow due since the last call; returns seconds since the market opened."""
-        with self.lock:
-            now = self.clock.now()
-            due = int((now - self._last_step) / self.settings.step_seconds) if self.settings.step_seconds > 0 else 0
-            if due > 0:
-                for _ in range(min(due, 30)):
-                    self.step()
-                self._last_step += due * self.settings.step_seconds
-            return now - self._start
+    def pool(self, pool_id: str) -> Pool:
+        """The pool as it is now (everything due applied)."""
+        [raw] = self.read([pool_key(pool_id)])
+        return self.decode(pool_id, raw)
 
-    def step(self) -> None:
-        """One round of flow: every pool trades a little, biased back towards its start price."""
-        if self.settings.drift_bps <= 0:
-            return
-        with self.lock:
-            now = self.clock.now() - self._start
-            for venue in self.venues.values():
-                for pool in venue.pools.values():
-                    target = self._targets[pool.pool_id]
-                    spot: Decimal = pool.spot_price(pool.token_x)
-                    deviation_bps = float((spot - target) / target * 10_000)
-                    # More likely to trade towards the target the further the pool has wandered.
-                    towards = self._flow_rng.random() < 0.5 + min(0.4, abs(deviation_bps) / 500)
-                    sell_x = (deviation_bps > 0) == towards
-                    share = self._flow_rng.random() * self.settings.drift_bps / 10_000
-                    size_x = int(self._depth_x[pool.pool_id] * share)
-                    if size_x <= 0:
-                        continue
-                    token_in = pool.token_x if sell_x else pool.token_y
-                    size = size_x if sell_x else int(size_x * spot)
-                    try:
-                        pool.commit(pool.simulate(token_in, max(size, 1), now), now)
-                    except Exception:  # flow that cannot trade simply does not happen
-                        continue
+    def simulate(self, pool_id: str, token_in: Token, amount_in: int) -> SwapResult:
+        [raw] = self.read([pool_key(pool_id)], settled=False)
+        return self.decode(pool_id, raw).simulate(token_in, amount_in, self.elapsed_ms() / 1000)
 
+    def landed_swaps(self) -> int:
+        """Swaps that transactions have landed, in every process."""
+        [raw] = self.read([CLOCK_KEY])
+        return ClusterClock.load(raw).swaps if raw else 0
+
+    # -- the cluster's clock ---------------------------------------------------------------------
+    def genesis_ms(self) -> int:
+        if self._genesis_ms is None:
+            created = ClusterClock(round(self.clock.now() * 1000))
+            self._genesis_ms = ClusterClock.load(self.state.create(CLOCK_KEY, created.dump(),
+                                                                   CLOCK_TTL_SECONDS)).genesis_ms
+        return self._genesis_ms
+
+    def elapsed_ms(self) -> int:
+        """Milliseconds since the cluster's genesis, on this process's clock."""
+        return round(self.clock.now() * 1000) - self.genesis_ms()
+
+    def slot_at(self, elapsed_ms: int) -> int:
+        return GENESIS_HEIGHT + elapsed_ms // self.settings.slot_ms
+
+    def block_height(self) -> int:
+        return self.slot_at(self.elapsed_ms())
+
+    # -- the timeline ----------------------------------------------------------------------------
+    def attach(self, participant: TimelineParticipant) -> None:
+        """Put ``participant``'s scheduled work on this timeline (the chain does, once)."""
+        self._participants.append(participant)
+
+    def read(self, keys: Sequence[str], *, settled: bool = True) -> list[str | None]:
+        """The values of ``keys`` once what is due by now has happened: one round trip when
+        nothing is due, else ``advance`` first.
+
+        ``settled`` (status reads) also waits for the current slot to be settled: a status read
+        after that can trust that nothing sent later lands in an earlier slot (see the chain).
+        Without it (quotes, preflight), ticks and landings due are applied unless another thread
+        of this process is applying them right now; then the values are read as they are.
+        """
+        clock, values, heads = self._look(keys)
+        if not self._is_due(clock, heads, self.elapsed_ms(), settled):
+            return values
+        changes: list[PoolChange] = []
+        if not self._advance_lock.acquire(blocking=False):
+            if not settled:
+                return values  # another thread of this process is advancing right now
+            self._advance_lock.acquire()
+            clock, values, heads = self._look(keys)  # what it did may be all that was due
+            if not self._is_due(clock, heads, self.elapsed_ms(), settled):
+                self._advance_lock.release()
+                return values
+        try:
+            changes = self.state.transaction(self._advance)
+            values, _ = self.state.read(keys)
+        finally:
+            self._advance_lock.release()
+        self._publish(changes)
+        return values
+
+    def _look(self, keys: Sequence[str]) -> tuple[ClusterClock, list[str | None], list[tuple[str, int] | None]]:
+        values, heads = self.state.read([CLOCK_KEY, *keys], [p.queue_key for p in self._participants])
+        if values[0] is None:
+            self.genesis_ms()
+            values, heads = self.state.read([CLOCK_KEY, *keys], [p.queue_key for p in self._participants])
+        assert values[0] is not None
+        clock = ClusterClock.load(values[0])
+        self._genesis_ms = clock.genesis_ms
+        return clock, values[1:], heads
+
+    def _due_tick(self, now_ms: int) -> int:
+        return now_ms // self.settings.tick_ms if self.settings.drift_bps > 0 else 0
+
+    def _is_due(self, clock: ClusterClock, heads: Sequence[tuple[str, int] | None], now_ms: int,
+                settled: bool) -> bool:
+        return ((settled and self.slot_at(now_ms) > self.slot_at(clock.processed_ms))
+                or self._due_tick(now_ms) > clock.tick
+                or any(head is not None and head[1] <= now_ms for head in heads))
+
+    def advance(self) -> list[PoolChange]:
+        """Apply everything due by now, once, in time order: market ticks and the landings of
+        transactions. Returns the pool changes it made (none when another process did them)."""
+        with self._advance_lock:
+            changes = self.state.transaction(self._advance)
+        self._publish(changes)
+        return changes
+
+    def _advance(self, txn: StateTxn) -> list[PoolChange]:
+        queues = [p.queue_key for p in self._participants]
+        txn.watch(CLOCK_KEY, *queues)
+        now_ms = self.elapsed_ms()
+        [raw], dues = txn.read([CLOCK_KEY], [(q, now_ms) for q in queues])
+        clock = ClusterClock.load(raw) if raw is not None else ClusterClock(self.genesis_ms())
+        if clock.genesis_ms != self._genesis_ms:  # the cluster was created anew meanwhile
+            self._genesis_ms = clock.genesis_ms
+            now_ms = self.elapsed_ms()
+            dues = txn.read([], [(q, now_ms) for q in queues])[1]
+        due_tick = max(self._due_tick(now_ms), clock.tick)
+        first_tick = max(clock.tick + 1, due_tick - self.settings.max_catch_up_ticks + 1)
+        events: list[tuple[int, int, str, int, Scheduled | None]] = [
+            (k * self.settings.tick_ms, 0, "", k, None) for k in range(first_tick, due_tick + 1)]
+        for participant, due in zip(self._participants, dues, strict=True):
+            for scheduled in participant.scheduled(txn, due):
+                events.append((scheduled.at_ms, 1, scheduled.key, 0, scheduled))
+        if not events and self.slot_at(now_ms) <= self.slot_at(clock.processed_ms):
+            return []  # someone else got here first
+        book = PoolBook(self, txn)
+        ticks = any(item is None for *_, item in events)
+        book.load(list(self.specs) if ticks else [p for *_, item in events if item for p in item.pool_ids])
+        changes: list[PoolChange] = []
+        for _at, _kind, _key, tick, item in sorted(events, key=lambda e: (e[0], e[1], e[2])):
+            if item is None:
+                changes.extend(self._tick(book, tick))
+            else:
+                landed = item.land(book)
+                clock.swaps += sum(1 for change in landed if change.cause == "swap")
+                changes.extend(landed)
+        clock.tick = due_tick
+        clock.processed_ms = max(clock.processed_ms, now_ms)
+        book.flush(clock)
+        return changes
+
+    def _tick(self, book: PoolBook, tick: int) -> list[PoolChange]:
+        """Tick ``tick`` of market flow: every pool trades a little, more likely back towards its
+        starting price the further it has wandered. Random draws depend on (seed, tick, pool)."""
+        at_ms = tick * self.settings.tick_ms
+        slot = self.slot_at(at_ms)
+        changes = []
+        for spec in self.specs.values():
+            rng = random.Random(_tick_seed(self.settings.seed, tick, spec.pool_id))
+            pool = book.pool(spec.pool_id)
+            spot: Decimal = pool.spot_price(pool.token_x)
+            deviation_bps = int((spot - spec.target) * 10_000 / spec.target)
+            towards = rng.randrange(10_000) < 5_000 + min(4_000, abs(deviation_bps) * 20)
+            sell_x = (deviation_bps > 0) == towards
+            size_x = spec.depth_x * rng.randrange(self.settings.drift_bps * 10_000) // 100_000_000
+            if size_x <= 0:
+                continue
+            token_in = pool.token_x if sell_x else pool.token_y
+            size = size_x if sell_x else int(size_x * spot)
+            try:
+                pool.commit(pool.simulate(token_in, max(size, 1), at_ms / 1000), at_ms / 1000)
+            except DomainError:  # flow that cannot trade simply does not happen
+                continue
+            book.touch(spec.pool_id)
+            changes.append(PoolChange(spec.venue, spec.pool_id, slot, "tick"))
+        return changes
+
+    # -- swaps: the one place a trade changes a pool ----------------------------------------------
+    def swap_in(self, book: PoolBook, pool_id: str, mint_in: str, amount_in: int, min_amount_out: int,
+                at_ms: int) -> Fill:
+        """Trade ``amount_in`` of ``mint_in`` in the pool, in ``book``; ``SlippageExceededError``
+        (pool untouched) when the output would fall below the minimum."""
+        spec = self._spec(pool_id)
+        pool = book.pool(pool_id)
+        result = self._checked(spec, pool, mint_in, amount_in, min_amount_out, at_ms)
+        pool.commit(result, at_ms / 1000)
+        book.touch(pool_id)
+        return Fill(spec.venue, pool_id, amount_in, result.amount_out, result.fee)
+
+    def preflight(self, pool_id: str, raw: str | None, mint_in: str, amount_in: int, min_amount_out: int,
+                  at_ms: int) -> SwapResult:
+        """What ``swap_in`` would do to the pool in state ``raw``, without doing it."""
+        spec = self._spec(pool_id)
+        return self._checked(spec, self.decode(pool_id, raw), mint_in, amount_in, min_amount_out, at_ms)
+
+    def _spec(self, pool_id: str) -> PoolSpec:
+        spec = self.specs.get(pool_id)
+        if spec is None:
+            raise NoRouteError(f"unknown pool {pool_id}")
+        return spec
+
+    @staticmethod
+    def _checked(spec: PoolSpec, pool: Pool, mint_in: str, amount_in: int, min_amount_out: int,
+                 at_ms: int) -> SwapResult:
+        token_in = spec.token(mint_in)
+        result = pool.simulate(token_in, amount_in, at_ms / 1000)
+        if result.amount_out < min_amount_out:
+            token_out = spec.token_y if token_in == spec.token_x else spec.token_x
+            raise SlippageExceededError(
+                f"{spec.venue} would pay {result.amount_out} < minimum {min_amount_out} "
+                f"{token_out.symbol} base units")
+        return result
+
+    def swap_now(self, quote: Quote, min_amount_out: int) -> Fill:
+        """A trade straight into the pool (another trader's), atomic across processes."""
+        self.read([], settled=False)  # what is due happens first
+
+        def trade(txn: StateTxn) -> tuple[Fill, int]:
+            txn.watch(CLOCK_KEY)
+            [raw], _ = txn.read([CLOCK_KEY])
+            clock = ClusterClock.load(raw) if raw is not None else ClusterClock(self.genesis_ms())
+            at_ms = self.elapsed_ms()
+            book = PoolBook(self, txn)
+            fill = self.swap_in(book, quote.pool_id, quote.token_in.mint, quote.amount_in, min_amount_out, at_ms)
+            book.flush(clock)
+            return fill, at_ms
+
+        fill, at_ms = self.state.transaction(trade)
+        self._publish([PoolChange(fill.venue, fill.pool_id, self.slot_at(at_ms), "swap")])
+        return fill
+
+    def _publish(self, changes: Sequence[PoolChange]) -> None:
+        if changes and self._on_change is not None:
+            try:
+                self._on_change(changes)
+            except Exception:  # a listener's failure never undoes what the cluster did
+                log.exception("pool change listener failed")
+
+    # -- faults ----------------------------------------------------------------------------------
     def network_delay(self, venue: str) -> float:
         """Sleep half the configured quote latency and return the other half (the way back);
         inject timeouts and RPC errors at their rates."""

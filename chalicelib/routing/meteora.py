@@ -19,16 +19,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
+from functools import lru_cache
 
 from ..domain import InsufficientLiquidityError, Token, ValidationError
 from .pools import SwapResult
 
-__all__ = ["BASIS_POINT_MAX", "FEE_PRECISION", "DlmmParameters", "DlmmPool"]
+__all__ = ["BASIS_POINT_MAX", "FEE_PRECISION", "DlmmParameters", "DlmmPool", "Volatility", "bin_price"]
 
 BASIS_POINT_MAX = 10_000
 FEE_PRECISION = 1_000_000_000
 MAX_FEE_RATE = 100_000_000  # 10 %
 _CTX = Context(prec=60)
+
+
+@lru_cache(maxsize=65_536)
+def bin_price(bin_step: int, bin_id: int) -> Decimal:
+    """``(1 + binStep/10_000)^id``: shared by every pool with that bin step, computed once."""
+    base = _CTX.add(Decimal(1), _CTX.divide(Decimal(bin_step), Decimal(BASIS_POINT_MAX)))
+    return _CTX.power(base, bin_id)
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,9 @@ class DlmmParameters:
 
 
 @dataclass
-class _Volatility:
+class Volatility:
+    """The DLMM's variable-fee state; ``last_update`` in seconds on the market's clock."""
+
     accumulator: int = 0
     reference: int = 0
     index_reference: int = 0
@@ -56,7 +66,7 @@ class _Volatility:
 class _State:
     active_id: int
     bins: dict[int, tuple[int, int]]  # only the bins the swap touched
-    volatility: _Volatility
+    volatility: Volatility
     fees_x: int
     fees_y: int
 
@@ -69,10 +79,9 @@ class DlmmPool:
     active_id: int
     bins: dict[int, tuple[int, int]]  # id -> (amount_x, amount_y)
     params: DlmmParameters = field(default_factory=DlmmParameters)
-    volatility: _Volatility = field(default_factory=_Volatility)
+    volatility: Volatility = field(default_factory=Volatility)
     fees_x: int = 0
     fees_y: int = 0
-    _prices: dict[int, Decimal] = field(default_factory=dict, repr=False)
 
     @classmethod
     def seeded(cls, pool_id: str, token_x: Token, token_y: Token, price: Decimal, x_per_bin: int,
@@ -81,7 +90,7 @@ class DlmmPool:
         p = params or DlmmParameters()
         step = _CTX.add(Decimal(1), _CTX.divide(Decimal(p.bin_step), Decimal(BASIS_POINT_MAX)))
         active = int(_CTX.divide(price.ln(_CTX), step.ln(_CTX)).to_integral_value())
-        pool = cls(pool_id, token_x, token_y, active, {}, p, _Volatility(index_reference=active, last_update=now))
+        pool = cls(pool_id, token_x, token_y, active, {}, p, Volatility(index_reference=active, last_update=now))
         for bin_id in range(active - bins_each_side, active + bins_each_side + 1):
             y_value = int(_CTX.multiply(Decimal(x_per_bin), pool.bin_price(bin_id)))
             if bin_id < active:
@@ -94,12 +103,7 @@ class DlmmPool:
 
     # -- prices and fees -------------------------------------------------------------------------
     def bin_price(self, bin_id: int) -> Decimal:
-        price = self._prices.get(bin_id)
-        if price is None:
-            base = _CTX.add(Decimal(1), _CTX.divide(Decimal(self.params.bin_step), Decimal(BASIS_POINT_MAX)))
-            price = _CTX.power(base, bin_id)
-            self._prices[bin_id] = price
-        return price
+        return bin_price(self.params.bin_step, bin_id)
 
     def spot_price(self, token_in: Token) -> Decimal:
         price = self.bin_price(self.active_id)
@@ -129,7 +133,7 @@ class DlmmPool:
         else:
             raise ValueError(f"{token_in.symbol} is not in pool {self.pool_id}")
         p = self.params
-        v = _Volatility(self.volatility.accumulator, self.volatility.reference,
+        v = Volatility(self.volatility.accumulator, self.volatility.reference,
                         self.volatility.index_reference, self.volatility.last_update)
         active = self.active_id
         # update_references: a new reference after filter_period, decaying volatility until decay_period.

@@ -7,7 +7,8 @@ For a swap of ``amount_in`` (exact in):
     amount_out = floor(reserve_out · in_net / (reserve_in + in_net))
 
 The output can approach but never reach ``reserve_out``; the product of the reserves never
-decreases (the fee stays in the pool).
+decreases (the fee stays in the pool). The fees taken are also counted apart, per token, as
+the program's accumulators do, so a pool's history can be accounted for.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class RaydiumPool:
     token_y: Token
     reserve_x: int
     reserve_y: int
+    fees_x: int = 0  # fees taken so far, already inside the reserves
+    fees_y: int = 0
     fee_numerator: int = FEE_NUMERATOR
     fee_denominator: int = FEE_DENOMINATOR
 
@@ -74,8 +77,11 @@ class RaydiumPool:
         ideal = in_net * r_out  # amount_out at spot price, times r_in
         impact_bps = (ideal - amount_out * r_in) * 10_000 // ideal if ideal else 0
         new_in, new_out = r_in + amount_in, r_out - amount_out
-        state = (new_in, new_out) if token_in == self.token_x else (new_out, new_in)
+        if token_in == self.token_x:
+            state = (new_in, new_out, self.fees_x + fee, self.fees_y)
+        else:
+            state = (new_out, new_in, self.fees_x, self.fees_y + fee)
         return SwapResult(amount_in, amount_out, fee, int(impact_bps), state)
 
     def commit(self, result: SwapResult, now: float = 0.0) -> None:
-        self.reserve_x, self.reserve_y = result.state
+        self.reserve_x, self.reserve_y, self.fees_x, self.fees_y = result.state

@@ -12,6 +12,8 @@ import pytest
 
 from devstack.emulator import AwsEmulator
 
+from ..conftest import stack_redis_prefix
+
 CREDENTIALS = {"region_name": "us-east-1", "aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
 
@@ -54,3 +56,9 @@ def sqs(moto_endpoint: str) -> Iterator[Any]:
     client = boto3.client("sqs", endpoint_url=moto_endpoint, **CREDENTIALS)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stack_keys_under_a_test_prefix() -> Iterator[str]:
+    with stack_redis_prefix() as prefix:
+        yield prefix

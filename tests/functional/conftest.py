@@ -7,14 +7,13 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 from moto import mock_aws
 
 from chalicelib.adapters.notifier import PushResult
-from chalicelib.adapters.redis_state import RedisState
 from chalicelib.api.services import Services, set_services
 from chalicelib.config import Settings, parse_api_keys
 from devstack.sqs_poller import lambda_record
@@ -76,11 +75,16 @@ def settings() -> Settings:
     return make_settings()
 
 
+def make_services(settings: Settings, redis_client: Any, redis_prefix: str, **fields: Any) -> Services:
+    """One container's services: its own clients and caches, the test's Redis keys and moto."""
+    svc = Services(replace(settings, redis_prefix=redis_prefix), redis_client=redis_client, **fields)
+    svc.__dict__["notifier"] = RecordingNotifier()
+    return svc
+
+
 @pytest.fixture
 def services(aws_env: None, settings: Settings, redis_client: Any, redis_prefix: str) -> Iterator[Services]:
-    svc = Services(settings)
-    svc.__dict__["state"] = RedisState(redis_client, prefix=redis_prefix)
-    svc.__dict__["notifier"] = RecordingNotifier()
+    svc = make_services(settings, redis_client, redis_prefix)
     set_services(svc)
     yield svc
     set_services(None)

@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -16,7 +17,7 @@ from chalicelib.api import intake
 from chalicelib.api.intake import submit_order
 from chalicelib.api.services import Services
 
-from .conftest import API_KEY_A, API_KEY_B, make_settings, order_body, post_order
+from .conftest import API_KEY_A, API_KEY_B, order_body, post_order
 
 
 def error_of(resp: Any) -> dict[str, Any]:
@@ -247,7 +248,7 @@ def test_quotes_show_every_venue_and_the_route(client: Any, services: Services,
 
 
 def test_rate_limit_is_429_with_retry_after(client: Any, services: Services) -> None:
-    services.settings = make_settings(rate_limit_per_min=3)
+    services.settings = replace(services.settings, rate_limit_per_min=3)
     codes = [post_order(client).status_code for _ in range(4)]
     assert codes == [202, 202, 202, 429]
     resp = post_order(client)

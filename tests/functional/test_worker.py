@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib.api.services import Services
-from chalicelib.domain import OrderStatus, RpcError
-from chalicelib.execution.chain import Transaction
+from chalicelib.domain import OrderStatus, RpcError, Transaction
 
 from .conftest import invoke_worker, order_body, post_order, receive_records, record_for
 

@@ -21,6 +21,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from devstack.stack import DevStack
 
+from ..conftest import stack_redis_prefix
+
 KEY_A, KEY_B = "it-key-a", "it-key-b"
 TERMINAL = {"confirmed", "failed"}
 STACK_ENV = {
@@ -124,3 +126,9 @@ def submit_and_wait(rest: str, key: str = KEY_A, timeout: float = 60) -> str:
 
 def is_terminal_for(order_id: str) -> Any:
     return lambda m: m.get("orderId") == order_id and m.get("status") in TERMINAL and m["type"] == "order.status"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stack_keys_under_a_test_prefix() -> Iterator[str]:
+    with stack_redis_prefix() as prefix:
+        yield prefix

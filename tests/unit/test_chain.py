@@ -6,13 +6,23 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import BlockhashExpiredError, RpcError, SlippageExceededError, get_token
+from chalicelib.domain import (
+    BlockhashExpiredError,
+    RpcError,
+    SignatureStatus,
+    SlippageExceededError,
+    SwapInstruction,
+    Transaction,
+    WrapSol,
+    get_token,
+)
 from chalicelib.domain.base58 import b58decode, b58encode
 from chalicelib.domain.clock import FakeClock
-from chalicelib.execution.chain import ChainSettings, SimulatedChain, SwapInstruction, Transaction, WrapSol
+from chalicelib.execution.chain import ChainSettings, SimulatedChain
 from chalicelib.execution.transactions import transaction_from_dict, transaction_to_dict
 from chalicelib.routing.market import MarketSettings, SimulatedMarket
 from chalicelib.routing.router import Router
+from chalicelib.routing.state import InMemorySimState
 
 SOL, USDC = get_token("SOL"), get_token("USDC")
 
@@ -23,6 +33,10 @@ class World:
         self.market = SimulatedMarket(MarketSettings(seed=3, drift_bps=0), self.clock)
         self.chain = SimulatedChain(self.market, self.clock, ChainSettings(**chain))
         self.router = Router(list(self.market.venues.values()), self.clock)
+
+    def status(self, signature: str) -> SignatureStatus | None:
+        [status] = self.chain.get_signature_statuses([signature])
+        return status
 
     def tx(self, amount: int = 10**9, slippage_bps: int = 50, nonce: str = "n1") -> Transaction:
         route = self.router.route(SOL, USDC, amount, slippage_bps)
@@ -49,9 +63,9 @@ def test_signature_is_64_bytes_of_base58_and_deterministic() -> None:
 def test_blockhash_lives_150_blocks_of_400_ms() -> None:
     w = World()
     first = w.chain.get_latest_blockhash()
-    assert first.last_valid_block_height == w.chain.block_height() + 150
+    assert first.last_valid_block_height == w.chain.get_block_height() + 150
     w.clock.advance(0.4 * 10)
-    assert w.chain.block_height() == first.last_valid_block_height - 140
+    assert w.chain.get_block_height() == first.last_valid_block_height - 140
     assert w.chain.get_latest_blockhash().value != first.value
 
 
@@ -59,13 +73,13 @@ def test_transaction_lands_after_the_latency_then_finalizes() -> None:
     w = World(confirm_latency_ms=(2_000, 2_000))
     tx = w.tx()
     w.chain.send_transaction(tx)
-    assert w.chain.get_signature_status(tx.signature) is None
+    assert w.status(tx.signature) is None
     w.clock.advance(2.0)
-    status = w.chain.get_signature_status(tx.signature)
+    status = w.status(tx.signature)
     assert status is not None and status.confirmation_status == "confirmed" and status.err is None
     assert status.fills[0].amount_out >= tx.swaps[0].min_amount_out
     w.clock.advance(0.4 * 32)
-    final = w.chain.get_signature_status(tx.signature)
+    final = w.status(tx.signature)
     assert final is not None and final.confirmation_status == "finalized"
 
 
@@ -73,7 +87,7 @@ def test_sending_twice_swaps_once() -> None:
     w = World()
     tx = w.tx()
     assert w.chain.send_transaction(tx) == w.chain.send_transaction(tx) == tx.signature
-    assert w.chain.executed_swaps() == 1 and w.chain.sent_count() == 1 and w.chain.send_calls() == 2
+    assert w.chain.executed_swaps() == 1 and w.chain.send_calls() == 2
 
 
 def test_expired_blockhash_is_refused() -> None:
@@ -102,7 +116,7 @@ def test_slippage_at_landing_is_an_on_chain_error() -> None:
     q = tx.swaps[0].quote
     w.market.venue(q.venue).swap(w.market.venue(q.venue).quote(SOL, USDC, 5_000 * 10**9), 0)  # front-run
     w.clock.advance(1.0)
-    status = w.chain.get_signature_status(tx.signature)
+    status = w.status(tx.signature)
     assert status is not None and status.err is not None and status.err["name"] == "SlippageToleranceExceeded"
     assert w.chain.executed_swaps() == 0
 
@@ -115,4 +129,61 @@ def test_rpc_errors_and_dropped_transactions_are_injectable() -> None:
     tx = w.tx()
     w.chain.send_transaction(tx)
     w.clock.advance(120)
-    assert w.chain.get_signature_status(tx.signature) is None  # dropped: never lands
+    assert w.status(tx.signature) is None  # dropped: never lands
+
+
+def test_a_transaction_lands_at_its_last_valid_height_and_never_after() -> None:
+    # GIVEN two transactions built at height h (valid to h+150), both accepted at h+145:
+    # one due 2.0 s (5 slots) later, at h+150, the other 2.4 s (6 slots) later, at h+151
+    on_time, late = World(confirm_latency_ms=(2_000, 2_000)), World(confirm_latency_ms=(2_400, 2_400))
+    txs = []
+    for w in (on_time, late):
+        tx = w.tx()
+        w.clock.advance(145 * 0.4)
+        w.chain.send_transaction(tx)
+        w.clock.advance(10)
+        txs.append(tx)
+    # THEN the first landed at h+150 with its fill; the second was dropped and never lands
+    landed = on_time.status(txs[0].signature)
+    assert landed is not None and landed.slot == txs[0].recent_blockhash.last_valid_block_height
+    assert landed.fills and on_time.chain.executed_swaps() == 1
+    late.clock.advance(600)
+    assert late.status(txs[1].signature) is None and late.chain.executed_swaps() == 0
+
+
+def test_everything_due_lands_before_a_status_is_answered() -> None:
+    w = World(confirm_latency_ms=(1_000, 1_000))
+    tx = w.tx()
+    w.chain.send_transaction(tx)
+    w.clock.advance(1.0)
+    # nobody asked in between: the first status read finds it landed, at the slot it was due
+    status = w.status(tx.signature)
+    assert status is not None and status.slot == tx.recent_blockhash.last_valid_block_height - 150 + 2
+    w.clock.advance(0.4 * 40)
+    assert w.status(tx.signature) == SignatureStatus(status.slot, "finalized", None, status.fills)
+
+
+def test_a_send_after_an_expiry_was_observed_can_never_land_earlier() -> None:
+    # GIVEN two processes on one cluster, the sender's clock a minute behind the other's
+    state = InMemorySimState()
+    late_clock, clock = FakeClock(), FakeClock()
+    clock.advance(61)
+    sender_market = SimulatedMarket(MarketSettings(seed=3, drift_bps=0), late_clock, state=state)
+    sender = SimulatedChain(sender_market, late_clock)
+    other = SimulatedChain(SimulatedMarket(MarketSettings(seed=3, drift_bps=0), clock, state=state), clock)
+    router = Router(list(sender_market.venues.values()), late_clock)
+    leg = router.route(SOL, USDC, 10**9, 50).legs[0]
+    tx = Transaction("payer", sender.get_latest_blockhash(),
+                     (WrapSol(10**9), SwapInstruction(leg.quote, leg.min_amount_out)), "n1")
+    # WHEN the other process reads a height above the blockhash's last valid one, then an
+    # unknown status (so it concludes the transaction can never land)...
+    assert other.get_block_height() > tx.recent_blockhash.last_valid_block_height
+    assert other.get_signature_statuses([tx.signature]) == [None]
+    # ...and only then the slow sender's transaction reaches the cluster, still valid by its clock
+    assert sender.send_transaction(tx) == tx.signature
+    # THEN the cluster schedules it no earlier than what it had settled: it never lands
+    late_clock.advance(600)
+    clock.advance(600)
+    assert other.get_signature_statuses([tx.signature]) == [None]
+    assert sender.get_signature_statuses([tx.signature]) == [None]
+    assert other.executed_swaps() == 0

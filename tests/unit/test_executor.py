@@ -6,9 +6,17 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain import ConfirmationPendingError, Order, OrderStatus, QuoteTimeoutError, RpcError, get_token
+from chalicelib.domain import (
+    ConfirmationPendingError,
+    Order,
+    OrderStatus,
+    QuoteTimeoutError,
+    RpcError,
+    Transaction,
+    get_token,
+)
 from chalicelib.domain.clock import FakeClock
-from chalicelib.execution.chain import ChainSettings, SimulatedChain, Transaction
+from chalicelib.execution.chain import ChainSettings, SimulatedChain
 from chalicelib.execution.executor import Executor, OutcomeKind
 from chalicelib.execution.ports import StaleOrderError
 from chalicelib.routing.market import MarketSettings, SimulatedMarket
@@ -162,7 +170,7 @@ def test_order_abandoned_mid_routing_restarts_from_pending() -> None:
     assert w.chain.executed_swaps() == 1
 
 
-def test_dropped_transaction_is_retried_then_fails_once_its_blockhash_expired() -> None:
+def test_a_transaction_that_can_never_land_is_rebuilt_not_failed() -> None:
     # GIVEN a network that drops the transaction
     w = World(blockhash_expiry_rate=1.0)
     order = w.order()
@@ -170,15 +178,118 @@ def test_dropped_transaction_is_retried_then_fails_once_its_blockhash_expired() 
     first = w.executor.execute(order.order_id, 1)
     # THEN it retries later, the order still submitted (it might yet land)
     assert first.kind is OutcomeKind.RETRY and first.reason == "confirmation_pending"
-    assert w.stored(order.order_id).status is OrderStatus.SUBMITTED
+    dropped = w.stored(order.order_id).signature
+    assert w.stored(order.order_id).status is OrderStatus.SUBMITTED and dropped
     # WHEN the redelivery comes after the blockhash expired (150 blocks of 400 ms)
     w.clock.advance(61)
-    w.executor.execute(order.order_id, 2)
-    # THEN the order fails with that reason, nothing swapped
+    second = w.executor.execute(order.order_id, 2)
+    # THEN the order goes back to pending, without its old transaction, to be built afresh
+    rebuilt = w.stored(order.order_id)
+    assert second.kind is OutcomeKind.RETRY and second.reason == "blockhash_expired"
+    assert rebuilt.status is OrderStatus.PENDING and rebuilt.signature is None and rebuilt.tx is None
+    assert rebuilt.history[-1].data["expiredSignature"] == dropped
+    assert rebuilt.history[-1].data["attempt"] == 3
+    # WHEN the network delivers again and the order is retried
+    w.chain.settings = ChainSettings(seed=11)
+    assert w.executor.execute(order.order_id, 3).kind is OutcomeKind.DONE
+    # THEN a new transaction landed, once; the old one never does
+    final = w.stored(order.order_id)
+    assert final.status is OrderStatus.CONFIRMED and final.tx_hash not in (None, dropped)
+    assert [e.status.value for e in final.history] == [
+        "pending", "routing", "building", "submitted", "pending", "routing", "building", "submitted", "confirmed"]
+    w.clock.advance(120)
+    assert w.chain.get_signature_statuses([dropped]) == [None]
+    assert w.chain.executed_swaps() == 1
+
+
+def test_the_last_attempt_fails_a_transaction_that_can_never_land() -> None:
+    w = World(blockhash_expiry_rate=1.0)
+    order = w.order()
+    w.executor.execute(order.order_id, 1)
+    signature = w.stored(order.order_id).signature
+    w.clock.advance(61)
+    w.executor.execute(order.order_id, 3)
     final = w.stored(order.order_id)
     assert final.status is OrderStatus.FAILED
     assert final.error is not None and final.error["code"] == "blockhash_expired"
+    w.clock.advance(120)
+    assert signature is not None and w.chain.get_signature_statuses([signature]) == [None]
+    assert w.chain.executed_swaps() == 0  # failed, and nothing will ever land for it
+
+
+class SlowStatuses:
+    """A chain whose status answers take ``seconds`` (time passes between the RPC calls)."""
+
+    def __init__(self, chain: SimulatedChain, clock: FakeClock, seconds: float) -> None:
+        self._chain, self._clock, self._seconds = chain, clock, seconds
+
+    def get_signature_statuses(self, signatures: Any) -> Any:
+        answer = self._chain.get_signature_statuses(signatures)
+        self._clock.advance(self._seconds)
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._chain, name)
+
+
+def crash_after_a_late_send(w: World, monkeypatch: pytest.MonkeyPatch, order: Order, stall_seconds: float) -> str:
+    """The worker stalls ``stall_seconds`` between persisting ``submitted`` and sending, sends, dies."""
+    real_send = w.chain.send_transaction
+
+    def stall_send_die(tx: Transaction) -> str:
+        w.clock.advance(stall_seconds)
+        real_send(tx)
+        raise Crash
+
+    monkeypatch.setattr(w.chain, "send_transaction", stall_send_die)
+    with pytest.raises(Crash):
+        w.executor.execute(order.order_id, 1)
+    monkeypatch.setattr(w.chain, "send_transaction", real_send)
+    signature = w.stored(order.order_id).signature
+    assert signature is not None
+    return signature
+
+
+def test_redelivery_at_the_last_valid_height_never_fails_an_order_whose_swap_lands(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a transaction built at height h (valid to h+150), sent at h+145, landing 2 s (5 slots)
+    # later, at h+150 exactly, and the worker that sent it dead
+    w = World(confirm_latency_ms=(2_000, 2_000))
+    order = w.order()
+    signature = crash_after_a_late_send(w, monkeypatch, order, stall_seconds=145 * 0.4)
+    # WHEN the redelivery starts at h+147 on an RPC node whose status answers take two slots,
+    # so a status read as unknown is followed by a height above the last valid one
+    w.clock.advance(1.1)
+    slow = Executor(w.store, w.publisher, Router(list(w.market.venues.values()), w.clock),
+                    SlowStatuses(w.chain, w.clock, 0.8), w.clock, confirm_poll_seconds=0.1)
+    outcome = slow.execute(order.order_id, 2)
+    # THEN the order is confirmed with the transaction that landed, never failed before it
+    final = w.stored(order.order_id)
+    assert outcome.kind is OutcomeKind.DONE and final.status is OrderStatus.CONFIRMED
+    assert final.tx_hash == signature and "failed" not in [e.status.value for e in final.history]
+    [status] = w.chain.get_signature_statuses([signature])
+    assert status is not None and status.slot == final.history[-1].data["slot"]
+    assert w.chain.executed_swaps() == 1
+
+
+def test_a_transaction_accepted_too_late_to_land_is_rebuilt(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a transaction valid to h+150, sent at h+145 and due 2.4 s (6 slots) later: at h+151
+    w = World(confirm_latency_ms=(2_400, 2_400))
+    order = w.order()
+    signature = crash_after_a_late_send(w, monkeypatch, order, stall_seconds=145 * 0.4)
+    # WHEN it is redelivered once the last valid height has passed
+    w.clock.advance(4)
+    outcome = w.executor.execute(order.order_id, 2)
+    # THEN the chain dropped it, and the order was sent back to be built afresh
+    assert outcome.kind is OutcomeKind.RETRY and outcome.reason == "blockhash_expired"
+    assert w.stored(order.order_id).status is OrderStatus.PENDING
+    assert w.chain.get_signature_statuses([signature]) == [None]
     assert w.chain.executed_swaps() == 0
+    # AND the retry lands a new transaction, once
+    w.executor.execute(order.order_id, 3)
+    final = w.stored(order.order_id)
+    assert final.status is OrderStatus.CONFIRMED and final.tx_hash != signature
+    assert w.chain.executed_swaps() == 1
 
 
 def test_a_submitted_order_is_never_failed_for_a_transient_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -186,10 +297,10 @@ def test_a_submitted_order_is_never_failed_for_a_transient_error(monkeypatch: py
     w = World(confirm_latency_ms=(1_000, 1_000))
     order = w.order()
 
-    def rpc_down(signature: str) -> Any:
+    def rpc_down(signatures: Any) -> Any:
         raise RpcError("RPC node returned 503")
 
-    monkeypatch.setattr(w.chain, "get_signature_status", rpc_down)
+    monkeypatch.setattr(w.chain, "get_signature_statuses", rpc_down)
     outcomes = [w.executor.execute(order.order_id, attempt) for attempt in (1, 2, 3)]
     # THEN every attempt, the last included, asks for a retry and the order stays submitted
     assert [o.kind for o in outcomes] == [OutcomeKind.RETRY] * 3
