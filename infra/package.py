@@ -58,6 +58,20 @@ PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
     }),
 }
 
+# How every DynamoDB stream event source is set up beyond what Chalice writes. The local stack's
+# stream poller applies the same (devstack/stack.py).
+STREAM_EVENT_SOURCE: dict[str, Any] = {
+    # the fan-out reports the earliest record it could not deliver; Lambda retries from there
+    "FunctionResponseTypes": ["ReportBatchItemFailures"],
+    # a crash (a bug, a poison record) splits the batch until the bad record stands alone
+    "BisectBatchOnFunctionError": True,
+    # a shard is held while its batch is retried: after this many retries the batch is skipped
+    # (a client recovers with afterSeq) and its description goes to the on-failure queue
+    "MaximumRetryAttempts": 5,
+}
+# The on-failure destination of every stream event source: a queue of infra/template.yaml.
+STREAM_FAILURE_QUEUE = "FanoutFailuresQueue"
+
 ORDERS_TABLE_ACTIONS = [
     "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
     "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
