@@ -2,7 +2,7 @@
 
 from chalice import Chalice
 
-from chalicelib.api import http, websocket, workers
+from chalicelib.api import http, streams, websocket, workers
 from chalicelib.config import get_settings
 from chalicelib.logs import configure_logging
 
@@ -11,6 +11,7 @@ app.experimental_feature_flags.update(["WEBSOCKETS"])
 configure_logging(app, get_settings().log_level)
 app.register_blueprint(http.bp)
 app.register_blueprint(workers.bp)
+app.register_blueprint(streams.bp)
 
 # WebSocket handlers are registered on the app itself (see chalicelib/api/websocket.py).
 ws_connect = app.on_ws_connect()(websocket.ws_connect)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ..adapters.aws import AwsClients
+from ..adapters.aws import PUSH_CLIENT_CONFIG, AwsClients
 from ..adapters.connections_table import ConnectionsTable
 from ..adapters.notifier import Notifier
 from ..adapters.orders_table import OrdersTable
@@ -86,6 +86,12 @@ class Services:
         return Notifier(self._aws.client("apigatewaymanagementapi", endpoint_url=endpoint))
 
     @cached_property
+    def stream_notifier(self) -> Notifier:
+        """The fan-out's pushes: short timeouts (see PUSH_CLIENT_CONFIG)."""
+        endpoint = self.settings.management_endpoint()
+        return Notifier(self._aws.client("apigatewaymanagementapi", endpoint_url=endpoint, config=PUSH_CLIENT_CONFIG))
+
+    @cached_property
     def state(self) -> RedisState:
         client = self.redis_client
         if client is None:
@@ -127,14 +133,19 @@ class Services:
 
     @cached_property
     def fanout(self) -> Fanout:
+        """Replies and snapshots to one connection."""
         return Fanout(self.notifier, self.orders, self.connections)
+
+    @cached_property
+    def stream_fanout(self) -> Fanout:
+        """The orders table's stream to every subscriber."""
+        return Fanout(self.stream_notifier, self.orders, self.connections)
 
     @cached_property
     def executor(self) -> Executor:
         s = self.settings
         return Executor(
             self.orders,
-            self.fanout,
             self.router,
             self.chain,
             self.clock,

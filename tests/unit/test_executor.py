@@ -14,7 +14,7 @@ from chalicelib.execution.ports import StaleOrderError
 from chalicelib.routing.market import MarketSettings, SimulatedMarket
 from chalicelib.routing.router import Router
 
-from .fakes import InMemoryOrderStore, RecordingPublisher
+from .fakes import InMemoryOrderStore
 
 SOL, USDC = get_token("SOL"), get_token("USDC")
 
@@ -29,9 +29,8 @@ class World:
         self.market = SimulatedMarket(MarketSettings(seed=11), self.clock)
         self.chain = SimulatedChain(self.market, self.clock, ChainSettings(seed=11, **chain))
         self.store = InMemoryOrderStore()
-        self.publisher = RecordingPublisher()
         self.terminal: list[str] = []
-        self.executor = Executor(self.store, self.publisher, Router(list(self.market.venues.values()), self.clock),
+        self.executor = Executor(self.store, Router(list(self.market.venues.values()), self.clock),
                                  self.chain, self.clock, confirm_poll_seconds=0.1,
                                  on_terminal=lambda o: self.terminal.append(o.order_id))
 
@@ -61,9 +60,9 @@ def test_happy_path_reaches_confirmed_with_every_event() -> None:
     assert outcome.kind is OutcomeKind.DONE
     final = w.stored(order.order_id)
     assert final.status is OrderStatus.CONFIRMED
-    assert [(e.seq, e.status.value) for e in w.publisher.events] == [
-        (2, "routing"), (3, "building"), (4, "submitted"), (5, "confirmed")]
-    data = {e.status.value: e.data for e in w.publisher.events}
+    assert [(e.seq, e.status.value) for e in final.history] == [
+        (1, "pending"), (2, "routing"), (3, "building"), (4, "submitted"), (5, "confirmed")]
+    data = {e.status.value: e.data for e in final.history}
     assert {q["venue"] for q in data["routing"]["quotes"]} == {"raydium", "meteora"}
     assert data["building"]["wrapSol"] is True
     assert data["submitted"]["signature"] == final.signature == final.tx_hash
