@@ -97,6 +97,7 @@ STREAM_FAILURE_QUEUE = "FanoutFailuresQueue"
 ORDERS_TABLE_ACTIONS = [
     "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
     "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem",  # an order that could not be queued is withdrawn (intake.py)
 ]
 CONNECTIONS_TABLE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 QUEUE_SEND_ACTIONS = ["sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SendMessage"]

@@ -174,6 +174,12 @@ def test_no_dynamodb_or_sqs_permission_on_every_resource(sam: dict[str, Any]) ->
     assert checked >= 3 * len(_functions(sam))  # orders table, connections table, orders queue
 
 
+def test_intake_may_withdraw_an_order_it_could_not_queue(sam: dict[str, Any]) -> None:
+    for name in _functions(sam):
+        (orders,) = [s for s in _role_statements(sam, name) if s.get("Sid") == "OrdersTable"]
+        assert "dynamodb:DeleteItem" in orders["Action"], name  # OrdersTable.delete_unstarted
+
+
 def test_each_function_consumes_only_its_own_queue(sam: dict[str, Any]) -> None:
     resources = sam["Resources"]
     for name, function in _functions(sam).items():
