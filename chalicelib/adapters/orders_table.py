@@ -214,9 +214,10 @@ class OrdersTable:
         the same write. One claim per (order, connection): a concurrent second subscription finds it.
 
         Raises LookupError (no such order for this client) and AlreadySubscribedError (the
-        connection follows the order, or holds an unexpired claim on it). A terminal order is
-        returned unclaimed. A claim expires so that a subscription that died half-way (its
-        Lambda crashed) cannot lock its connection out of the order.
+        connection follows the order, or holds an unexpired claim on it, even once the order has
+        finished). Another terminal order is returned unclaimed: nothing live follows it. A claim
+        expires so that a subscription that died half-way (its Lambda crashed) cannot lock its
+        connection out of the order.
         """
         for _ in range(2):  # a second round only for an item written before claims existed
             names = {"#conn": connection_id, "#version": "version", "#status": "status"}
@@ -254,6 +255,9 @@ class OrdersTable:
                 if record is None or record.get("clientId") != client_id:
                     raise LookupError(order_id) from exc
                 order = order_from_record(record)
+                claim = (record.get("subscribing") or {}).get(connection_id)
+                if connection_id in (record.get("subs") or ()) or (claim is not None and claim >= now_ms):
+                    raise AlreadySubscribedError(order_id) from exc  # finished or not: it has it all
                 if order.is_terminal:
                     return SubscriptionClaim(order, None)
                 if "subscribing" not in record:
