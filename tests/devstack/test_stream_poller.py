@@ -275,6 +275,20 @@ def test_without_bisect_a_failing_batch_is_retried_whole_then_skipped(streams: A
     assert invocations.batch_keys() == [["a", "b"], ["a", "b"], ["c"]]
 
 
+def test_a_poller_that_reads_less_often_when_idle_still_delivers(streams: Any, dynamodb: Any, table: str) -> None:
+    invocations = Invocations()
+    calls: list[str] = []
+    streams.meta.events.register("before-call.dynamodbstreams.GetRecords", lambda **kw: calls.append("read"))
+    poller = run_poller(make_app(table, succeed, invocations), streams, dynamodb, idle_poll_seconds=0.2,
+                        idle_after_seconds=0.0)  # idle from the start: it reads at the slower pace
+    try:
+        wait_until(lambda: len(calls) >= 2)  # it went on reading while nothing was written
+        put(dynamodb, table, "late")
+        wait_until(lambda: invocations.pks() == ["late"])
+    finally:
+        poller.stop()
+
+
 def test_a_table_without_a_stream_is_refused_at_start(streams: Any, dynamodb: Any) -> None:
     name = f"devstack-{uuid.uuid4().hex[:12]}"
     dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
