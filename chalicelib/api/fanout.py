@@ -18,13 +18,17 @@ Delivery of one batch of records:
 - any other failure stops pushes to that connection for the rest of the batch, and the earliest
   such record is reported in ``batchItemFailures``. Lambda retries the batch from that record,
   in order; connections that had already received part of it may see a status again, always
-  with its seq (API.md: a client drops a seq it has already seen).
+  with its seq (API.md: a client drops a seq it has already seen);
+- so does a connection still being served when the invocation nears its timeout (a slow but
+  answering client): the batch ends in time and the rest is retried, instead of the whole
+  invocation timing out and every connection getting the batch again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -101,11 +105,12 @@ class Fanout:
         except Exception:  # cleanup is best effort; the TTL removes what this misses
             log.exception("cleanup of %s failed", connection_id)
 
-    def deliver(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
+    def deliver(self, records: Sequence[Mapping[str, Any]], deadline: float | None = None) -> list[str]:
         """Push the new events of a batch of stream records (see the module's docstring).
 
-        Returns the sequence number of the earliest record to retry, or an empty list when
-        every push was delivered or its connection is gone.
+        ``deadline`` (``time.monotonic()``) is when no push may start any more. Returns the
+        sequence number of the earliest record to retry, or an empty list when every push was
+        delivered or its connection is gone.
         """
         lanes: dict[str, list[tuple[int, NewEvents]]] = {}
         for index, record in enumerate(records):
@@ -117,20 +122,25 @@ class Fanout:
         if not lanes:
             return []
         if len(lanes) == 1:
-            failed = [self._serve(*next(iter(lanes.items())))]
+            failed = [self._serve(*next(iter(lanes.items())), deadline)]
         else:
             with ThreadPoolExecutor(max_workers=min(len(lanes), self._max_parallel),
                                     thread_name_prefix="fanout") as pool:
-                failed = list(pool.map(lambda lane: self._serve(*lane), lanes.items()))
+                failed = list(pool.map(lambda lane: self._serve(lane[0], lane[1], deadline), lanes.items()))
         retry = [index for index in failed if index is not None]
         if not retry:
             return []
         return [str(records[min(retry)]["dynamodb"]["SequenceNumber"])]
 
-    def _serve(self, connection_id: str, lane: list[tuple[int, NewEvents]]) -> int | None:
+    def _serve(self, connection_id: str, lane: list[tuple[int, NewEvents]], deadline: float | None) -> int | None:
         """One connection's pushes, in record order; the index of the record to retry, if any."""
         for index, found in lane:
             for message in found.messages:
+                if deadline is not None and time.monotonic() >= deadline:
+                    log.warning(json.dumps({"msg": "out of time; the stream will retry from this record",
+                                            "orderId": found.order_id, "seq": message.get("seq"),
+                                            "connectionId": connection_id}))
+                    return index
                 result = self._notifier.push(connection_id, message)
                 if result == PushResult.SENT:
                     continue

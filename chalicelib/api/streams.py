@@ -9,7 +9,8 @@ Partial batch responses: the earliest record with an undelivered push is reporte
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, cast
 
 from chalice.app import Blueprint, DynamoDBEvent
 
@@ -22,10 +23,18 @@ bp = Blueprint(__name__)
 _settings = get_settings()
 
 STREAM_BATCH_SIZE = 100  # Lambda's default for DynamoDB streams
+# No push starts this close to the function's timeout: a push takes at most two attempts of
+# 1 s to connect and 2 s to read (PUSH_CLIENT_CONFIG), and the response must still go out.
+PUSH_MARGIN_SECONDS = 8.0
 
 
 @bp.on_dynamodb_record(stream_arn=_settings.orders_stream_arn(), batch_size=STREAM_BATCH_SIZE,
                        starting_position="LATEST")
 def fan_out_order_events(event: DynamoDBEvent) -> dict[str, Any]:
-    retry_from = get_services().stream_fanout.deliver(event.to_dict()["Records"])
+    context = cast(Any, event.context)
+    deadline = None
+    if context is not None:
+        remaining = context.get_remaining_time_in_millis() / 1000
+        deadline = time.monotonic() + max(remaining - PUSH_MARGIN_SECONDS, remaining / 2)
+    retry_from = get_services().stream_fanout.deliver(event.to_dict()["Records"], deadline)
     return {"batchItemFailures": [{"itemIdentifier": sequence_number} for sequence_number in retry_from]}

@@ -188,6 +188,21 @@ def test_a_fan_out_crash_mid_batch_loses_nothing_and_repeats_only_with_the_same_
     assert len(notifier.of(a, "order.status")) > 8  # the retry repeated what it had delivered
 
 
+def test_a_batch_that_runs_out_of_time_stops_in_order_and_is_retried(client: Any, services: Services,
+                                                                     notifier: RecordingNotifier,
+                                                                     stream: OrdersStream) -> None:
+    # GIVEN an invocation already at its push deadline (a slow, answering client used up its time)
+    order_id, (cid,) = subscribed(client, notifier)
+    invoke_worker(client, [record_for(order_id)])
+    records = stream.records()
+    first = next(r for r in records if new_events(r) is not None)
+    # THEN no push starts, and the batch is retried from the first record with something to push
+    assert services.stream_fanout.deliver(records, deadline=time.monotonic() - 1) == [sequence_of(first)]
+    assert live_seqs(notifier, cid) == []
+    assert fan_out(client, records[records.index(first):]) == {"batchItemFailures": []}
+    assert live_seqs(notifier, cid) == LIFECYCLE
+
+
 def test_writes_that_add_no_event_push_nothing(client: Any, services: Services, notifier: RecordingNotifier,
                                                stream: OrdersStream) -> None:
     # subscribing (claim and subscription), unsubscribing and resubscribing write the item, but add no event
