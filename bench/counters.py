@@ -20,9 +20,12 @@ import botocore.client
 import redis.client
 import redis.exceptions
 
-# Calls made by Lambda's event source mapping (the local poller), not by our code: SQS bills
-# them all the same, so they are reported, but apart.
-POLLER_OPERATIONS = {("sqs", "ReceiveMessage"), ("sqs", "DeleteMessageBatch")}
+# Calls made by Lambda's event source mappings (the local pollers), not by our code: SQS bills
+# them all the same, so they are reported, but apart. Lambda's reads of a DynamoDB stream are free.
+SQS_POLLER_OPERATIONS = {("sqs", "ReceiveMessage"), ("sqs", "DeleteMessageBatch")}
+STREAM_POLLER_OPERATIONS = {("dynamodbstreams", "GetRecords"), ("dynamodbstreams", "GetShardIterator"),
+                            ("dynamodbstreams", "DescribeStream")}
+POLLER_OPERATIONS = SQS_POLLER_OPERATIONS | STREAM_POLLER_OPERATIONS
 
 
 class CallCounter:
@@ -32,6 +35,8 @@ class CallCounter:
         self.redis_conflicts = 0
         self.received_messages = 0
         self.non_empty_receives = 0
+        self.stream_records = 0
+        self.non_empty_stream_reads = 0  # one fan-out invocation each
         self._lock = threading.Lock()
 
     def reset(self) -> None:
@@ -41,11 +46,14 @@ class CallCounter:
             self.redis_conflicts = 0
             self.received_messages = 0
             self.non_empty_receives = 0
+            self.stream_records = 0
+            self.non_empty_stream_reads = 0
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"aws": dict(self.aws), "redis": dict(self.redis), "redisConflicts": self.redis_conflicts,
-                    "received": self.received_messages, "nonEmptyReceives": self.non_empty_receives}
+                    "received": self.received_messages, "nonEmptyReceives": self.non_empty_receives,
+                    "streamRecords": self.stream_records, "nonEmptyStreamReads": self.non_empty_stream_reads}
 
     @contextmanager
     def installed(self) -> Iterator[CallCounter]:
@@ -66,6 +74,11 @@ class CallCounter:
                 with counter._lock:
                     counter.received_messages += n
                     counter.non_empty_receives += 1 if n else 0
+            elif service == "dynamodbstreams" and operation == "GetRecords":
+                n = len(result.get("Records", []))
+                with counter._lock:
+                    counter.stream_records += n
+                    counter.non_empty_stream_reads += 1 if n else 0
             return result
 
         def counted_execute(client: Any, *args: Any, **options: Any) -> Any:

@@ -30,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .counters import POLLER_OPERATIONS, CallCounter
+from .counters import POLLER_OPERATIONS, STREAM_POLLER_OPERATIONS, CallCounter
 from .load import LoadResult, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,17 +200,28 @@ def summarise(name: str, result: LoadResult, calls: dict[str, Any] | None, proce
 def per_order_calls(calls: dict[str, Any], n: int) -> dict[str, Any]:
     aws: Counter[str] = Counter()
     poller: Counter[str] = Counter()
+    streams: Counter[str] = Counter()
     for (service, op), count in calls["aws"].items():
-        (poller if (service, op) in POLLER_OPERATIONS else aws)[f"{service}:{op}"] += count
+        if (service, op) in STREAM_POLLER_OPERATIONS:
+            streams[f"{service}:{op}"] += count
+        elif (service, op) in POLLER_OPERATIONS:
+            poller[f"{service}:{op}"] += count
+        else:
+            aws[f"{service}:{op}"] += count
     return {
         "aws": {k: round(v / n, 2) for k, v in sorted(aws.items())},
         "awsTotal": round(sum(aws.values()) / n, 2),
         "pollerSqs": {k: round(v / n, 2) for k, v in sorted(poller.items())},
+        "pollerStreams": {k: round(v / n, 2) for k, v in sorted(streams.items())},
+        # every call the order causes: ours, and the event source pollers' (SQS and stream reads)
+        "awsTotalWithPollers": round((sum(aws.values()) + sum(poller.values()) + sum(streams.values())) / n, 2),
         "redis": {k: round(v / n, 2) for k, v in sorted(calls["redis"].items())},
         "redisTotal": round(sum(calls["redis"].values()) / n, 2),
         "redisConflictsPerOrder": round(calls.get("redisConflicts", 0) / n, 3),
         "pushesPerOrder": round(calls["aws"].get(("apigatewaymanagementapi", "PostToConnection"), 0) / n, 2),
         "recordsPerInvocation": round(calls["received"] / max(calls["nonEmptyReceives"], 1), 2),
+        "streamRecordsPerOrder": round(calls["streamRecords"] / n, 2),
+        "fanOutInvocationsPerOrder": round(calls["nonEmptyStreamReads"] / n, 2),
     }
 
 
@@ -237,7 +248,9 @@ def cost(summary: dict[str, Any], api_handler_ms: float) -> dict[str, Any]:
     sqs = sum(v for k, v in aws.items() if k.startswith("sqs:")) + sum(calls["pollerSqs"].values())
     ws_messages = calls["pushesPerOrder"] + 1  # the pushes, and the client's subscribe
     records = calls["recordsPerInvocation"]
-    lambda_requests = 1 + 1 + 1 / records  # REST handler, WebSocket $default, worker
+    # REST handler, WebSocket $default, worker, and the fan-out (one invocation per batch of stream
+    # records; reading the stream is free for Lambda)
+    lambda_requests = 1 + 1 + 1 / records + calls.get("fanOutInvocationsPerOrder", 0.0)
     mean = summary.get("processingMeanSeconds") or 0.0
     # A batch's invocation lasts as long as its slowest record.
     slowest = (summary.get("processingP95Seconds") or mean) if records >= 2 else mean
@@ -333,7 +346,9 @@ def table(results: dict[str, Any]) -> str:
         f"| steady load: POST p50 / p95 / p99 | {st['postMs']['p50']} / {st['postMs']['p95']} / "
         f"{st['postMs']['p99']} ms | |",
         f"| steady load: status → WebSocket p50 / p95 / p99 | {st['deliveryMs']['p50']} / "
-        f"{st['deliveryMs']['p95']} / {st['deliveryMs']['p99']} ms | |",
+        f"{st['deliveryMs']['p95']} / {st['deliveryMs']['p99']} ms (budget p95 ≤ 250) | |",
+        *([f"| steady load: AWS calls per order, ours / the pollers' included | {st['calls']['awsTotal']} / "
+           f"{st['calls']['awsTotalWithPollers']} | |"] if "calls" in st else []),
         f"| saturated: POST latency p50 / p95 / p99 | {z['postMs']['p50']} / {z['postMs']['p95']} / "
         f"{z['postMs']['p99']} ms "
         f"| {r['postMs']['p50']} / {r['postMs']['p95']} / {r['postMs']['p99']} ms |",
@@ -350,6 +365,13 @@ def table(results: dict[str, Any]) -> str:
             f"| of which WebSocket pushes | {c['pushesPerOrder']} | {r['calls']['pushesPerOrder']} |",
             f"| SQS calls per order by the event source poller | {sum(c['pollerSqs'].values()):.2f} | "
             f"{sum(r['calls']['pollerSqs'].values()):.2f} |",
+            f"| stream reads per order by the event source poller (GetRecords, …) | "
+            f"{sum(c['pollerStreams'].values()):.2f} | {sum(r['calls']['pollerStreams'].values()):.2f} |",
+            f"| AWS calls per order, the pollers' included | {c['awsTotalWithPollers']} | "
+            f"{r['calls']['awsTotalWithPollers']} |",
+            f"| stream records per order / fan-out invocations per order | {c['streamRecordsPerOrder']} / "
+            f"{c['fanOutInvocationsPerOrder']} | {r['calls']['streamRecordsPerOrder']} / "
+            f"{r['calls']['fanOutInvocationsPerOrder']} |",
             f"| Redis commands per order | {c['redisTotal']} | {r['calls']['redisTotal']} |",
             f"| Redis transactions refused (WATCH conflict, retried) per order | "
             f"{c['redisConflictsPerOrder']} | {r['calls']['redisConflictsPerOrder']} |",

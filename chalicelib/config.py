@@ -44,6 +44,8 @@ class Settings:
     region: str = "us-east-1"
     aws_endpoint_url: str | None = None
     orders_table: str = "order-engine-orders"
+    # The orders table's stream, which the fan-out Lambda reads; see orders_stream_arn().
+    orders_table_stream_arn: str | None = None
     connections_table: str = "order-engine-connections"
     orders_queue: str = "order-engine-orders"
     orders_dlq: str = "order-engine-orders-dlq"
@@ -84,6 +86,7 @@ class Settings:
             region=e.get("AWS_REGION", e.get("AWS_DEFAULT_REGION", d.region)),
             aws_endpoint_url=e.get("AWS_ENDPOINT_URL") or None,
             orders_table=e.get("ORDERS_TABLE", d.orders_table),
+            orders_table_stream_arn=e.get("ORDERS_TABLE_STREAM_ARN") or None,
             connections_table=e.get("CONNECTIONS_TABLE", d.connections_table),
             orders_queue=e.get("ORDERS_QUEUE", d.orders_queue),
             orders_dlq=e.get("ORDERS_DLQ", d.orders_dlq),
@@ -122,6 +125,13 @@ class Settings:
             return (f"stage {self.stage!r} lists the public local key {public[0]!r} in API_KEYS; "
                     "it is printed in the README and accepted only on the local stage")
         return None
+
+    def orders_stream_arn(self) -> str:
+        """The fan-out's event source. On AWS the package sets the table's real stream; the local
+        default names only the table (its stream label is a placeholder), and the local stack's
+        poller follows that table's current stream, which a re-provisioned table renews."""
+        return self.orders_table_stream_arn or (
+            f"arn:aws:dynamodb:{self.region}:000000000000:table/{self.orders_table}/stream/local")
 
     def management_endpoint(self) -> str:
         """The @connections endpoint: explicit locally, derived from the API id on AWS."""

@@ -2,22 +2,47 @@
 
 moto keeps one set of backends per process: two emulators started in the same process share
 their queues and tables, and ``reset()`` empties both.
+
+DynamoDB applies the writes to one item one at a time, so a conditional write is atomic; moto's
+DynamoDB takes no lock, and two requests served at once by its threaded server can interleave
+inside one item (both pass their conditions, or one reads the item while the other changes it:
+"dictionary changed size during iteration" while it builds a stream record). The emulator
+therefore serves DynamoDB's requests one at a time (``SerialDynamoDB``), and everything else
+concurrently.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
 from chalice.local import LambdaContext as _ChaliceLambdaContext
 
-__all__ = ["ACCOUNT_ID", "AwsEmulator", "LambdaContext"]
+__all__ = ["ACCOUNT_ID", "AwsEmulator", "LambdaContext", "SerialDynamoDB"]
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 log = logging.getLogger("devstack.emulator")
+
+
+class SerialDynamoDB:
+    """WSGI middleware: DynamoDB (and DynamoDB Streams) requests one at a time, the rest as they come."""
+
+    _TARGETS = ("DynamoDB_", "DynamoDBStreams_")
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith(self._TARGETS):
+            return self._app(environ, start_response)
+        with self._lock:
+            return list(self._app(environ, start_response))  # the whole response inside the lock
 
 
 class AwsEmulator:
@@ -31,6 +56,7 @@ class AwsEmulator:
         self._host = host
         self._port = port
         self._server: Any = None
+        self._thread: threading.Thread | None = None
         self._endpoint: str | None = self._given
 
     @property
@@ -47,12 +73,15 @@ class AwsEmulator:
         """Start moto's server (if no endpoint was given); returns the endpoint URL."""
         if self._given is not None or self._server is not None:
             return self.endpoint_url
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-        server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
+        app = SerialDynamoDB(DomainDispatcherApplication(create_backend_app))
+        server = make_server(self._host, self._port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=server.serve_forever, name="devstack-moto", daemon=True)
+        self._thread.start()
+        host, port = server.server_address[:2]
         self._server = server
         self._endpoint = f"http://{host}:{port}"
         log.info("AWS emulator (moto) on %s", self._endpoint)
@@ -66,13 +95,13 @@ class AwsEmulator:
 
     def stop(self) -> None:
         server, self._server = self._server, None
+        thread, self._thread = self._thread, None
         if server is None:
             return
-        server.stop()
-        # ThreadedMotoServer.stop() shuts the loop down but leaves the listening socket open.
-        wsgi_server = getattr(server, "_server", None)
-        if wsgi_server is not None:
-            wsgi_server.server_close()
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=10)
         self._endpoint = self._given
 
 

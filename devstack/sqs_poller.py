@@ -22,19 +22,18 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .emulator import LambdaContext
+from .event_sources import EventSourcePoller, failed_item_identifiers
 
-__all__ = ["DEFAULT_MAX_CONCURRENCY", "SqsPoller", "failed_message_ids", "lambda_record"]
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "SqsPoller", "lambda_record"]
 
 log = logging.getLogger("devstack.sqs")
 
 DEFAULT_MAX_CONCURRENCY = 10
-DEFAULT_FUNCTION_TIMEOUT = 60  # Chalice's default lambda_timeout
 
 
 def lambda_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
@@ -65,27 +64,6 @@ def _message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
     return attribute
 
 
-def failed_message_ids(response: Any, message_ids: Sequence[str]) -> set[str] | None:
-    """The records to keep after a handler returned ``response``; ``None`` means the whole batch failed."""
-    if response is None:
-        return set()
-    if not isinstance(response, Mapping):
-        return None
-    failures = response.get("batchItemFailures")
-    if failures is None:
-        return set()
-    if not isinstance(failures, list):
-        return None
-    known = set(message_ids)
-    failed: set[str] = set()
-    for item in failures:
-        identifier = item.get("itemIdentifier") if isinstance(item, Mapping) else None
-        if not isinstance(identifier, str) or not identifier or identifier not in known:
-            return None
-        failed.add(identifier)
-    return failed
-
-
 @dataclass
 class _Source:
     name: str
@@ -102,70 +80,42 @@ class _Source:
         self.slots = threading.Semaphore(self.concurrency)
 
 
-class SqsPoller:
+class SqsPoller(EventSourcePoller):
     """Feeds each SQS event source of a Chalice app from its queue until ``stop()``.
 
-    ``function_timeouts`` maps a handler's name to its Lambda timeout in seconds (from
-    ``.chalice/config.json``); ``wait_seconds`` is the long-poll wait, short so that stopping is quick.
+    ``wait_seconds`` is the long-poll wait, short so that stopping is quick.
     """
+
+    thread_prefix = "devstack-sqs"
+    log = log
 
     def __init__(self, app: Any, sqs_client: Any, *, region: str = "us-east-1", stage: str = "local",
                  function_timeouts: Mapping[str, float] | None = None,
                  function_memory: Mapping[str, int] | None = None, wait_seconds: int = 1,
                  default_concurrency: int = DEFAULT_MAX_CONCURRENCY) -> None:
-        self.app = app
+        super().__init__(app, region=region, stage=stage, function_timeouts=function_timeouts,
+                         function_memory=function_memory)
         self._sqs = sqs_client
-        self._region = region
-        self._stage = stage
-        self._timeouts = dict(function_timeouts or {})
-        self._memory = dict(function_memory or {})
         self._wait_seconds = wait_seconds
         self._default_concurrency = default_concurrency
         self._sources: list[_Source] = []
-        self._threads: list[threading.Thread] = []
-        self._executors: list[ThreadPoolExecutor] = []
-        self._stopping = threading.Event()
+        self._join_timeout = wait_seconds + 10
 
     @property
     def sources(self) -> list[str]:
         """The handler names being fed."""
         return [source.name for source in self._sources]
 
-    def start(self) -> None:
-        if self._threads:
-            raise RuntimeError("the poller is already started")
+    def _start(self) -> None:
         from chalice.app import SQSEventConfig
 
-        self._stopping.clear()
         self._sources = [self._resolve(config) for config in self.app.event_sources
                          if isinstance(config, SQSEventConfig)]
         for source in self._sources:
-            executor = ThreadPoolExecutor(max_workers=source.concurrency,
-                                          thread_name_prefix=f"devstack-sqs-{source.name}")
-            thread = threading.Thread(target=self._poll, args=(source, executor),
-                                      name=f"devstack-sqs-poll-{source.name}", daemon=True)
-            self._executors.append(executor)
-            self._threads.append(thread)
-            thread.start()
+            executor = self._pool(source.concurrency, source.name)
+            self._spawn(f"poll-{source.name}", self._poll, source, executor)
             log.info("polling %s for %s (batch %d, concurrency %d)", source.queue_url, source.name,
                      source.batch_size, source.concurrency)
-
-    def stop(self) -> None:
-        """Stops polling, waits for the invocations in flight, and joins every thread."""
-        self._stopping.set()
-        for thread in self._threads:
-            thread.join(timeout=self._wait_seconds + 10)
-        for executor in self._executors:
-            executor.shutdown(wait=True)
-        self._threads.clear()
-        self._executors.clear()
-
-    def __enter__(self) -> SqsPoller:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- setup ----------------------------------------------------------------------------------
     def _resolve(self, config: Any) -> _Source:
@@ -176,7 +126,7 @@ class SqsPoller:
             url = self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
         attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn", "VisibilityTimeout"])
         attributes = attributes.get("Attributes", {})
-        timeout = float(self._timeouts.get(config.name, DEFAULT_FUNCTION_TIMEOUT))
+        timeout = self.timeout_of(config.name)
         visibility = int(attributes.get("VisibilityTimeout", 30))
         if visibility < 6 * timeout:
             log.warning("queue %s: visibility timeout %d s is below 6 x the timeout of %s (%g s); "
@@ -189,7 +139,7 @@ class SqsPoller:
             window=float(config.maximum_batching_window_in_seconds or 0),
             concurrency=int(config.maximum_concurrency or self._default_concurrency),
             timeout=timeout,
-            memory_mb=int(self._memory.get(config.name, 128)),
+            memory_mb=self.memory_of(config.name),
         )
 
     # -- polling --------------------------------------------------------------------------------
@@ -234,25 +184,19 @@ class SqsPoller:
     def _invoke(self, source: _Source, messages: list[dict[str, Any]]) -> None:
         try:
             records = [lambda_record(m, source.queue_arn, self._region) for m in messages]
-            handler = self.app.handler_map[source.name]
-            context = LambdaContext(f"{self.app.app_name}-{self._stage}-{source.name}", source.memory_mb,
-                                    source.timeout, self._region)
-            started = time.monotonic()
-            try:
-                response = handler({"Records": records}, context)
-            except Exception:
-                log.exception("%s failed; the batch of %d stays in the queue", source.name, len(records))
+            invocation = self.invoke(source.name, {"Records": records})
+            if invocation.error is not None:
+                log.error("%s failed; the batch of %d stays in the queue", source.name, len(records),
+                          exc_info=invocation.error)
                 return
-            elapsed = time.monotonic() - started
-            if elapsed > source.timeout:
+            if invocation.timed_out:
                 log.warning("%s ran %.1f s, past its %g s timeout; the batch stays in the queue",
-                            source.name, elapsed, source.timeout)
+                            source.name, invocation.elapsed, source.timeout)
                 return
-            ids = [record["messageId"] for record in records]
-            failed = failed_message_ids(response, ids)
+            failed = failed_item_identifiers(invocation.response, [record["messageId"] for record in records])
             if failed is None:
                 log.warning("%s returned an invalid batch response; the batch of %d stays in the queue: %r",
-                            source.name, len(records), response)
+                            source.name, len(records), invocation.response)
                 return
             self._delete(source, [r["receiptHandle"] for r in records if r["messageId"] not in failed])
         except Exception:

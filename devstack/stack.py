@@ -1,10 +1,12 @@
-"""The whole stack on one machine: AWS emulator, Redis, WebSocket gateway, SQS poller, REST API.
+"""The whole stack on one machine: AWS emulator, Redis, WebSocket gateway, event-source pollers
+(DynamoDB stream, SQS), REST API.
 
     with DevStack(rest_port=0, ws_port=0, env={"SWAP_LATENCY_MS": "0"}) as stack:
         print(stack.urls["rest"])
 
 Start order: emulator → Redis → environment → resources (``infra.provision``) → the app →
-WebSocket gateway → SQS poller → REST last, so ``GET /health`` answers only once the rest is up.
+WebSocket gateway → stream poller → SQS poller → REST last, so ``GET /health`` answers only once the
+rest is up (and the stream poller reads from the stream's end before any order is written).
 ``stop()`` goes in reverse and puts ``os.environ`` back as it was.
 """
 
@@ -29,11 +31,18 @@ from .http_server import bind
 from .redis_server import start_redis
 from .rest import RestServer, chalice_config
 from .sqs_poller import SqsPoller
+from .stream_poller import StreamOptions, StreamPoller
 from .ws_gateway import WebSocketGateway
 
 __all__ = ["DevStack", "first_api_key"]
 
 log = logging.getLogger("devstack")
+# How often the stream poller reads a shard: Lambda reads four times a second; here ten, since a
+# read of the embedded emulator costs a few milliseconds and a status reaches its socket sooner.
+# After half a minute without a record, once a second: moto keeps every shard iterator it hands out
+# (about 1.7 KB a read), which would cost a stack left idle some 60 MB an hour at ten reads a second.
+STREAM_POLL_SECONDS = 0.1
+STREAM_IDLE_POLL_SECONDS = 1.0
 
 
 def first_api_key(raw: str | None) -> str:
@@ -92,7 +101,9 @@ class DevStack:
         self._rest_sock: socket.socket | None = None
         self._gateway: WebSocketGateway | None = None
         self._poller: SqsPoller | None = None
+        self._streams: StreamPoller | None = None
         self._sqs: Any = None
+        self._stream_clients: list[Any] = []
         self._rest: RestServer | None = None
         self._saved_env: dict[str, str] | None = None
         self._added_path: str | None = None
@@ -125,8 +136,10 @@ class DevStack:
             return
         rest, self._rest = self._rest, None
         poller, self._poller = self._poller, None
+        streams, self._streams = self._streams, None
         gateway, self._gateway = self._gateway, None
         sqs, self._sqs = self._sqs, None
+        stream_clients, self._stream_clients = self._stream_clients, []
         ws_sock, self._ws_sock = self._ws_sock, None
         rest_sock, self._rest_sock = self._rest_sock, None
         stop_redis, self._stop_redis = self._stop_redis, None
@@ -135,9 +148,11 @@ class DevStack:
             ("REST API", rest.stop if rest else None),
             ("REST socket", rest_sock.close if rest_sock else None),  # the REST server closes it too
             ("SQS poller", poller.stop if poller else None),
+            ("stream poller", streams.stop if streams else None),
             ("WebSocket gateway", gateway.stop if gateway else None),
             ("WebSocket socket", ws_sock.close if ws_sock else None),  # the gateway's server closes it too
             ("SQS client", sqs.close if sqs else None),
+            *(("stream poller's client", client.close) for client in stream_clients),
             ("app clients", _reset_app_state),
             ("Redis", stop_redis),
             ("AWS emulator", emulator.stop if emulator else None),
@@ -233,6 +248,8 @@ class DevStack:
         self._sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=env.get("AWS_REGION", self.region))
         names = [source.name for source in self.app.event_sources]
         scoped = {name: config.scope(self.stage, name) for name in names}
+        self._streams = self._stream_poller(endpoint, env.get("AWS_REGION", self.region), scoped)
+        self._streams.start()
         self._poller = SqsPoller(
             self.app, self._sqs, region=env.get("AWS_REGION", self.region), stage=self.stage,
             function_timeouts={name: c.lambda_timeout or 60 for name, c in scoped.items()},
@@ -250,6 +267,25 @@ class DevStack:
             "redis": redis_url,
             "api_key": first_api_key(env["API_KEYS"]),
         }
+
+    def _stream_poller(self, endpoint: str, region: str, scoped: Mapping[str, Any]) -> StreamPoller:
+        """The app's stream sources, set up as the package sets them up on AWS."""
+        import boto3
+
+        from infra.package import STREAM_EVENT_SOURCE, STREAM_FAILURE_QUEUE
+        from infra.provision import template_resources
+
+        streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name=region)
+        dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=region)
+        self._stream_clients = [streams, dynamodb]
+        failures = template_resources()[STREAM_FAILURE_QUEUE]["Properties"]["QueueName"]
+        return StreamPoller(
+            self.app, streams, dynamodb, region=region, stage=self.stage, sqs_client=self._sqs,
+            options=StreamOptions.from_properties(STREAM_EVENT_SOURCE, on_failure_queue=failures),
+            function_timeouts={name: c.lambda_timeout or 60 for name, c in scoped.items()},
+            function_memory={name: c.lambda_memory_size or 128 for name, c in scoped.items()},
+            poll_seconds=STREAM_POLL_SECONDS, idle_poll_seconds=STREAM_IDLE_POLL_SECONDS,
+        )
 
     def _environment(self, endpoint: str, redis_url: str, ws_port: int) -> dict[str, str]:
         """What the app reads: the stage's variables from .chalice/config.json, unless already set;

@@ -7,11 +7,16 @@ express is applied afterwards to the generated ``sam.json``, because Chalice's m
 dict merge and the function logical ids are only known once Chalice has run:
 
 - every SQS event source reports partial batch failures (``ReportBatchItemFailures``);
+- every DynamoDB stream event source reads the real stream of its table (``Fn::GetAtt
+  [Table, StreamArn]``, where the app registers a placeholder that names the table), reports
+  partial batch failures, splits a batch on a function error, stops retrying after
+  ``MaximumRetryAttempts`` and sends what it gave up on to an on-failure queue
+  (``STREAM_EVENT_SOURCE``);
 - every function's environment takes the table and queue names from the resources
   (``Ref`` / ``Fn::GetAtt``) and the WebSocket API id and URLs from Chalice's ``WebsocketAPI``;
 - every function's role gets a policy scoped to the template's tables (and their indexes),
-  the orders queue, its own event-source queue, the WebSocket API's ``@connections`` and
-  Lambda log groups;
+  the orders queue, its own event-source queue or stream (and on-failure queue), Lambda log
+  groups and, for the functions that push (``PUSHERS``), the WebSocket API's ``@connections``;
 - ``ApiKeys`` and ``RedisUrl`` become stack parameters;
 - the REST API's OpenAPI definition gets the gateway responses of ``infra.gateway_responses``
   (``x-amazon-apigateway-gateway-responses``), so what API Gateway answers by itself (an unknown
@@ -39,7 +44,17 @@ from typing import Any
 from infra.gateway_responses import openapi_extension
 from infra.provision import QUEUE_TYPE, TABLE_TYPE, TEMPLATE_PATH, load_template
 
-__all__ = ["ENVIRONMENT", "PackageError", "build_policy", "main", "package", "patch_template"]
+__all__ = [
+    "ENVIRONMENT",
+    "PUSHERS",
+    "STREAM_EVENT_SOURCE",
+    "STREAM_FAILURE_QUEUE",
+    "PackageError",
+    "build_policy",
+    "main",
+    "package",
+    "patch_template",
+]
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 FUNCTION_TYPE = "AWS::Serverless::Function"
@@ -54,7 +69,14 @@ ENVIRONMENT: dict[str, dict[str, Any]] = {
     "CONNECTIONS_TABLE": {"Ref": "ConnectionsTable"},
     "ORDERS_QUEUE": {"Fn::GetAtt": ["OrdersQueue", "QueueName"]},
     "ORDERS_DLQ": {"Fn::GetAtt": ["OrdersDeadLetterQueue", "QueueName"]},
+    "ORDERS_TABLE_STREAM_ARN": {"Fn::GetAtt": ["OrdersTable", "StreamArn"]},
 }
+# The functions that push to WebSocket connections, by handler name: the $default handler (replies
+# and snapshots), the orders worker (the snapshot of a ?orderId= subscription, which waits on the
+# queue for the socket to open) and the fan-out of the orders table's stream. The REST API,
+# $connect (API Gateway accepts no push before it returns), $disconnect and the dead-letter
+# handler never push, so they get no execute-api:ManageConnections.
+PUSHERS = frozenset({"ws_message", "process_orders", "fan_out_order_events"})
 # Stack parameters → environment variables.
 PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
     "ApiKeys": ("API_KEYS", {
@@ -67,9 +89,24 @@ PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
     }),
 }
 
+# How every DynamoDB stream event source is set up beyond what Chalice writes. The local stack's
+# stream poller applies the same (devstack/stack.py).
+STREAM_EVENT_SOURCE: dict[str, Any] = {
+    # the fan-out reports the earliest record it could not deliver; Lambda retries from there
+    "FunctionResponseTypes": ["ReportBatchItemFailures"],
+    # a crash (a bug, a poison record) splits the batch until the bad record stands alone
+    "BisectBatchOnFunctionError": True,
+    # a shard is held while its batch is retried: after this many retries the batch is skipped
+    # (a client recovers with afterSeq) and its description goes to the on-failure queue
+    "MaximumRetryAttempts": 5,
+}
+# The on-failure destination of every stream event source: a queue of infra/template.yaml.
+STREAM_FAILURE_QUEUE = "FanoutFailuresQueue"
+
 ORDERS_TABLE_ACTIONS = [
     "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
     "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem",  # an order that could not be queued is withdrawn (intake.py)
 ]
 CONNECTIONS_TABLE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
 QUEUE_SEND_ACTIONS = ["sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SendMessage"]
@@ -77,6 +114,10 @@ QUEUE_CONSUME_ACTIONS = [
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
 ]
 LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+# What Lambda's event source mapping needs to read a stream (it runs with the function's role).
+STREAM_READ_ACTIONS = [
+    "dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
+]
 
 # Handed to Chalice only to satisfy `autogen_policy: false`; patch_template replaces it.
 _PLACEHOLDER_POLICY = {"Version": "2012-10-17", "Statement": [
@@ -108,12 +149,37 @@ def _sqs_events(function: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: e for name, e in events.items() if e.get("Type") == "SQS"}
 
 
+def _stream_events(function: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    events = function.get("Properties", {}).get("Events", {}) or {}
+    return {name: e for name, e in events.items() if e.get("Type") == "DynamoDB"}
+
+
+def _streamed_tables(resources: Mapping[str, Any]) -> dict[str, str]:
+    """Table name → logical id, for the template's tables that have a stream."""
+    return {r["Properties"]["TableName"]: name for name, r in resources.items()
+            if r.get("Type") == TABLE_TYPE and "StreamSpecification" in r.get("Properties", {})}
+
+
+def _table_of_stream(stream: Any) -> str:
+    """The table a stream event's ``Stream`` names: ``arn:…:table/NAME/stream/LABEL``."""
+    if not isinstance(stream, str) or "/stream/" not in stream or ":table/" not in stream:
+        raise PackageError(f"unexpected DynamoDB event Stream: {stream!r}")
+    return stream.split(":table/", 1)[1].split("/", 1)[0]
+
+
+def _handler_name(function: Mapping[str, Any]) -> str:
+    return str(function.get("Properties", {}).get("Handler", "")).rsplit(".", 1)[-1]
+
+
 def _queues_by_name(resources: Mapping[str, Any]) -> dict[str, str]:
     return {r["Properties"]["QueueName"]: name for name, r in resources.items() if r.get("Type") == QUEUE_TYPE}
 
 
-def build_policy(consumed_queues: Sequence[str], ws_stage: str | None) -> dict[str, Any]:
-    """The policy of one function's role: shared data access plus its own event-source queues."""
+def build_policy(consumed_queues: Sequence[str], ws_stage: str | None, *, read_streams: Sequence[str] = (),
+                 failure_queues: Sequence[str] = (), pushes: bool = True) -> dict[str, Any]:
+    """The policy of one function's role: shared data access, plus its own event-source queues,
+    the streams it reads (by table) and where it reports what it gave up on, and the WebSocket
+    API's connections if it ``pushes``."""
     infra = load_template()["Resources"]
     tables = [n for n, r in infra.items() if r.get("Type") == TABLE_TYPE]
     statements: list[dict[str, Any]] = [
@@ -147,7 +213,13 @@ def build_policy(consumed_queues: Sequence[str], ws_stage: str | None) -> dict[s
     if consumed_queues:
         statements.append({"Sid": "ConsumeEventSource", "Effect": "Allow", "Action": QUEUE_CONSUME_ACTIONS,
                            "Resource": [_arn(q) for q in consumed_queues]})
-    if ws_stage is not None:
+    if read_streams:
+        statements.append({"Sid": "ReadEventSourceStream", "Effect": "Allow", "Action": STREAM_READ_ACTIONS,
+                           "Resource": [{"Fn::GetAtt": [t, "StreamArn"]} for t in read_streams]})
+    if failure_queues:
+        statements.append({"Sid": "ReportGivenUpRecords", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+                           "Resource": [_arn(q) for q in failure_queues]})
+    if ws_stage is not None and pushes:
         statements.append({
             "Sid": "PushToWebSockets",
             "Effect": "Allow",
@@ -173,6 +245,7 @@ def patch_template(sam: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise PackageError(f"the merge did not bring in {missing}")
     queues = _queues_by_name(infra)
+    streamed = _streamed_tables(infra)
     ws_stage: str | None = None
     if WEBSOCKET_API in resources:
         ws_stage = str(resources.get(WEBSOCKET_STAGE, {}).get("Properties", {}).get("StageName", "$default"))
@@ -201,6 +274,17 @@ def patch_template(sam: dict[str, Any]) -> dict[str, Any]:
                                    f"does not define (it defines {sorted(queues)})")
             event_props["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
             consumed.append(queues[queue_name])
+        read_streams: list[str] = []
+        for event_name, event in _stream_events(function).items():
+            event_props = event["Properties"]
+            table_name = _table_of_stream(event_props["Stream"])
+            if table_name not in streamed:
+                raise PackageError(f"{name}.{event_name} reads the stream of table {table_name!r}, which "
+                                   f"{TEMPLATE_PATH.name} does not stream (it streams {sorted(streamed)})")
+            event_props["Stream"] = {"Fn::GetAtt": [streamed[table_name], "StreamArn"]}
+            event_props.update(json.loads(json.dumps(STREAM_EVENT_SOURCE)))
+            event_props["DestinationConfig"] = {"OnFailure": {"Destination": _arn(STREAM_FAILURE_QUEUE)}}
+            read_streams.append(streamed[table_name])
 
         variables = props.setdefault("Environment", {}).setdefault("Variables", {})
         for var, ref in ENVIRONMENT.items():
@@ -217,9 +301,10 @@ def patch_template(sam: dict[str, Any]) -> dict[str, Any]:
         role = resources.get(role_name)
         if not role or role.get("Type") != "AWS::IAM::Role":
             raise PackageError(f"{name}: role {role_name} is not in the template")
-        role["Properties"]["Policies"] = [
-            {"PolicyName": f"{role_name}Policy", "PolicyDocument": build_policy(sorted(set(consumed)), ws_stage)}
-        ]
+        policy = build_policy(sorted(set(consumed)), ws_stage, read_streams=sorted(set(read_streams)),
+                              failure_queues=[STREAM_FAILURE_QUEUE] if read_streams else [],
+                              pushes=_handler_name(function) in PUSHERS)
+        role["Properties"]["Policies"] = [{"PolicyName": f"{role_name}Policy", "PolicyDocument": policy}]
     return sam
 
 

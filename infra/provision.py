@@ -3,7 +3,8 @@
 The template is the single definition. It is deployed as a CloudFormation stack; where the
 endpoint has no CloudFormation, the same resources are created directly from the template's
 properties. Time to live is then enabled for every table whose template asks for it, because
-moto's CloudFormation ignores ``TimeToLiveSpecification``. An endpoint that lacks a service
+moto's CloudFormation ignores ``TimeToLiveSpecification``, and so is the stream of a table that
+exists without one (created by an earlier version of the template). An endpoint that lacks a service
 (LocalStack's free build here has no DynamoDB) gets what it can serve and a clear error.
 
     python -m infra.provision --endpoint-url http://127.0.0.1:4566 --region us-east-1
@@ -75,6 +76,8 @@ _TABLE_PARAMETERS = (
 )
 # Applied by provision() after the table exists, not by CreateTable.
 _TABLE_AFTER_CREATE = ("TimeToLiveSpecification",)
+# CloudFormation names only the view type; CreateTable and UpdateTable also want it enabled.
+_TABLE_STREAM = "StreamSpecification"
 
 
 class ProvisionError(RuntimeError):
@@ -299,13 +302,19 @@ def _create_queue(sqs: Any, props: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _table_parameters(props: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(props) - set(_TABLE_PARAMETERS) - set(_TABLE_AFTER_CREATE) - {"Tags"}
+    unknown = set(props) - set(_TABLE_PARAMETERS) - set(_TABLE_AFTER_CREATE) - {_TABLE_STREAM, "Tags"}
     if unknown:
         raise ProvisionError(f"table properties not supported without CloudFormation: {sorted(unknown)}")
     params = {k: props[k] for k in _TABLE_PARAMETERS if k in props}
     if props.get("Tags"):
         params["Tags"] = props["Tags"]
+    if _TABLE_STREAM in props:
+        params[_TABLE_STREAM] = _stream_parameters(props[_TABLE_STREAM])
     return params
+
+
+def _stream_parameters(spec: Mapping[str, Any]) -> dict[str, Any]:
+    return {"StreamEnabled": True, "StreamViewType": spec["StreamViewType"]}
 
 
 def _create_table(dynamodb: Any, props: Mapping[str, Any]) -> dict[str, str]:
@@ -390,6 +399,23 @@ def _enable_time_to_live(dynamodb: Any, tables: Mapping[str, dict[str, Any]]) ->
                 raise
 
 
+def _enable_streams(dynamodb: Any, tables: Mapping[str, dict[str, Any]]) -> None:
+    """Give a table that exists without its stream the one the template asks for."""
+    for resource in tables.values():
+        props = resource.get("Properties", {})
+        if _TABLE_STREAM not in props:
+            continue
+        name = props["TableName"]
+        wanted = _stream_parameters(props[_TABLE_STREAM])
+        current = dynamodb.describe_table(TableName=name)["Table"].get(_TABLE_STREAM) or {}
+        if current.get("StreamEnabled"):
+            if current.get("StreamViewType") != wanted["StreamViewType"]:
+                raise ProvisionError(f"table {name} has a {current.get('StreamViewType')} stream; the template "
+                                     f"asks for {wanted['StreamViewType']} (disable the stream to let it change)")
+            continue
+        dynamodb.update_table(TableName=name, StreamSpecification=wanted)
+
+
 def _describe(session: boto3.session.Session, endpoint_url: str | None,
               resources: Mapping[str, dict[str, Any]]) -> dict[str, str]:
     """Names, URLs and ARNs, keyed like the template's Outputs."""
@@ -409,6 +435,8 @@ def _describe(session: boto3.session.Session, endpoint_url: str | None,
             table = dynamodb.describe_table(TableName=resource["Properties"]["TableName"])["Table"]
             result[f"{name}Name"] = table["TableName"]
             result[f"{name}Arn"] = table["TableArn"]
+            if _TABLE_STREAM in resource["Properties"]:
+                result[f"{name}StreamArn"] = table["LatestStreamArn"]
     return result
 
 
@@ -478,6 +506,7 @@ def provision(endpoint_url: str | None, region: str = "us-east-1",
         _create_directly(session, endpoint_url, resources)
     dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
     _enable_time_to_live(dynamodb, _of_type(resources, TABLE_TYPE))
+    _enable_streams(dynamodb, _of_type(resources, TABLE_TYPE))
     return _describe(session, endpoint_url, resources)
 
 

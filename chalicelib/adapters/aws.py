@@ -15,13 +15,21 @@ from botocore.config import Config
 
 from ..config import Settings
 
-__all__ = ["AwsClients"]
+__all__ = ["PUSH_CLIENT_CONFIG", "AwsClients"]
 
 _CLIENT_CONFIG = Config(
     retries={"max_attempts": 3, "mode": "standard"},
     connect_timeout=2,
     read_timeout=10,
     max_pool_connections=32,  # the worker runs up to 10 orders at once, each with a few clients
+)
+# The fan-out's pushes: a slow or unreachable client must not hold a stream batch for long. One
+# quick retry absorbs a transient throttle; past that the stream itself retries the record.
+PUSH_CLIENT_CONFIG = Config(
+    retries={"total_max_attempts": 2, "mode": "standard"},
+    connect_timeout=1,
+    read_timeout=2,
+    max_pool_connections=32,  # connections are pushed to in parallel (chalicelib/api/fanout.py)
 )
 
 
@@ -31,7 +39,7 @@ class AwsClients:
     def __init__(self, settings: Settings, session: boto3.session.Session | None = None) -> None:
         self._settings = settings
         self._session = session
-        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._clients: dict[tuple[str, str | None, Config], Any] = {}
         self._lock = threading.Lock()
 
     @property
@@ -41,15 +49,17 @@ class AwsClients:
                 self._session = boto3.session.Session(region_name=self._settings.region)
             return self._session
 
-    def client(self, service: str, endpoint_url: str | None = None) -> Any:
+    def client(self, service: str, endpoint_url: str | None = None, config: Config | None = None) -> Any:
+        """One client per (service, endpoint, configuration); ``config`` replaces the default one."""
         endpoint = endpoint_url or self._settings.aws_endpoint_url
-        key = (service, endpoint)
+        config = config or _CLIENT_CONFIG
+        key = (service, endpoint, config)
         client = self._clients.get(key)
         if client is None:
             session = self.session
             with self._lock:
                 client = self._clients.get(key)
                 if client is None:
-                    client = session.client(service, endpoint_url=endpoint, config=_CLIENT_CONFIG)  # type: ignore[call-overload]
+                    client = session.client(service, endpoint_url=endpoint, config=config)  # type: ignore[call-overload]
                     self._clients[key] = client
         return client

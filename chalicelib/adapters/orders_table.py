@@ -1,28 +1,56 @@
 """The orders table: each order, its event history and its WebSocket subscribers, in one item.
 
 Keeping the subscribers on the order item is what makes the live stream exact: a
-transition and a subscription are both single-item writes, which DynamoDB serialises, so
-every transition's write returns precisely the subscribers that must receive it, and every
-subscription's write returns precisely the history it must be sent (see
-``chalicelib.api.subscriptions``).
+transition and a subscription are both single-item writes, which DynamoDB serialises, and
+the table's stream carries each write's whole new image. So the image of a transition holds
+precisely the subscribers that must receive its event, and a subscription's write fails
+precisely when a transition slipped in that it must send itself (see
+``chalicelib.api.subscriptions`` and ``chalicelib.api.fanout``).
+
+Every write says which of its image's events are new, in ``evFrom``: the events with
+``seq > evFrom``. Creation writes 0 (its ``pending`` event is new), a transition the version it
+moved from, and every other write (subscribing, unsubscribing, dropping a gone connection) the
+item's own ``version``: no event. ``subscribing`` maps a connection to the time (epoch ms) until
+which its subscription in progress holds the order's claim for that connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..domain import Order, OrderEvent, OrderStatus, OrderType, get_token
+from ..domain import TERMINAL, Order, OrderEvent, OrderStatus, OrderType, get_token
 from ..execution.ports import StaleOrderError
 from .dynamo import from_item, to_item
 
-__all__ = ["AlreadySubscribedError", "OrdersTable", "order_from_record", "order_to_record"]
+__all__ = [
+    "AlreadySubscribedError",
+    "ClaimLostError",
+    "OrdersTable",
+    "SubscriptionClaim",
+    "order_from_record",
+    "order_to_record",
+]
 
 
 class AlreadySubscribedError(Exception):
-    """The connection already follows the order: subscribing it again would duplicate its events."""
+    """The connection follows the order, or is being subscribed to it: a second subscription
+    would send a second snapshot and duplicate its events."""
+
+
+class ClaimLostError(Exception):
+    """A subscription's claim expired and another subscription of the same connection took it."""
+
+
+@dataclass(frozen=True)
+class SubscriptionClaim:
+    """The order as the claiming write left it, and the claim's expiry (None: a terminal order,
+    which has no live events to follow, so nothing was claimed)."""
+
+    order: Order
+    until_ms: int | None
 
 # Fields a transition may change; everything else is fixed at creation.
 _MUTABLE = (
@@ -130,7 +158,8 @@ class OrdersTable:
         try:
             self._db.put_item(
                 TableName=self._table,
-                Item=to_item(order_to_record(order)),
+                # evFrom 0: every event of the new order is new; nobody is subscribing yet.
+                Item=to_item({**order_to_record(order), "evFrom": 0, "subscribing": {}}),
                 # the order id is derived from the idempotency key: one id, one order, ever
                 ConditionExpression="attribute_not_exists(orderId)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -147,10 +176,11 @@ class OrdersTable:
                 raise
             return existing, False
 
-    def save(self, order: Order, expected_version: int) -> Sequence[str]:
+    def save(self, order: Order, expected_version: int) -> None:
         record = order_to_record(order)
         new_events = [e.to_dict() for e in order.history if e.seq > expected_version]
-        sets, removes = ["history = list_append(history, :events)"], []
+        # evFrom: the events after the version this write moves from are the new ones.
+        sets, removes = ["history = list_append(history, :events)", "evFrom = :expected"], []
         names: dict[str, str] = {}
         values: dict[str, Any] = {":events": new_events, ":expected": expected_version,
                                   ":expected_status": _status_at(order, expected_version)}
@@ -163,7 +193,7 @@ class OrdersTable:
                 values[f":{field}"] = record[field]
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
-            resp = self._db.update_item(
+            self._db.update_item(
                 TableName=self._table,
                 Key={"orderId": {"S": order.order_id}},
                 UpdateExpression=expression,
@@ -172,33 +202,104 @@ class OrdersTable:
                 ConditionExpression="#version = :expected AND #status = :expected_status",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_item(values),
-                ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if _conditional_failed(exc):
                 raise StaleOrderError(f"order {order.order_id} is no longer at version {expected_version}") from exc
             raise
-        subs = from_item(resp.get("Attributes", {})).get("subs") or []
-        return list(subs)
 
-    def subscribe_if_at(self, order_id: str, client_id: str, connection_id: str, version: int) -> Order | None:
-        """Add a subscriber iff the order is still at ``version``; else return the order as it is now.
+    def claim_subscription(self, order_id: str, client_id: str, connection_id: str, now_ms: int,
+                           until_ms: int) -> SubscriptionClaim:
+        """Claim the order's subscription for a connection until ``until_ms``, reading the order in
+        the same write. One claim per (order, connection): a concurrent second subscription finds it.
 
-        Returns None on success. On a version mismatch returns the current order (read in the
-        same failed write), so the caller can send what it missed and try again.
+        Raises LookupError (no such order for this client) and AlreadySubscribedError (the
+        connection follows the order, or holds an unexpired claim on it, even once the order has
+        finished). Another terminal order is returned unclaimed: nothing live follows it. A claim
+        expires so that a subscription that died half-way (its Lambda crashed) cannot lock its
+        connection out of the order.
+        """
+        for _ in range(2):  # a second round only for an item written before claims existed
+            names = {"#conn": connection_id, "#version": "version", "#status": "status"}
+            terminal = {f":terminal{i}": {"S": status.value} for i, status in enumerate(sorted(TERMINAL))}
+            try:
+                resp = self._db.update_item(
+                    TableName=self._table,
+                    Key={"orderId": {"S": order_id}},
+                    # evFrom = version: this write adds no event.
+                    UpdateExpression="SET subscribing.#conn = :until, evFrom = #version",
+                    # owned_by_caller: a client subscribes to its own orders only;
+                    # live: a terminal order has nothing to follow (it is answered unclaimed);
+                    # not_subscribed: the connection does not follow the order yet;
+                    # unclaimed: no other subscription of this connection is under way (or it died:
+                    # its claim expired).
+                    ConditionExpression=(
+                        "clientId = :client"
+                        f" AND NOT #status IN ({', '.join(terminal)})"
+                        " AND NOT contains(subs, :conn_id)"
+                        " AND attribute_exists(subscribing)"
+                        " AND (attribute_not_exists(subscribing.#conn) OR subscribing.#conn < :now)"),
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":until": {"N": str(until_ms)}, ":client": {"S": client_id},
+                                               ":conn_id": {"S": connection_id}, ":now": {"N": str(now_ms)},
+                                               **terminal},
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return SubscriptionClaim(order_from_record(from_item(resp["Attributes"])), until_ms)
+            except ClientError as exc:
+                if not _conditional_failed(exc):
+                    raise
+                old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+                record = from_item(old) if old else None
+                if record is None or record.get("clientId") != client_id:
+                    raise LookupError(order_id) from exc
+                order = order_from_record(record)
+                claim = (record.get("subscribing") or {}).get(connection_id)
+                if connection_id in (record.get("subs") or ()) or (claim is not None and claim >= now_ms):
+                    raise AlreadySubscribedError(order_id) from exc  # finished or not: it has it all
+                if order.is_terminal:
+                    return SubscriptionClaim(order, None)
+                if "subscribing" not in record:
+                    self._add_claims(order_id)
+                    continue
+                raise AlreadySubscribedError(order_id) from exc
+        raise LookupError(order_id)
+
+    def _add_claims(self, order_id: str) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"orderId": {"S": order_id}},
+                UpdateExpression="SET subscribing = :empty, evFrom = #version",
+                ConditionExpression="attribute_exists(orderId) AND attribute_not_exists(subscribing)",
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues={":empty": {"M": {}}},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+
+    def complete_subscription(self, order_id: str, connection_id: str, version: int, until_ms: int) -> Order | None:
+        """Turn the connection's claim into a subscription iff the order is still at ``version``.
+
+        Returns None on success. On a version mismatch returns the order as it is now (read in
+        the same failed write), so the caller can send what it missed and try again. Raises
+        ClaimLostError when the claim is no longer the caller's, LookupError when the order is gone.
         """
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key={"orderId": {"S": order_id}},
-                UpdateExpression="ADD subs :conn",
-                # owned_by_caller: a client subscribes to its own orders only;
-                # unchanged: no transition since the caller's snapshot was read.
-                # not_yet: a second subscription of the same connection would push everything twice.
-                ConditionExpression=("clientId = :client AND version = :version"
-                                     " AND NOT contains(subs, :conn_id)"),
-                ExpressionAttributeValues={":conn": {"SS": [connection_id]}, ":client": {"S": client_id},
-                                           ":version": {"N": str(version)}, ":conn_id": {"S": connection_id}},
+                # evFrom = version: this write adds no event; the next transition's image will
+                # carry this connection among its subscribers.
+                UpdateExpression="ADD subs :conn REMOVE subscribing.#conn SET evFrom = :version",
+                # unchanged: no transition since the caller sent everything up to ``version``;
+                # still_ours: the claim is the caller's (it has not expired into another's).
+                ConditionExpression="#version = :version AND subscribing.#conn = :until",
+                ExpressionAttributeNames={"#conn": connection_id, "#version": "version"},
+                ExpressionAttributeValues={":conn": {"SS": [connection_id]}, ":version": {"N": str(version)},
+                                           ":until": {"N": str(until_ms)}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
             return None
@@ -206,12 +307,27 @@ class OrdersTable:
             if not _conditional_failed(exc):
                 raise
             old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-            found = self._with_subscribers(from_item(old)) if old else self.get_with_subscribers(order_id)
-            if found is None or found[0].client_id != client_id:
+            if not old:
                 raise LookupError(order_id) from exc
-            if connection_id in found[1]:
-                raise AlreadySubscribedError(order_id) from exc
-            return found[0]
+            record = from_item(old)
+            if (record.get("subscribing") or {}).get(connection_id) != until_ms:
+                raise ClaimLostError(order_id) from exc
+            return order_from_record(record)
+
+    def release_claim(self, order_id: str, connection_id: str, until_ms: int) -> None:
+        """Give up a claim (its subscription could not be completed), if it is still the caller's."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"orderId": {"S": order_id}},
+                UpdateExpression="REMOVE subscribing.#conn SET evFrom = #version",
+                ConditionExpression="subscribing.#conn = :until",
+                ExpressionAttributeNames={"#conn": connection_id, "#version": "version"},
+                ExpressionAttributeValues={":until": {"N": str(until_ms)}},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
 
     def delete_unstarted(self, order_id: str) -> bool:
         """Remove an order nothing has touched since it was created; False if something has."""
@@ -235,8 +351,10 @@ class OrdersTable:
             self._db.update_item(
                 TableName=self._table,
                 Key={"orderId": {"S": order_id}},
-                UpdateExpression="DELETE subs :conn",
+                # evFrom = version: this write adds no event.
+                UpdateExpression="DELETE subs :conn SET evFrom = #version",
                 ConditionExpression="attribute_exists(orderId)",
+                ExpressionAttributeNames={"#version": "version"},
                 ExpressionAttributeValues={":conn": {"SS": [connection_id]}},
             )
         except ClientError as exc:

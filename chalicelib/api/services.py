@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ..adapters.aws import AwsClients
+from ..adapters.aws import PUSH_CLIENT_CONFIG, AwsClients
 from ..adapters.connections_table import ConnectionsTable
 from ..adapters.notifier import Notifier
 from ..adapters.orders_table import OrdersTable
@@ -97,6 +97,13 @@ class Services:
         return KeySource(self.settings, fetch)
 
     @cached_property
+    def stream_notifier(self) -> Notifier:
+        """The fan-out's pushes: short timeouts (see PUSH_CLIENT_CONFIG)."""
+        endpoint = self.settings.management_endpoint()
+        return Notifier(self._aws.client("apigatewaymanagementapi", endpoint_url=endpoint, config=PUSH_CLIENT_CONFIG))
+
+
+    @cached_property
     def redis(self) -> Any:
         """One client (and its connection pool) for everything this process keeps in Redis."""
         if self.redis_client is not None:
@@ -148,14 +155,19 @@ class Services:
 
     @cached_property
     def fanout(self) -> Fanout:
+        """Replies and snapshots to one connection."""
         return Fanout(self.notifier, self.orders, self.connections)
+
+    @cached_property
+    def stream_fanout(self) -> Fanout:
+        """The orders table's stream to every subscriber."""
+        return Fanout(self.stream_notifier, self.orders, self.connections)
 
     @cached_property
     def executor(self) -> Executor:
         s = self.settings
         return Executor(
             self.orders,
-            self.fanout,
             self.router,
             self.chain,
             self.clock,

@@ -63,7 +63,7 @@ from ..domain import (
 )
 from ..domain.clock import Clock
 from ..routing.router import Router
-from .ports import Chain, EventPublisher, OrderStore, StaleOrderError
+from .ports import Chain, OrderStore, StaleOrderError
 from .transactions import build_transaction, transaction_from_dict, transaction_to_dict
 
 __all__ = ["Executor", "Outcome", "OutcomeKind"]
@@ -99,7 +99,6 @@ class Executor:
     def __init__(
         self,
         store: OrderStore,
-        publisher: EventPublisher,
         router: Router,
         chain: Chain,
         clock: Clock,
@@ -111,7 +110,6 @@ class Executor:
         on_terminal: Callable[[Order], None] | None = None,
     ) -> None:
         self._store = store
-        self._publisher = publisher
         self._router = router
         self._chain = chain
         self._clock = clock
@@ -320,12 +318,13 @@ class Executor:
     def _error(exc: ExecutionError, attempt: int) -> dict[str, Any]:
         return {"code": exc.code, "message": exc.message, "attempt": attempt, "retryable": exc.retryable}
 
-    # -- persistence + fan-out ---------------------------------------------------------------
+    # -- persistence ---------------------------------------------------------------------------
     def _move(self, order: Order, to: OrderStatus, data: dict[str, Any]) -> OrderEvent:
+        # Only the write: the event leaves through the orders table's stream, so a crash after
+        # this line cannot lose it and no subscriber's socket sits on the execution path.
         expected = order.version
         event = order.transition(to, data)
-        subscribers = self._store.save(order, expected)
-        self._publisher.publish(order, [event], subscribers)
+        self._store.save(order, expected)
         return event
 
     def _terminal(self, order: Order) -> None:

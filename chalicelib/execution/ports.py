@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..domain import Blockhash, DomainError, Order, OrderEvent, SignatureStatus, Transaction
+from ..domain import Blockhash, DomainError, Order, SignatureStatus, Transaction
 
-__all__ = ["Chain", "EventPublisher", "OrderConflictError", "OrderStore", "StaleOrderError"]
+__all__ = ["Chain", "OrderConflictError", "OrderStore", "StaleOrderError"]
 
 
 class StaleOrderError(DomainError):
@@ -29,18 +29,13 @@ class OrderStore(Protocol):
         """Store a new order atomically; if its id exists, return (existing, False)."""
         ...
 
-    def save(self, order: Order, expected_version: int) -> Sequence[str]:
+    def save(self, order: Order, expected_version: int) -> None:
         """Persist the order's new events and fields iff the stored version is ``expected_version``.
 
-        Returns the connection ids subscribed to the order, read in the same write, so the
-        caller can push the new events to exactly those subscribers. Raises StaleOrderError.
+        The write records which of its events are new, so whatever follows the store's changes
+        (the orders table's stream) can deliver them; the executor pushes nothing itself.
+        Raises StaleOrderError.
         """
-        ...
-
-
-class EventPublisher(Protocol):
-    def publish(self, order: Order, events: Sequence[OrderEvent], subscribers: Sequence[str]) -> None:
-        """Push events to subscribers. Never raises: a push failure must not fail an order."""
         ...
 
 

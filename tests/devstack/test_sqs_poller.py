@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from chalice import Chalice
 
-from devstack.sqs_poller import SqsPoller, failed_message_ids
+from devstack.event_sources import failed_item_identifiers
+from devstack.sqs_poller import SqsPoller
 
 from .conftest import devstack_threads, wait_until
 
@@ -96,7 +97,7 @@ def succeed(records: list[dict[str, Any]], n: int) -> Any:
     ("ok", None),
 ])
 def test_batch_item_failures_follow_lambdas_rules(response: Any, expected: set[str] | None) -> None:
-    assert failed_message_ids(response, ["a", "b", "c"]) == expected
+    assert failed_item_identifiers(response, ["a", "b", "c"]) == expected
 
 
 def test_records_are_shaped_like_lambdas_and_all_deleted_on_success(sqs: Any, queue: tuple[str, str]) -> None:

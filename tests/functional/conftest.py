@@ -1,24 +1,33 @@
 """Functional tier: the Chalice app in process, AWS emulated by moto (mock_aws), resources
-created from infra/template.yaml, pushes captured by a recording notifier."""
+created from infra/template.yaml, pushes captured by a recording notifier, and the orders
+table's stream read from moto and handed to the fan-out Lambda as Lambda's event source would."""
 
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from moto import mock_aws
 
 from chalicelib.adapters.notifier import PushResult
 from chalicelib.api.services import Services, set_services
 from chalicelib.config import Settings, parse_api_keys
 from devstack.sqs_poller import lambda_record
+from devstack.stream_poller import stream_lambda_record
 
 API_KEY_A, API_KEY_B = "key-a", "key-b"
+
+# Decides one push before it happens: return a PushResult to answer with it instead of
+# delivering, None to deliver; it may also block, or raise (a crash of the pusher).
+PushHook = Callable[[str, dict[str, Any]], str | None]
 
 
 @dataclass
@@ -29,12 +38,21 @@ class RecordingNotifier:
     gone: set[str] = field(default_factory=set)
     open_: set[str] = field(default_factory=set)
     attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # every push, delivered or not
+    hooks: dict[str, PushHook] = field(default_factory=dict)  # by connection
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def push(self, connection_id: str, message: dict[str, Any]) -> str:
-        self.attempts[connection_id] += 1
+        with self.lock:
+            self.attempts[connection_id] += 1
+            hook = self.hooks.get(connection_id)
+        if hook is not None:
+            answer = hook(connection_id, message)
+            if answer is not None:
+                return answer
         if connection_id in self.gone:
             return PushResult.GONE
-        self.sent[connection_id].append(json.loads(json.dumps(message)))
+        with self.lock:
+            self.sent[connection_id].append(json.loads(json.dumps(message)))
         return PushResult.SENT
 
     def is_connected(self, connection_id: str) -> bool:
@@ -78,7 +96,7 @@ def settings() -> Settings:
 def make_services(settings: Settings, redis_client: Any, redis_prefix: str, **fields: Any) -> Services:
     """One container's services: its own clients and caches, the test's Redis keys and moto."""
     svc = Services(replace(settings, redis_prefix=redis_prefix), redis_client=redis_client, **fields)
-    svc.__dict__["notifier"] = RecordingNotifier()
+    svc.__dict__["notifier"] = svc.__dict__["stream_notifier"] = RecordingNotifier()
     return svc
 
 
@@ -151,3 +169,45 @@ def record_for(order_id: str, receive_count: int = 1, **extra: Any) -> dict[str,
 def invoke_worker(client: Any, records: list[dict[str, Any]], name: str = "process_orders") -> dict[str, Any]:
     resp = client.lambda_.invoke(name, {"Records": records})
     return dict(resp.payload)
+
+
+class OrdersStream:
+    """The orders table's stream as Lambda's event source mapping reads it: moto's DynamoDB
+    Streams from where the test started, each record shaped by the local stack's poller."""
+
+    def __init__(self, services: Services) -> None:
+        region = services.settings.region
+        table = services._aws.client("dynamodb").describe_table(TableName=services.settings.orders_table)["Table"]
+        self.arn = str(table["LatestStreamArn"])
+        # botocore sends calls naming a StreamArn to an account endpoint ({account}.streams-ddb…)
+        # that moto's in-process mock does not route; the classic endpoint it does.
+        self._streams = boto3.client("dynamodbstreams", region_name=region,
+                                     config=Config(account_id_endpoint_mode="disabled"))
+        shard = self._streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        self._iterator = self._streams.get_shard_iterator(StreamArn=self.arn, ShardId=shard,
+                                                          ShardIteratorType="LATEST")["ShardIterator"]
+        self._region = region
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record written since the last call, in order, as Lambda would deliver them."""
+        response = self._streams.get_records(ShardIterator=self._iterator, Limit=1000)
+        self._iterator = response["NextShardIterator"]
+        return [stream_lambda_record(r, self.arn, self._region) for r in response["Records"]]
+
+
+@pytest.fixture
+def stream(services: Services) -> OrdersStream:
+    return OrdersStream(services)
+
+
+def fan_out(client: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Invoke the fan-out Lambda with one batch of stream records."""
+    return dict(client.lambda_.invoke("fan_out_order_events", {"Records": records}).payload)
+
+
+def deliver(client: Any, stream: OrdersStream) -> list[dict[str, Any]]:
+    """Hand everything the stream holds to the fan-out, as one batch that must succeed."""
+    records = stream.records()
+    if records:
+        assert fan_out(client, records) == {"batchItemFailures": []}
+    return records

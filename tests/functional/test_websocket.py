@@ -1,4 +1,7 @@
-"""WebSocket lifecycle: handlers, ownership, snapshot-then-live under races, stale connections."""
+"""WebSocket lifecycle: handlers, ownership, snapshot-then-live under races, stale connections.
+
+The worker only writes; what a subscriber receives live comes from the orders table's stream,
+handed to the fan-out Lambda (``deliver``) as Lambda's event source mapping would."""
 
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ from chalicelib.domain import OrderStatus
 from .conftest import (
     API_KEY_A,
     API_KEY_B,
+    OrdersStream,
     RecordingNotifier,
+    deliver,
     invoke_worker,
     order_body,
     post_order,
@@ -64,8 +69,10 @@ def statuses(notifier: RecordingNotifier, cid: str) -> list[tuple[str, int]]:
     return [(m["type"], m["seq"]) for m in notifier.sent[cid] if m["type"] in ("order.snapshot", "order.status")]
 
 
-def run_worker(client: Any, order_id: str) -> None:
+def run_worker(client: Any, stream: OrdersStream, order_id: str) -> None:
+    """The worker runs the order; then its stream records reach the fan-out."""
     assert invoke_worker(client, [record_for(order_id)]) == {"batchItemFailures": []}
+    deliver(client, stream)
 
 
 def test_bad_key_is_refused_at_the_handshake(services: Services) -> None:
@@ -88,11 +95,11 @@ def test_connection_is_stored_with_client_and_two_hour_ttl(services: Services, n
 
 
 def test_snapshot_then_every_later_status_exactly_once(client: Any, services: Services,
-                                                      notifier: RecordingNotifier) -> None:
+                                                      notifier: RecordingNotifier, stream: OrdersStream) -> None:
     order_id = submit(client)
     cid = connect(notifier)
     say(cid, {"action": "subscribe", "orderId": order_id})
-    run_worker(client, order_id)
+    run_worker(client, stream, order_id)
     assert statuses(notifier, cid) == [("order.snapshot", 1), ("order.status", 2), ("order.status", 3),
                                        ("order.status", 4), ("order.status", 5)]
     snapshot = notifier.of(cid, "order.snapshot")[0]
@@ -106,7 +113,7 @@ def test_snapshot_then_every_later_status_exactly_once(client: Any, services: Se
 
 
 def test_subscription_landing_between_two_transitions(client: Any, services: Services,
-                                                      notifier: RecordingNotifier,
+                                                      notifier: RecordingNotifier, stream: OrdersStream,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The worker has written `routing` when the subscription arrives; it must see 2 in the
     snapshot and 3, 4, 5 live: no gap, no duplicate."""
@@ -123,93 +130,97 @@ def test_subscription_landing_between_two_transitions(client: Any, services: Ser
         return subs
 
     monkeypatch.setattr(services.orders, "save", save_then_subscribe)
-    run_worker(client, order_id)
+    run_worker(client, stream, order_id)
     assert statuses(notifier, cid) == [("order.snapshot", 2), ("order.status", 3), ("order.status", 4),
                                        ("order.status", 5)]
 
 
 def test_transition_slipping_between_snapshot_and_subscription(client: Any, services: Services,
-                                                               notifier: RecordingNotifier,
+                                                               notifier: RecordingNotifier, stream: OrdersStream,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The subscriber read seq 1 and sent its snapshot; the worker writes `routing` before the
     subscription is stored. The subscriber must send seq 2 itself, then the worker the rest."""
     order_id = submit(client)
     cid = connect(notifier)
-    real = services.orders.subscribe_if_at
+    real = services.orders.complete_subscription
     calls: list[int] = []
 
-    def racing(order_id_: str, client_id: str, connection_id: str, version: int) -> Any:
+    def racing(order_id_: str, connection_id: str, version: int, until: int) -> Any:
         calls.append(version)
         if len(calls) == 1:  # the worker moves the order at this exact moment
             order = services.orders.get(order_id_)
             assert order is not None
             expected = order.version
-            event = order.transition(OrderStatus.ROUTING, {"quotes": []})
-            services.fanout.publish(order, [event], services.orders.save(order, expected))
-        return real(order_id_, client_id, connection_id, version)
+            order.transition(OrderStatus.ROUTING, {"quotes": []})
+            services.orders.save(order, expected)
+        return real(order_id_, connection_id, version, until)
 
-    monkeypatch.setattr(services.orders, "subscribe_if_at", racing)
+    monkeypatch.setattr(services.orders, "complete_subscription", racing)
     subscribe(services, cid, "client-a", order_id)
     assert calls == [1, 2]
     assert statuses(notifier, cid) == [("order.snapshot", 1), ("order.status", 2)]
-    run_worker(client, order_id)  # the worker resumes an order it finds in `routing`
+    run_worker(client, stream, order_id)  # the worker resumes an order it finds in `routing`
     seqs = [seq for _, seq in statuses(notifier, cid)]
     assert seqs == list(range(1, seqs[-1] + 1))
     assert notifier.of(cid, "order.status")[-1]["status"] == "confirmed"
 
 
 def test_reconnect_with_after_seq_gets_only_what_it_missed(client: Any, services: Services,
-                                                           notifier: RecordingNotifier) -> None:
+                                                           notifier: RecordingNotifier, stream: OrdersStream) -> None:
     order_id = submit(client)
-    run_worker(client, order_id)
+    run_worker(client, stream, order_id)
     cid = connect(notifier)
     say(cid, {"action": "subscribe", "orderId": order_id, "afterSeq": 3})
     assert statuses(notifier, cid) == [("order.status", 4), ("order.status", 5)]
 
 
 def test_subscribing_twice_on_one_connection_delivers_each_status_once(client: Any, services: Services,
-                                                                       notifier: RecordingNotifier) -> None:
+                                                                       notifier: RecordingNotifier,
+                                                                       stream: OrdersStream) -> None:
     order_id = submit(client)
     cid = connect(notifier)
     say(cid, {"action": "subscribe", "orderId": order_id})
     say(cid, {"action": "subscribe", "orderId": order_id})
-    run_worker(client, order_id)
+    run_worker(client, stream, order_id)
     assert statuses(notifier, cid) == [("order.snapshot", 1), ("order.status", 2), ("order.status", 3),
                                        ("order.status", 4), ("order.status", 5)]
     assert [m["code"] for m in notifier.of(cid, "error")] == ["already_subscribed"]
 
 
 def test_execute_then_subscribe_does_not_duplicate_the_lifecycle(client: Any, services: Services,
-                                                                 notifier: RecordingNotifier) -> None:
+                                                                 notifier: RecordingNotifier,
+                                                                 stream: OrdersStream) -> None:
     cid = connect(notifier)
     say(cid, {"action": "execute", "order": order_body()})
     order_id = notifier.of(cid, "order.accepted")[0]["orderId"]
     say(cid, {"action": "subscribe", "orderId": order_id})
-    run_worker(client, order_id)
+    run_worker(client, stream, order_id)
     assert [seq for _, seq in statuses(notifier, cid)] == [1, 2, 3, 4, 5]
 
 
 def test_a_client_cannot_subscribe_to_another_clients_order(client: Any, services: Services,
-                                                            notifier: RecordingNotifier) -> None:
+                                                            notifier: RecordingNotifier, stream: OrdersStream) -> None:
     order_id = submit(client, key=API_KEY_A)
     intruder = connect(notifier, key=API_KEY_B)
     owner = connect(notifier, key=API_KEY_A)
     say(intruder, {"action": "subscribe", "orderId": order_id})
     say(owner, {"action": "subscribe", "orderId": order_id})
-    run_worker(client, order_id)
+    run_worker(client, stream, order_id)
     assert [m["type"] for m in notifier.sent[intruder]] == ["error"]
     assert notifier.sent[intruder][0]["code"] == "not_found"
     assert len(notifier.of(owner, "order.status")) == 4
 
 
 def test_execute_over_the_socket_streams_the_whole_lifecycle(client: Any, services: Services,
-                                                             notifier: RecordingNotifier) -> None:
+                                                             notifier: RecordingNotifier,
+                                                             stream: OrdersStream) -> None:
     cid = connect(notifier)
     say(cid, {"action": "execute", "order": order_body(clientOrderId="ws-1")})
     accepted = notifier.sent[cid][0]
     assert accepted["type"] == "order.accepted" and accepted["clientOrderId"] == "ws-1"
     [record] = receive_records(services)
     invoke_worker(client, [record])
+    deliver(client, stream)
     assert [(m["status"], m["seq"]) for m in notifier.of(cid, "order.status")] == [
         ("pending", 1), ("routing", 2), ("building", 3), ("submitted", 4), ("confirmed", 5)]
 
@@ -241,12 +252,13 @@ def test_malformed_messages_get_an_error_not_a_dropped_connection(services: Serv
 
 
 def test_stale_connection_is_deleted_when_a_push_finds_it_gone(client: Any, services: Services,
-                                                               notifier: RecordingNotifier) -> None:
+                                                               notifier: RecordingNotifier,
+                                                               stream: OrdersStream) -> None:
     order_id = submit(client)
     cid = connect(notifier)
     say(cid, {"action": "subscribe", "orderId": order_id})
     notifier.gone.add(cid)
-    run_worker(client, order_id)
+    run_worker(client, stream, order_id)
     assert services.connections.get(cid) is None
     got = services.orders.get_with_subscribers(order_id)
     assert got is not None and got[1] == []
@@ -271,7 +283,8 @@ def test_management_api_410_is_reported_as_gone() -> None:
 
 
 def test_disconnect_removes_the_connection_and_the_next_push_prunes_it(client: Any, services: Services,
-                                                                        notifier: RecordingNotifier) -> None:
+                                                                        notifier: RecordingNotifier,
+                                                                        stream: OrdersStream) -> None:
     # GIVEN a connection subscribed to an active order
     order_id = submit(client)
     cid = connect(notifier)
@@ -282,7 +295,7 @@ def test_disconnect_removes_the_connection_and_the_next_push_prunes_it(client: A
     notifier.gone.add(cid)
     assert services.connections.get(cid) is None
     # THEN the order's next transition tries it once (410), prunes it, and never tries it again
-    run_worker(client, order_id)
+    run_worker(client, stream, order_id)
     got = services.orders.get_with_subscribers(order_id)
     assert got is not None and got[1] == []
     assert len(notifier.sent[cid]) == before
@@ -290,7 +303,8 @@ def test_disconnect_removes_the_connection_and_the_next_push_prunes_it(client: A
 
 
 def test_order_id_on_connect_subscribes_once_the_socket_is_open(client: Any, services: Services,
-                                                                notifier: RecordingNotifier) -> None:
+                                                                notifier: RecordingNotifier,
+                                                                stream: OrdersStream) -> None:
     order_id = submit(client)
     cid = uuid.uuid4().hex[:15] + "="
     resp = app_module.ws_connect(ws_event("$connect", cid, query={"apiKey": API_KEY_A, "orderId": order_id}), None)
@@ -303,5 +317,5 @@ def test_order_id_on_connect_subscribes_once_the_socket_is_open(client: Any, ser
     again = dict(jobs[0], attributes={"ApproximateReceiveCount": "2"})
     assert invoke_worker(client, [again]) == {"batchItemFailures": []}
     assert statuses(notifier, cid) == [("order.snapshot", 1)]
-    run_worker(client, order_id)
+    run_worker(client, stream, order_id)
     assert [seq for _, seq in statuses(notifier, cid)] == [1, 2, 3, 4, 5]

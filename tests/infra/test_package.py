@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_file
 
-from infra.package import ENVIRONMENT, PackageError, patch_template
+from infra.package import ENVIRONMENT, PUSHERS, STREAM_EVENT_SOURCE, PackageError, patch_template
 from infra.provision import load_template, template_resources
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -47,6 +47,22 @@ def _sqs_events(sam: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         for event in (function["Properties"].get("Events") or {}).values():
             if event["Type"] == "SQS":
                 yield name, event["Properties"]
+
+
+def _stream_events(sam: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, function in _functions(sam).items():
+        for event in (function["Properties"].get("Events") or {}).values():
+            if event["Type"] == "DynamoDB":
+                yield name, event["Properties"]
+
+
+def _role_statements(sam: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    role = sam["Resources"][sam["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]]
+    return [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+def _handler(sam: dict[str, Any], function: str) -> str:
+    return str(sam["Resources"][function]["Properties"]["Handler"]).rsplit(".", 1)[-1]
 
 
 def _statements(sam: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -84,7 +100,55 @@ def test_every_sqs_event_reports_partial_batch_failures(sam: dict[str, Any]) -> 
 def test_sqs_events_name_queues_of_the_template(sam: dict[str, Any]) -> None:
     names = {r["Properties"]["QueueName"] for r in template_resources().values() if r["Type"] == "AWS::SQS::Queue"}
     read = {props["Queue"]["Fn::Sub"].rsplit(":", 1)[-1] for _, props in _sqs_events(sam)}
-    assert read == names
+    assert read <= names
+    assert read == {"order-engine-orders", "order-engine-orders-dlq"}  # the failures queue is only written to
+
+
+def test_the_fan_out_reads_the_orders_tables_real_stream_with_partial_failures_and_bisect(
+        sam: dict[str, Any]) -> None:
+    ((name, props),) = list(_stream_events(sam))
+    assert _handler(sam, name) == "fan_out_order_events"
+    # the app registers a placeholder that names the table; the package wires the table's stream
+    assert props["Stream"] == {"Fn::GetAtt": ["OrdersTable", "StreamArn"]}
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BisectBatchOnFunctionError"] is True
+    assert props["MaximumRetryAttempts"] == STREAM_EVENT_SOURCE["MaximumRetryAttempts"] >= 1
+    assert props["StartingPosition"] == "LATEST" and props["BatchSize"] == 100
+    # what runs out of retries is described on a queue, never dropped silently
+    assert props["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": ["FanoutFailuresQueue", "Arn"]}}}
+    variables = sam["Resources"][name]["Properties"]["Environment"]["Variables"]
+    assert variables["ORDERS_TABLE_STREAM_ARN"] == {"Fn::GetAtt": ["OrdersTable", "StreamArn"]}
+
+
+def test_only_the_fan_out_reads_the_stream_and_reports_to_the_failures_queue(sam: dict[str, Any]) -> None:
+    for name in _functions(sam):
+        statements = _role_statements(sam, name)
+        stream = [s for s in statements if "dynamodb:GetRecords" in s["Action"]]
+        report = [s for s in statements if s["Resource"] == [{"Fn::GetAtt": ["FanoutFailuresQueue", "Arn"]}]]
+        if _handler(sam, name) != "fan_out_order_events":
+            assert stream == [] and report == [], name
+            continue
+        (read,) = stream
+        assert sorted(read["Action"]) == ["dynamodb:DescribeStream", "dynamodb:GetRecords",
+                                          "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+        assert read["Resource"] == [{"Fn::GetAtt": ["OrdersTable", "StreamArn"]}]  # that stream, nothing else
+        (send,) = report
+        assert send["Action"] == ["sqs:SendMessage"]
+
+
+def test_a_stream_of_a_table_the_template_does_not_stream_is_refused() -> None:
+    sam: dict[str, Any] = {"Resources": {
+        **template_resources(),
+        "FanRole": {"Type": "AWS::IAM::Role", "Properties": {"Policies": []}},
+        "Fan": {"Type": "AWS::Serverless::Function", "Properties": {
+            "Role": {"Fn::GetAtt": ["FanRole", "Arn"]}, "Handler": "app.fan",
+            "Events": {"Source": {"Type": "DynamoDB", "Properties": {
+                "Stream": "arn:aws:dynamodb:us-east-1:000000000000:table/order-engine-connections/stream/local",
+            }}},
+        }},
+    }}
+    with pytest.raises(PackageError, match="order-engine-connections"):
+        patch_template(sam)
 
 
 def test_orders_worker_runs_batches_of_ten_at_most_ten_at_a_time(sam: dict[str, Any]) -> None:
@@ -110,6 +174,12 @@ def test_no_dynamodb_or_sqs_permission_on_every_resource(sam: dict[str, Any]) ->
     assert checked >= 3 * len(_functions(sam))  # orders table, connections table, orders queue
 
 
+def test_intake_may_withdraw_an_order_it_could_not_queue(sam: dict[str, Any]) -> None:
+    for name in _functions(sam):
+        (orders,) = [s for s in _role_statements(sam, name) if s.get("Sid") == "OrdersTable"]
+        assert "dynamodb:DeleteItem" in orders["Action"], name  # OrdersTable.delete_unstarted
+
+
 def test_each_function_consumes_only_its_own_queue(sam: dict[str, Any]) -> None:
     resources = sam["Resources"]
     for name, function in _functions(sam).items():
@@ -128,10 +198,18 @@ def test_each_function_consumes_only_its_own_queue(sam: dict[str, Any]) -> None:
 
 def test_websocket_pushes_are_scoped_to_the_apis_connections(sam: dict[str, Any]) -> None:
     manage = [s for s in _statements(sam) if "execute-api:ManageConnections" in _as_list(s["Action"])]
-    assert len(manage) == len(_functions(sam))
+    assert len(manage) == len(PUSHERS)
     for statement in manage:
         (resource,) = statement["Resource"]
         assert "${WebsocketAPI}/dev/*/@connections/*" in resource["Fn::Sub"]
+
+
+def test_only_the_functions_that_push_may_push(sam: dict[str, Any]) -> None:
+    pushing = {_handler(sam, name) for name in _functions(sam)
+               if any("execute-api:ManageConnections" in _as_list(s["Action"]) for s in _role_statements(sam, name))}
+    # $default replies and sends snapshots; the worker sends the snapshot of a ?orderId= subscription;
+    # the fan-out pushes the stream's events. REST, $connect, $disconnect and the DLQ handler never push.
+    assert pushing == set(PUSHERS) == {"ws_message", "process_orders", "fan_out_order_events"}
 
 
 def test_environment_is_wired_to_the_resources(sam: dict[str, Any]) -> None:

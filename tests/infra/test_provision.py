@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from moto import mock_aws
 
 from infra import provision as provision_module
@@ -80,6 +81,44 @@ def test_tables_have_the_template_keys_and_indexes(created: dict[str, str]) -> N
                   for i in table.get("GlobalSecondaryIndexes", [])]
         assert actual == expected
     assert created["OrdersTableName"] == "order-engine-orders"
+
+
+def test_the_orders_table_streams_new_images(created: dict[str, str]) -> None:
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    orders = dynamodb.describe_table(TableName=created["OrdersTableName"])["Table"]
+    assert orders["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    assert orders["LatestStreamArn"] == created["OrdersTableStreamArn"]
+    assert created["OrdersTableStreamArn"].startswith(created["OrdersTableArn"] + "/stream/")
+    connections = dynamodb.describe_table(TableName=created["ConnectionsTableName"])["Table"]
+    assert not connections.get("StreamSpecification", {}).get("StreamEnabled")
+    # the stream answers: one shard, as moto serves it (botocore sends calls naming a StreamArn to an
+    # account endpoint, {account}.streams-ddb…, which moto does not route; the classic one it does)
+    streams = boto3.client("dynamodbstreams", region_name=REGION, config=Config(account_id_endpoint_mode="disabled"))
+    description = streams.describe_stream(StreamArn=created["OrdersTableStreamArn"])["StreamDescription"]
+    assert description["StreamViewType"] == "NEW_IMAGE" and description["TableName"] == "order-engine-orders"
+    assert len(description["Shards"]) == 1
+
+
+def test_the_fan_out_failures_queue_exists(created: dict[str, str]) -> None:
+    attrs = _queue_attributes(created["FanoutFailuresQueueUrl"])
+    assert created["FanoutFailuresQueueUrl"].endswith("/order-engine-fanout-failures")
+    assert attrs["QueueArn"] == created["FanoutFailuresQueueArn"]
+    assert int(attrs["MessageRetentionPeriod"]) == 14 * 24 * 3600
+
+
+def test_a_table_created_without_its_stream_gets_it(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the orders table as an earlier template created it: no stream
+    props = template_resources()["OrdersTable"]["Properties"]
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb.create_table(**{k: v for k, v in props.items() if k != "StreamSpecification"})
+    assert "LatestStreamArn" not in dynamodb.describe_table(TableName=props["TableName"])["Table"]
+    # WHEN the resources are provisioned (the existing table is adopted, not recreated)
+    monkeypatch.setattr(provision_module, "_deploy_stack", _no_cloudformation)
+    created = provision(None, REGION)
+    # THEN it streams new images
+    table = dynamodb.describe_table(TableName=props["TableName"])["Table"]
+    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    assert created["OrdersTableStreamArn"] == table["LatestStreamArn"]
 
 
 def test_time_to_live_is_enabled_where_the_template_asks(created: dict[str, str]) -> None:

@@ -46,7 +46,8 @@ def test_template_reads_with_a_plain_yaml_loader() -> None:
     # Long-form intrinsics only, so provision.py and Chalice's merge can load it without CloudFormation tags.
     parsed = yaml.safe_load(TEMPLATE_PATH.read_text(encoding="utf-8"))
     assert parsed["AWSTemplateFormatVersion"] == "2010-09-09"
-    assert set(parsed["Resources"]) == {"OrdersQueue", "OrdersDeadLetterQueue", "OrdersTable", "ConnectionsTable"}
+    assert set(parsed["Resources"]) == {"OrdersQueue", "OrdersDeadLetterQueue", "OrdersTable", "ConnectionsTable",
+                                        "FanoutFailuresQueue"}
 
 
 def test_resource_names_are_the_settings_defaults(resources: dict[str, dict[str, Any]],
@@ -95,6 +96,20 @@ def test_orders_table_is_keyed_by_order_with_a_by_client_index(resources: dict[s
     }
 
 
+def test_orders_table_streams_new_images_to_the_fan_out(resources: dict[str, dict[str, Any]]) -> None:
+    # NEW_IMAGE: each record carries the whole item after the write, so the fan-out reads the
+    # new events (seq > evFrom) and the subscribers (subs) from the same image.
+    assert _props(resources, "OrdersTable")["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    assert "StreamSpecification" not in _props(resources, "ConnectionsTable")
+
+
+def test_fan_out_failures_are_kept_for_the_longest_retention(resources: dict[str, dict[str, Any]]) -> None:
+    props = _props(resources, "FanoutFailuresQueue")
+    assert props["QueueName"] == "order-engine-fanout-failures"
+    assert props["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert "RedrivePolicy" not in props
+
+
 def test_connections_expire_by_ttl(resources: dict[str, dict[str, Any]]) -> None:
     props = _props(resources, "ConnectionsTable")
     assert props["BillingMode"] == "PAY_PER_REQUEST"
@@ -106,5 +121,6 @@ def test_outputs_name_every_queue_and_table() -> None:
     outputs = load_template()["Outputs"]
     assert set(outputs) == {
         "OrdersQueueUrl", "OrdersQueueArn", "OrdersDeadLetterQueueUrl", "OrdersDeadLetterQueueArn",
-        "OrdersTableName", "OrdersTableArn", "ConnectionsTableName", "ConnectionsTableArn",
+        "OrdersTableName", "OrdersTableArn", "OrdersTableStreamArn", "ConnectionsTableName", "ConnectionsTableArn",
+        "FanoutFailuresQueueUrl", "FanoutFailuresQueueArn",
     }

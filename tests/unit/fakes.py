@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from chalicelib.domain import Order, OrderEvent
+from chalicelib.domain import Order
 from chalicelib.execution.ports import StaleOrderError
 
 
 @dataclass
 class InMemoryOrderStore:
     orders: dict[str, Order] = field(default_factory=dict)
-    subscribers: dict[str, list[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, order_id: str) -> Order | None:
@@ -29,18 +27,9 @@ class InMemoryOrderStore:
             self.orders[order.order_id] = copy.deepcopy(order)
             return order, True
 
-    def save(self, order: Order, expected_version: int) -> Sequence[str]:
+    def save(self, order: Order, expected_version: int) -> None:
         with self.lock:
             current = self.orders[order.order_id]
             if current.version != expected_version:
                 raise StaleOrderError(f"{order.order_id} at {current.version}, not {expected_version}")
             self.orders[order.order_id] = copy.deepcopy(order)
-            return list(self.subscribers.get(order.order_id, []))
-
-
-@dataclass
-class RecordingPublisher:
-    events: list[OrderEvent] = field(default_factory=list)
-
-    def publish(self, order: Order, events: Sequence[OrderEvent], subscribers: Sequence[str]) -> None:
-        self.events.extend(events)

@@ -22,7 +22,7 @@ from chalicelib.execution.ports import StaleOrderError
 from chalicelib.routing.market import MarketSettings, SimulatedMarket
 from chalicelib.routing.router import Router
 
-from .fakes import InMemoryOrderStore, RecordingPublisher
+from .fakes import InMemoryOrderStore
 
 SOL, USDC = get_token("SOL"), get_token("USDC")
 
@@ -37,9 +37,8 @@ class World:
         self.market = SimulatedMarket(MarketSettings(seed=11), self.clock)
         self.chain = SimulatedChain(self.market, self.clock, ChainSettings(seed=11, **chain))
         self.store = InMemoryOrderStore()
-        self.publisher = RecordingPublisher()
         self.terminal: list[str] = []
-        self.executor = Executor(self.store, self.publisher, Router(list(self.market.venues.values()), self.clock),
+        self.executor = Executor(self.store, Router(list(self.market.venues.values()), self.clock),
                                  self.chain, self.clock, confirm_poll_seconds=0.1,
                                  on_terminal=lambda o: self.terminal.append(o.order_id))
 
@@ -69,9 +68,9 @@ def test_happy_path_reaches_confirmed_with_every_event() -> None:
     assert outcome.kind is OutcomeKind.DONE
     final = w.stored(order.order_id)
     assert final.status is OrderStatus.CONFIRMED
-    assert [(e.seq, e.status.value) for e in w.publisher.events] == [
-        (2, "routing"), (3, "building"), (4, "submitted"), (5, "confirmed")]
-    data = {e.status.value: e.data for e in w.publisher.events}
+    assert [(e.seq, e.status.value) for e in final.history] == [
+        (1, "pending"), (2, "routing"), (3, "building"), (4, "submitted"), (5, "confirmed")]
+    data = {e.status.value: e.data for e in final.history}
     assert {q["venue"] for q in data["routing"]["quotes"]} == {"raydium", "meteora"}
     assert data["building"]["wrapSol"] is True
     assert data["submitted"]["signature"] == final.signature == final.tx_hash
@@ -260,7 +259,7 @@ def test_redelivery_at_the_last_valid_height_never_fails_an_order_whose_swap_lan
     # WHEN the redelivery starts at h+147 on an RPC node whose status answers take two slots,
     # so a status read as unknown is followed by a height above the last valid one
     w.clock.advance(1.1)
-    slow = Executor(w.store, w.publisher, Router(list(w.market.venues.values()), w.clock),
+    slow = Executor(w.store, Router(list(w.market.venues.values()), w.clock),
                     SlowStatuses(w.chain, w.clock, 0.8), w.clock, confirm_poll_seconds=0.1)
     outcome = slow.execute(order.order_id, 2)
     # THEN the order is confirmed with the transaction that landed, never failed before it
