@@ -133,6 +133,11 @@ class Settings:
         return self.orders_table_stream_arn or (
             f"arn:aws:dynamodb:{self.region}:000000000000:table/{self.orders_table}/stream/local")
 
+    @property
+    def simulation_routes(self) -> bool:
+        """``POST /api/sim/launches`` and the like: the local and dev stages only."""
+        return self.stage in ("local", "dev")
+
     def management_endpoint(self) -> str:
         """The @connections endpoint: explicit locally, derived from the API id on AWS."""
         if self.ws_management_endpoint:

@@ -150,7 +150,7 @@ def collection(openapi: dict[str, Any]) -> dict[str, Any]:
                     folders.setdefault(tag, []).append(_request(path, method, operation, name, example["value"]))
             else:
                 folders.setdefault(tag, []).append(_request(path, method, operation, None, None))
-    order = {"operations": 0, "market": 1, "orders": 2, "dashboard": 3}
+    order = {"operations": 0, "market": 1, "simulation": 2, "orders": 3, "dashboard": 4}
     return {
         "info": {
             "_postman_id": _stable_id("collection"),

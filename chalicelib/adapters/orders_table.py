@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..domain import TERMINAL, Order, OrderEvent, OrderStatus, OrderType, get_token
+from ..domain import TERMINAL, Order, OrderEvent, OrderStatus, OrderType, Token, get_token
 from ..execution.ports import StaleOrderError
 from .dynamo import from_item, to_item
 
@@ -68,6 +68,11 @@ def order_to_record(order: Order) -> dict[str, Any]:
         "type": order.type.value,
         "tokenIn": order.token_in.symbol,
         "tokenOut": order.token_out.symbol,
+        # The tokens themselves, so an order on a token launched later reads back without a registry.
+        "tokenInMint": order.token_in.mint,
+        "tokenInDecimals": order.token_in.decimals,
+        "tokenOutMint": order.token_out.mint,
+        "tokenOutDecimals": order.token_out.decimals,
         "amountIn": order.amount_in,
         "slippageBps": order.slippage_bps,
         "status": order.status.value,
@@ -97,8 +102,8 @@ def order_from_record(r: dict[str, Any]) -> Order:
         order_id=order_id,
         client_id=r["clientId"],
         type=OrderType(r["type"]),
-        token_in=get_token(r["tokenIn"]),
-        token_out=get_token(r["tokenOut"]),
+        token_in=_token(r, "tokenIn"),
+        token_out=_token(r, "tokenOut"),
         amount_in=int(r["amountIn"]),
         slippage_bps=int(r["slippageBps"]),
         client_order_id=r.get("clientOrderId"),
@@ -122,6 +127,12 @@ def order_from_record(r: dict[str, Any]) -> Order:
         limit_price=r.get("limitPrice"),
         max_price=r.get("maxPrice"),
     )
+
+
+def _token(record: dict[str, Any], side: str) -> Token:
+    if record.get(f"{side}Mint"):
+        return Token(record[side], record[f"{side}Mint"], int(record[f"{side}Decimals"]))
+    return get_token(record[side])  # written before orders carried their tokens
 
 
 def _conditional_failed(exc: ClientError) -> bool:

@@ -19,6 +19,11 @@ __all__ = [
     "ErrorMessage",
     "ErrorResponse",
     "Health",
+    "LaunchInfo",
+    "LaunchResponse",
+    "Liquidity",
+    "Market",
+    "MarketsResponse",
     "OrderAcceptedMessage",
     "OrderEventView",
     "OrderList",
@@ -32,6 +37,8 @@ __all__ = [
     "QuotesResponse",
     "RejectedQuote",
     "RouteView",
+    "TokenView",
+    "VenueMarket",
 ]
 
 OrderStatusName = Literal["pending", "waiting", "routing", "building", "submitted", "confirmed", "failed",
@@ -140,6 +147,59 @@ class QuotesResponse(_Model):
     quotes: list[QuoteView] = Field(description="Every usable quote, best first.")
     rejected: list[RejectedQuote]
     route: RouteView | None = Field(description="What the router would pick now; null when no venue quotes.")
+
+
+# -- the simulated market ---------------------------------------------------------------------------
+
+
+class TokenView(_Model):
+    symbol: str
+    mint: str
+    decimals: int
+
+
+class Liquidity(_Model):
+    base: str = _decimal("Units of the base token in the pool.")
+    quote: str = _decimal("Units of the quote token in the pool.")
+
+
+class VenueMarket(_Model):
+    venue: str = Field(examples=["raydium"])
+    pool: str
+    price: str = _decimal("Quote per base at the pool's current state (spot, before fees).")
+    liquidity: Liquidity
+    open: bool = Field(description="False until a launched pool opens.")
+    openSlot: int | None = Field(description="The slot a launched pool opens at.")
+
+
+class LaunchInfo(_Model):
+    openSlot: int
+    launchedSlot: int
+    mintRenounced: bool
+    freezeRenounced: bool
+    lpBurned: bool
+    launchPrice: str = _decimal("SOL per whole token at launch.")
+
+
+class Market(_Model):
+    base: TokenView
+    quote: TokenView
+    venues: list[VenueMarket]
+    launch: LaunchInfo | None = Field(description="For a token launched on the simulated cluster.")
+
+
+class MarketsResponse(_Model):
+    slot: int = Field(description="The cluster's current slot.")
+    markets: list[Market]
+
+
+class LaunchResponse(_Model):
+    mint: str = Field(description="The new token's mint (base58).")
+    pool: str
+    venue: str
+    openSlot: int
+    symbol: str
+    decimals: int
 
 
 # -- WebSocket: what the engine sends ---------------------------------------------------------------

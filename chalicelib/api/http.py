@@ -13,10 +13,11 @@ from chalice.app import Blueprint, Response
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from ..domain import DomainError, Order, get_token, to_base_units, to_decimal_string
+from ..domain import DomainError, Order, to_base_units, to_decimal_string
 from .errors import ApiError, error_body
 from .intake import authenticate, submit_order
-from .models import ListOrdersQuery, QuoteQuery, first_error
+from .markets import launch_token, markets_view
+from .models import LaunchRequest, ListOrdersQuery, QuoteQuery, first_error
 from .openapi import document
 from .services import Services, get_services
 from .views import order_view
@@ -105,17 +106,21 @@ def openapi() -> Response:
 def execute_order() -> Response:
     services = get_services()
     client_id = _client(services)
-    request = bp.current_request
-    raw_body = request.raw_body or b""
+    body = _json_body(services)
+    accepted = submit_order(services, client_id, body, bp.current_request.headers.get("idempotency-key"))
+    return _json(202 if accepted.created else 200, accepted.response(services))
+
+
+def _json_body(services: Services) -> Any:
+    """The request's body as JSON: 413 past the limit, 400 when it does not parse."""
+    raw_body = bp.current_request.raw_body or b""
     if len(raw_body) > services.settings.max_body_bytes:
         raise ApiError(413, "payload_too_large", f"body exceeds {services.settings.max_body_bytes} bytes",
                        field="body")
     try:
-        body = json.loads(raw_body or b"null")
+        return json.loads(raw_body or b"null")
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "invalid_json", "the body is not valid JSON", field="body") from None
-    accepted = submit_order(services, client_id, body, request.headers.get("idempotency-key"))
-    return _json(202 if accepted.created else 200, accepted.response(services))
 
 
 @bp.route("/api/orders/{order_id}", methods=["GET"])
@@ -180,6 +185,35 @@ def _active_orders(services: Services, client_id: str, limit: int) -> list[Order
         return [o for o in recent if not o.is_terminal][:limit]
 
 
+@bp.route("/api/markets", methods=["GET"])
+@api_route
+def get_markets() -> Response:
+    services = get_services()
+    _client(services)
+    return _json(200, markets_view(services.market))
+
+
+@bp.route("/api/sim/launches", methods=["POST"])
+@api_route
+def create_launch() -> Response:
+    services = get_services()
+    if not services.settings.simulation_routes:  # served on the local and dev stages only
+        raise ApiError(404, "not_found", "no route matches this path")
+    _client(services)
+    body = _json_body(services)
+    if not isinstance(body, dict):
+        raise ApiError(400, "validation_error", "the body must be a JSON object", field="body")
+    try:
+        request = LaunchRequest.model_validate(body)
+        launched = launch_token(services.market, request)
+    except PydanticValidationError as exc:
+        field, message = first_error(exc)
+        raise ApiError(400, "validation_error", message, field=field) from None
+    except DomainError as exc:
+        raise ApiError(400, exc.code, exc.message, field=exc.field) from None
+    return _json(201, launched)
+
+
 @bp.route("/api/quotes", methods=["GET"])
 @api_route
 def get_quotes() -> Response:
@@ -187,8 +221,8 @@ def get_quotes() -> Response:
     _client(services)
     query = _parse_query(QuoteQuery)
     try:
-        token_in = get_token(query.tokenIn, field="tokenIn")
-        token_out = get_token(query.tokenOut, field="tokenOut")
+        token_in = services.market.token(query.tokenIn, field="tokenIn")
+        token_out = services.market.token(query.tokenOut, field="tokenOut")
         if token_in == token_out:
             raise ApiError(400, "validation_error", "tokenIn and tokenOut must differ", field="tokenOut")
         amount_in = to_base_units(query.amount, token_in)

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from ..domain import DomainError, Order, OrderStatus, OrderType, get_token, request_fingerprint, to_base_units
+from ..domain import DomainError, Order, OrderStatus, OrderType, request_fingerprint, to_base_units
 from .errors import ApiError
 from .keys import KeysUnavailableError
 from .models import IDEMPOTENCY_KEY, OrderRequest, first_error, parse_order_body
@@ -91,8 +91,8 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
                            field="Idempotency-Key")
         key, key_field = header_key, ("clientOrderId" if key is not None else "Idempotency-Key")
     try:
-        token_in = get_token(request.tokenIn, field="tokenIn")
-        token_out = get_token(request.tokenOut, field="tokenOut")
+        token_in = services.market.token(request.tokenIn, field="tokenIn")
+        token_out = services.market.token(request.tokenOut, field="tokenOut")
         amount_in = to_base_units(request.amount, token_in, field="amount")
         order = Order.create(
             client_id=client_id,

@@ -17,8 +17,17 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from .contract import AcceptedOrder, ErrorResponse, Health, OrderList, OrderView, QuotesResponse
-from .models import ExecuteOrderRequest, ListOrdersQuery, QuoteQuery
+from .contract import (
+    AcceptedOrder,
+    ErrorResponse,
+    Health,
+    LaunchResponse,
+    MarketsResponse,
+    OrderList,
+    OrderView,
+    QuotesResponse,
+)
+from .models import ExecuteOrderRequest, LaunchRequest, ListOrdersQuery, QuoteQuery
 
 __all__ = ["OPERATIONS", "Operation", "Response", "document"]
 
@@ -114,6 +123,24 @@ OPERATIONS: tuple[Operation, ...] = (
         query=QuoteQuery,
         responses=(Response(200, "Quotes, best first.", QuotesResponse), _e400("a query parameter is invalid"),
                    E401, E503_KEYS),
+    ),
+    Operation(
+        "GET", "/api/markets", "getMarkets", "Every pair with each venue's price and liquidity now", "market",
+        responses=(Response(200, "The markets, launched tokens last.", MarketsResponse), E401, E503_KEYS),
+    ),
+    Operation(
+        "POST", "/api/sim/launches", "createLaunch", "Launch a token on the simulated cluster", "simulation",
+        description=("Local and dev stages only (404 elsewhere): a new mint and one pool paired with SOL on the "
+                     "chosen venue, opening `openInSlots` slots (400 ms) from now. Its mint is what a sniper "
+                     "order watches; once the pool opens, quotes and market orders work on it too."),
+        body=LaunchRequest,
+        body_examples={"launch": {"symbol": "PEPE2", "decimals": 6, "venue": "raydium", "liquidity": "50",
+                                  "openInSlots": 10, "mintRenounced": True, "freezeRenounced": True,
+                                  "lpBurned": True}},
+        responses=(Response(201, "Launched.", LaunchResponse), _e400(), E401,
+                   Response(404, "Not served on this stage."),
+                   Response(413, "The body is larger than 16 KiB."),
+                   Response(415, "The body is not `application/json`."), E503_KEYS),
     ),
     Operation(
         "GET", "/openapi.json", "getOpenApi", "This document", "operations", authenticated=False,
@@ -226,7 +253,8 @@ def document(server_url: str = "http://127.0.0.1:8000") -> dict[str, Any]:
                             "AsyncAPI document)."),
         },
         "servers": [{"url": server_url}],
-        "tags": [{"name": "orders"}, {"name": "market"}, {"name": "operations"}, {"name": "dashboard"}],
+        "tags": [{"name": "orders"}, {"name": "market"}, {"name": "simulation"}, {"name": "operations"},
+                 {"name": "dashboard"}],
         "paths": paths,
         "components": {
             "schemas": defs.get("$defs", {}),

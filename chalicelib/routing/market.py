@@ -42,10 +42,13 @@ from ..domain import (
     RpcError,
     SlippageExceededError,
     Token,
+    UnknownTokenError,
     ValidationError,
 )
+from ..domain import get_token as listed_token
 from ..domain.base58 import b58encode
 from ..domain.clock import Clock
+from .launches import LAUNCH_TTL_SECONDS, LAUNCHES_KEY, SOL, Launch, LaunchTerms, launch_key
 from .meteora import DlmmParameters, DlmmPool, Volatility
 from .pools import Pool, SwapResult
 from .raydium import RaydiumPool
@@ -118,6 +121,7 @@ class PoolSpec:
     target: Decimal  # starting spot price, token_y base units per token_x base unit
     depth_x: int
     params: DlmmParameters | None = None  # Meteora only
+    open_ms: int = 0  # since genesis: a launched pool refuses every trade before
 
     def token(self, mint: str) -> Token:
         if mint == self.token_x.mint:
@@ -222,7 +226,10 @@ class SimulatedVenue:
         self.pool_ids: dict[frozenset[str], str] = {}
 
     def spec_for(self, token_in: Token, token_out: Token) -> PoolSpec:
-        pool_id = self.pool_ids.get(frozenset({token_in.mint, token_out.mint}))
+        key = frozenset({token_in.mint, token_out.mint})
+        pool_id = self.pool_ids.get(key)
+        if pool_id is None and token_in != token_out and self._market.refresh_launches():
+            pool_id = self.pool_ids.get(key)
         if pool_id is None or token_in == token_out:
             raise NoRouteError(f"{self.name} has no {token_in.symbol}/{token_out.symbol} pool")
         return self._market.specs[pool_id]
@@ -231,6 +238,7 @@ class SimulatedVenue:
         if amount_in <= 0:
             raise ValidationError("amount must be positive", field="amount")
         spec = self.spec_for(token_in, token_out)
+        self._market.require_open(spec, self._market.elapsed_ms())
         delay = self._market.network_delay(self.name)  # the request's way there
         result = self._market.simulate(spec.pool_id, token_in, amount_in)
         quote = Quote(
@@ -266,8 +274,12 @@ class SimulatedMarket:
         self._genesis_ms: int | None = None
         self.venues: dict[str, SimulatedVenue] = {name: SimulatedVenue(name, self) for name in VENUES}
         self.specs: dict[str, PoolSpec] = {}
+        self.listed: list[str] = []  # the seeded pools of the listed tokens, which market flow moves
+        self.launches: dict[str, Launch] = {}  # mint -> launch, as far as this process has seen
+        self._launch_lock = threading.Lock()
         self._initial: dict[str, str] = {}  # pool id -> its encoded starting state
         self._build()
+        self.listed = list(self.specs)
 
     # -- construction ----------------------------------------------------------------------------
     def _pool_id(self, venue: str, x: Token, y: Token) -> str:
@@ -304,6 +316,83 @@ class SimulatedMarket:
         self._initial[spec.pool_id] = self.encode(pool)
         self.venues[spec.venue].pool_ids[key] = spec.pool_id
 
+    # -- launches: tokens and pools created while the cluster runs ---------------------------------
+    def launch(self, terms: LaunchTerms, *, nonce: bytes) -> Launch:
+        """Mint a token and create its pool, paired with SOL, opening ``terms.open_in_slots``
+        slots from now. ``nonce`` makes the mint (random bytes from the caller's entropy)."""
+        if terms.venue not in self.venues:
+            raise ValidationError(f"unknown venue {terms.venue!r}; venues: {', '.join(VENUES)}", field="venue")
+        now_ms = self.elapsed_ms()
+        mint = b58encode(hashlib.sha256(b"mint:" + nonce).digest())
+        pool_id = b58encode(hashlib.sha256(f"{terms.venue}:{mint}:{SOL.mint}".encode()).digest())
+        open_slot = self.slot_at(now_ms) + terms.open_in_slots
+        launch = Launch(Token(terms.symbol, mint, terms.decimals), terms.venue, pool_id, now_ms,
+                        max(now_ms, (open_slot - GENESIS_HEIGHT) * self.settings.slot_ms), terms.liquidity,
+                        terms.price, terms.mint_renounced, terms.freeze_renounced, terms.lp_burned)
+        if launch.token_amount <= 0:
+            raise ValidationError("liquidity buys no whole base unit of the token at this price", field="liquidity")
+        self._add_launch(launch)  # builds the pool first: a pool that cannot exist is refused here
+
+        def record(txn: StateTxn) -> None:
+            txn.set(launch_key(mint), launch.dump(), LAUNCH_TTL_SECONDS)
+            txn.zadd(LAUNCHES_KEY, mint, launch.open_ms, LAUNCH_TTL_SECONDS)
+
+        self.state.transaction(record)
+        return launch
+
+    def refresh_launches(self) -> bool:
+        """Learn the launches other processes made; True if there was one this process did not know."""
+        def look(txn: StateTxn) -> list[str | None]:
+            [members] = txn.read([], [(LAUNCHES_KEY, 2**62)])[1]
+            unknown = [mint for mint, _ in members if mint not in self.launches]
+            return txn.get(*[launch_key(m) for m in unknown]) if unknown else []
+
+        found = [Launch.load(raw) for raw in self.state.transaction(look) if raw is not None]
+        for launch in found:
+            self._add_launch(launch)
+        return bool(found)
+
+    def _add_launch(self, launch: Launch) -> None:
+        with self._launch_lock:
+            if launch.token.mint in self.launches:
+                return
+            token, target = launch.token, launch.target
+            key = frozenset({token.mint, SOL.mint})
+            if launch.venue == "raydium":
+                pool: Pool = RaydiumPool(launch.pool_id, token, SOL, launch.token_amount, launch.liquidity)
+                spec = PoolSpec("raydium", launch.pool_id, token, SOL, target, launch.token_amount,
+                                open_ms=launch.open_ms)
+            else:
+                params = DlmmParameters()
+                per_bin = max(1, launch.token_amount // BINS_EACH_SIDE)
+                dlmm = DlmmPool.seeded(launch.pool_id, token, SOL, target, per_bin, BINS_EACH_SIDE, params,
+                                       launch.open_ms / 1000)
+                pool = dlmm
+                spec = PoolSpec("meteora", launch.pool_id, token, SOL, dlmm.bin_price(dlmm.active_id),
+                                launch.token_amount, params, open_ms=launch.open_ms)
+            self._add(spec, pool, key)
+            self.launches[token.mint] = launch
+
+    def token(self, text: str, *, field: str = "token") -> Token:
+        """A listed token by symbol or mint, else a launched one by mint."""
+        try:
+            return listed_token(text, field=field)
+        except UnknownTokenError:
+            launch = self.launches.get(text)
+            if launch is None and self.refresh_launches():
+                launch = self.launches.get(text)
+            if launch is None:
+                raise
+            return launch.token
+
+    def markets(self) -> list[tuple[PoolSpec, Pool, Launch | None]]:
+        """Every pool as it is now, with its launch (None for the seeded pools of listed tokens)."""
+        self.refresh_launches()
+        specs = list(self.specs.values())
+        raws = self.read([pool_key(s.pool_id) for s in specs], settled=False)
+        launched = {launch.pool_id: launch for launch in self.launches.values()}
+        return [(s, self.decode(s.pool_id, raw), launched.get(s.pool_id)) for s, raw in zip(specs, raws, strict=True)]
+
     # -- pool states: compact JSON of integers -----------------------------------------------------
     def encode(self, pool: Pool) -> str:
         if isinstance(pool, RaydiumPool):
@@ -322,7 +411,7 @@ class SimulatedMarket:
 
     def decode(self, pool_id: str, raw: str | None) -> Pool:
         """The pool from its stored state; a pool never written yet is at its seeded start."""
-        spec = self.specs[pool_id]
+        spec = self._spec(pool_id)
         d = json.loads(raw if raw is not None else self._initial[pool_id])
         if spec.params is None:
             (rx, ry), (fx, fy) = d["r"], d["f"]
@@ -462,7 +551,7 @@ class SimulatedMarket:
             return []  # someone else got here first
         book = PoolBook(self, txn)
         ticks = any(item is None for *_, item in events)
-        book.load(list(self.specs) if ticks else [p for *_, item in events if item for p in item.pool_ids])
+        book.load(self.listed if ticks else [p for *_, item in events if item for p in item.pool_ids])
         changes: list[PoolChange] = []
         for _at, _kind, _key, tick, item in sorted(events, key=lambda e: (e[0], e[1], e[2])):
             if item is None:
@@ -482,7 +571,8 @@ class SimulatedMarket:
         at_ms = tick * self.settings.tick_ms
         slot = self.slot_at(at_ms)
         changes = []
-        for spec in self.specs.values():
+        for pool_id in self.listed:  # launched pools move by trades alone
+            spec = self.specs[pool_id]
             rng = random.Random(_tick_seed(self.settings.seed, tick, spec.pool_id))
             pool = book.pool(spec.pool_id)
             spot: Decimal = pool.spot_price(pool.token_x)
@@ -508,6 +598,7 @@ class SimulatedMarket:
         """Trade ``amount_in`` of ``mint_in`` in the pool, in ``book``; ``SlippageExceededError``
         (pool untouched) when the output would fall below the minimum."""
         spec = self._spec(pool_id)
+        self.require_open(spec, at_ms)
         pool = book.pool(pool_id)
         result = self._checked(spec, pool, mint_in, amount_in, min_amount_out, at_ms)
         pool.commit(result, at_ms / 1000)
@@ -518,13 +609,20 @@ class SimulatedMarket:
                   at_ms: int) -> SwapResult:
         """What ``swap_in`` would do to the pool in state ``raw``, without doing it."""
         spec = self._spec(pool_id)
+        self.require_open(spec, at_ms)
         return self._checked(spec, self.decode(pool_id, raw), mint_in, amount_in, min_amount_out, at_ms)
 
     def _spec(self, pool_id: str) -> PoolSpec:
         spec = self.specs.get(pool_id)
+        if spec is None and self.refresh_launches():
+            spec = self.specs.get(pool_id)
         if spec is None:
             raise NoRouteError(f"unknown pool {pool_id}")
         return spec
+
+    def require_open(self, spec: PoolSpec, at_ms: int) -> None:
+        if at_ms < spec.open_ms:
+            raise NoRouteError(f"{spec.venue} pool {spec.pool_id} opens at slot {self.slot_at(spec.open_ms)}")
 
     @staticmethod
     def _checked(spec: PoolSpec, pool: Pool, mint_in: str, amount_in: int, min_amount_out: int,

@@ -109,6 +109,9 @@ class DlmmPool:
         price = self.bin_price(self.active_id)
         return price if token_in == self.token_x else _CTX.divide(Decimal(1), price)
 
+    def reserves(self) -> tuple[int, int]:
+        return sum(x for x, _ in self.bins.values()), sum(y for _, y in self.bins.values())
+
     def base_fee_rate(self) -> int:
         return self.params.base_factor * self.params.bin_step * 10
 

@@ -35,3 +35,7 @@ class Pool(Protocol):
     def spot_price(self, token_in: Token) -> Any:
         """Output base units per input base unit at the pool's current state (a ``Decimal``)."""
         ...
+
+    def reserves(self) -> tuple[int, int]:
+        """Base units of ``token_x`` and ``token_y`` the pool holds for trading (fees excluded)."""
+        ...

@@ -66,6 +66,9 @@ class RaydiumPool:
         r_in, r_out = self._reserves(token_in)
         return Decimal(r_out) / Decimal(r_in)
 
+    def reserves(self) -> tuple[int, int]:
+        return self.reserve_x, self.reserve_y
+
     def simulate(self, token_in: Token, amount_in: int, now: float = 0.0) -> SwapResult:
         r_in, r_out = self._reserves(token_in)
         amount_out, fee = constant_product_out(r_in, r_out, amount_in, self.fee_numerator, self.fee_denominator)
