@@ -105,9 +105,13 @@ def test_preflight_refuses_a_swap_below_its_minimum() -> None:
     # another trade moves the pool first
     q = tx.swaps[0].quote
     w.market.venue(q.venue).swap(w.market.venue(q.venue).quote(SOL, USDC, 5_000 * 10**9), 0)
-    with pytest.raises(SlippageExceededError):
+    with pytest.raises(SlippageExceededError) as info:
         w.chain.send_transaction(tx)
     assert w.chain.executed_swaps() == 0
+    message = info.value.message  # a sentence in token units, not base units
+    assert message.startswith(f"the RPC node's preflight refused the transaction: the swap on {q.venue} would return ")
+    assert message.endswith("(slippage exceeded)") and "USDC, less than the minimum of " in message
+    assert "base units" not in message and "<" not in message
 
 
 def test_slippage_at_landing_is_an_on_chain_error() -> None:
