@@ -6,12 +6,24 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run test lint typecheck check bench docs test-postman screenshots package localstack test-localstack clean
 
+# The first install (no stamp yet) shows each step and pip's own progress: it takes a minute or
+# two. An update after pyproject.toml changed says so and lets pip be quiet. Once the stamp is
+# there, nothing is printed at all. pip is the venv's own: chalice pins the pip it works with
+# (an upgrade to the newest pip is refused by its requirement, with an ERROR line).
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@if test -f $(STAMP); then \
+	  echo "order-engine: pyproject.toml changed, updating $(VENV)"; quiet=--quiet; \
+	else \
+	  echo "order-engine: first run, installing into $(VENV) (a minute or two; later runs skip this)"; quiet=; \
+	fi; \
+	if ! test -x $(BIN)/python; then \
+	  echo "[1/2] creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV) || exit 1; \
+	else echo "[1/2] $(VENV) exists"; fi; \
+	echo "[2/2] installing order-engine and its dependencies (pip)"; \
+	$(BIN)/python -m pip install $$quiet -e '.[dev]' || exit 1
 	@touch $(STAMP)
+	@echo "order-engine: $(VENV) is ready"
 
 run: $(STAMP)
 	$(BIN)/order-engine run

@@ -1,124 +1,313 @@
-"""``order-engine``: run the local stack, submit an order and watch it, or fire a demo burst.
+"""order-engine: run the local stack, submit an order and watch it, or fire a demo burst.
 
     order-engine run                                   # the whole stack on 127.0.0.1
     order-engine submit --from SOL --to USDC --amount 1.5 --watch
     order-engine demo --orders 20
+
+A failure is one line on stderr saying what went wrong and which setting to change, never a
+traceback. Exit status: 0 done (a watched order confirmed), 1 failed, 2 bad command line,
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import socket
 import sys
-import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from websockets.sync.client import ClientConnection
 
 DEFAULT_REST = "http://127.0.0.1:8000"
 DEFAULT_WS = "ws://127.0.0.1:8001"
-TERMINAL = {"confirmed", "failed"}
+DEFAULT_KEY = "local-dev-key"
+TERMINAL = {"confirmed", "failed", "expired", "cancelled"}
+REST_TIMEOUT = 10.0  # seconds for one REST answer
+OPEN_TIMEOUT = 10.0  # seconds for a WebSocket handshake
+# Width of output that is not a terminal (a pipe, a file, CI logs): rich's default there is 80
+# columns, which wraps long lines and squeezes tables. COLUMNS, when set, still wins.
+NON_TTY_WIDTH = 400
+
+REST_HINT = "point --rest or ORDER_ENGINE_REST at the stack's REST API (REST_PORT of `make run`, default 8000)"
+WS_HINT = "point --ws or ORDER_ENGINE_WS at the stack's WebSocket gateway (WS_PORT of `make run`, default 8001)"
+WS_URL_HINT = ("that is the wsUrl the REST API answered, made from the stack's WS_PUBLIC_URL: "
+               "fix WS_PUBLIC_URL, or point --ws or ORDER_ENGINE_WS at the WebSocket gateway (WS_PORT)")
+KEY_HINT = "set --api-key to one of the stack's keys (API_KEYS; local-dev-key by default)"
+
+
+class CliError(Exception):
+    """What the user sees: one line, and the exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
 
 
 def _default_key() -> str:
-    from .stack import first_api_key
+    """The first key of API_KEYS, as the local stack reads it; local-dev-key without one."""
+    from chalicelib.config import parse_api_keys
 
-    return first_api_key(os.environ.get("API_KEYS"))
+    return next(iter(parse_api_keys(os.environ.get("API_KEYS") or "")), DEFAULT_KEY)
 
 
-# -- run ----------------------------------------------------------------------------------------
-def cmd_run(args: argparse.Namespace) -> int:
-    from .stack import DevStack
+def _console() -> Console:
+    from rich.console import Console
 
-    stack = DevStack(
-        rest_port=args.rest_port,
-        ws_port=args.ws_port,
-        aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-        redis_url=os.environ.get("REDIS_URL") or None,
-    )
+    console = Console()
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console
+    return Console(width=NON_TTY_WIDTH, soft_wrap=True)
+
+
+# -- network failures, in words ------------------------------------------------------------------
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
     try:
-        stack.run_forever()
-    except Exception as exc:  # a busy port, an endpoint without DynamoDB: one clear line, not a traceback
-        print(f"order-engine: the local stack could not start: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return urlsplit(url).hostname or url
+    except ValueError:
+        return url
 
 
-# -- submit -------------------------------------------------------------------------------------
-def _post_order(rest: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+def _unreachable(where: str, url: str, exc: BaseException, hint: str, timeout: float) -> CliError:
+    """``where`` (e.g. "the REST API at http://…") could not be reached: why, and what to change."""
     import httpx
 
-    resp = httpx.post(f"{rest}/api/orders/execute", json=body, headers={"x-api-key": key}, timeout=10)
-    data: dict[str, Any] = resp.json()
-    if resp.status_code >= 400:
-        err = data.get("error", {})
-        field = f" ({err['field']})" if err.get("field") else ""
-        raise SystemExit(f"error {resp.status_code} {err.get('code')}: {err.get('message')}{field}")
+    for cause in _causes(exc):
+        if isinstance(cause, socket.gaierror):
+            return CliError(f"cannot reach {where}: the host {_host(url)} is unknown (DNS lookup failed); {hint}")
+        if isinstance(cause, ConnectionRefusedError):
+            return CliError(f"cannot reach {where}: connection refused, nothing listens there; "
+                            f"start the stack with `make run`, or {hint}")
+        if isinstance(cause, TimeoutError | httpx.TimeoutException):
+            return CliError(f"{where} did not answer within {timeout:g} s; if the stack is not just busy, {hint}")
+    reason = next((f"{c.strerror}" for c in _causes(exc) if isinstance(c, OSError) and c.strerror), None)
+    return CliError(f"cannot reach {where}: {reason or exc or type(exc).__name__}; {hint}")
+
+
+# -- REST ------------------------------------------------------------------------------------------
+def _rest_call(rest: str, key: str, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One call of the public API; any failure becomes a ``CliError`` naming what to change."""
+    import httpx
+
+    where = f"the REST API at {rest}"
+    try:
+        resp = httpx.request(method, f"{rest.rstrip('/')}{path}", json=body, headers={"x-api-key": key},
+                             timeout=REST_TIMEOUT)
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+        raise CliError(f"{rest} is not an http:// or https:// URL; {REST_HINT}") from None
+    except httpx.HTTPError as exc:
+        raise _unreachable(where, rest, exc, REST_HINT, REST_TIMEOUT) from None
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    error = data.get("error") if isinstance(data, dict) else None
+    if resp.is_error:
+        if isinstance(error, dict) and error.get("message"):
+            field_ = f" (field {error['field']})" if error.get("field") else ""
+            hint = f"; {KEY_HINT}" if resp.status_code == 401 else ""
+            raise CliError(f"{where} refused the request: {resp.status_code} {error.get('code')}: "
+                           f"{error['message']}{field_}{hint}")
+        raise CliError(f"{where} answered {resp.status_code} {resp.reason_phrase} without the API's error shape; "
+                       f"is it the order engine? {REST_HINT}")
+    if not isinstance(data, dict):
+        kind = resp.headers.get("content-type", "no content type").split(";")[0]
+        raise CliError(f"{where} answered {resp.status_code} with {kind} instead of JSON; is it the order engine? "
+                       f"{REST_HINT}")
     return data
 
 
+# -- WebSocket -------------------------------------------------------------------------------------
 def _ws_url(ws: str, key: str, **params: str) -> str:
     return f"{ws.rstrip('/')}/?{urlencode({'apiKey': key, **params})}"
 
 
-def _describe(msg: dict[str, Any]) -> str:
-    data = msg.get("data") or {}
-    status = msg.get("status", "")
+def _connect(base: str, key: str, hint: str, **params: str) -> ClientConnection:
+    """An open WebSocket to ``base`` (never shown with its key), or a ``CliError`` naming what to change."""
+    from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
+    from websockets.sync.client import connect
+
+    where = f"the WebSocket gateway at {base}"
+    try:
+        return connect(_ws_url(base, key, **params), open_timeout=OPEN_TIMEOUT)
+    except InvalidURI:
+        raise CliError(f"{base} is not a ws:// or wss:// URL; {hint}") from None
+    except InvalidStatus as exc:
+        code = exc.response.status_code
+        if code in (401, 403):
+            raise CliError(f"{where} refused the API key ({code}); {KEY_HINT}") from None
+        raise CliError(f"{where} answered HTTP {code} instead of a WebSocket handshake; "
+                       f"is it the order engine's gateway? {hint}") from None
+    except (OSError, WebSocketException) as exc:
+        if isinstance(exc, WebSocketException) and not any(isinstance(c, OSError) for c in _causes(exc)):
+            raise CliError(f"{where} did not complete a WebSocket handshake ({exc}); {hint}") from None
+        raise _unreachable(where, base, exc, hint, OPEN_TIMEOUT) from None
+
+
+def _closed(exc: BaseException) -> str:
+    """How a socket ended, from a ``ConnectionClosed``: its close code and reason, or a drop."""
+    frame = getattr(exc, "rcvd", None)
+    if frame is None:
+        return "the connection dropped"
+    reason = f" {frame.reason}" if frame.reason else ""
+    return f"the gateway closed it (code {frame.code}{reason})"
+
+
+def _receive(ws: ClientConnection, timeout: float) -> dict[str, Any] | None:
+    """The next JSON object, ``None`` for anything else; ``TimeoutError``/``ConnectionClosed`` pass."""
+    raw = ws.recv(timeout=timeout)
+    try:
+        msg = json.loads(raw)
+    except ValueError:
+        return None
+    return msg if isinstance(msg, dict) else None
+
+
+# -- submit --------------------------------------------------------------------------------------
+def _describe(status: str, data: dict[str, Any]) -> str:
     if status == "routing":
-        return ", ".join(f"{q['venue']} {q['amountOut']} (impact {q['priceImpactBps']} bps)"
-                         for q in data.get("quotes", [])) or "no quotes"
+        if "quotes" not in data:
+            return ""
+        return ", ".join(f"{q.get('venue')} {q.get('amountOut')} (impact {q.get('priceImpactBps')} bps)"
+                         for q in data.get("quotes") or []) or "no quotes"
     if status == "building":
         return f"{data.get('venue')} min out {data.get('minAmountOut')} wrapSol={data.get('wrapSol')}"
     if status == "submitted":
-        return f"signature {data.get('signature', '')[:20]}…"
+        return f"signature {str(data.get('signature', ''))[:20]}…"
     if status == "confirmed":
-        tx = data.get("txHash", "")[:16]
+        tx = str(data.get("txHash", ""))[:16]
         return f"{data.get('amountOut')} at {data.get('executedPrice')} on {data.get('venue')} tx {tx}…"
     if status == "failed":
-        err = data.get("error", {})
+        err = data.get("error") or {}
         return f"{err.get('code')}: {err.get('message')}"
     if status == "pending" and data.get("attempt"):
         return f"retry, attempt {data['attempt']}"
     return ""
 
 
-def cmd_submit(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from websockets.sync.client import connect
+def _instant(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
 
-    console = Console()
+
+class _Watch:
+    """Prints an order's statuses once each, in seq order: first what the snapshot's history
+    holds (a late subscriber still sees the routing quotes), then the live ones. A status seen
+    again (the contract allows it after a fault) is dropped by its seq."""
+
+    def __init__(self, console: Console, order_id: str, started: float) -> None:
+        self.console = console
+        self.order_id = order_id
+        self.started = started
+        self.created: datetime | None = None
+        self.last_seq = 0
+        self.status = "unknown"
+
+    def _elapsed(self, at: Any) -> str:
+        when = _instant(at)
+        if self.created is not None and when is not None:
+            return f"{(when - self.created).total_seconds():6.2f}s"
+        return f"{time.monotonic() - self.started:6.2f}s"
+
+    def show(self, seq: Any, status: Any, at: Any, data: Any) -> None:
+        if not isinstance(seq, int) or seq <= self.last_seq:
+            return
+        self.last_seq, self.status = seq, str(status)
+        colour = {"confirmed": "green", "failed": "red"}.get(self.status, "cyan")
+        detail = _describe(self.status, data if isinstance(data, dict) else {})
+        self.console.print(f"{self._elapsed(at)}  [{colour}]{self.status:<9}[/] seq {seq}  {detail}".rstrip(),
+                           highlight=False)
+
+    def take(self, msg: dict[str, Any]) -> None:
+        if msg.get("orderId") not in (None, self.order_id):
+            return
+        if msg.get("type") == "order.snapshot":
+            order = msg.get("order") if isinstance(msg.get("order"), dict) else {}
+            self.created = _instant(order.get("createdAt"))
+            history = [e for e in order.get("history") or [] if isinstance(e, dict)]
+            for event in sorted(history, key=lambda e: e.get("seq") if isinstance(e.get("seq"), int) else 0):
+                self.show(event.get("seq"), event.get("status"), event.get("at"), event.get("data"))
+            self.show(msg.get("seq"), msg.get("status"), order.get("updatedAt"), {})  # history cut short
+        elif msg.get("type") == "order.status":
+            self.show(msg.get("seq"), msg.get("status"), msg.get("at"), msg.get("data"))
+        elif msg.get("type") == "error":
+            raise CliError(f"the WebSocket gateway answered {msg.get('code')}: {msg.get('message')}")
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from websockets.exceptions import ConnectionClosed
+
+    console = _console()
     body: dict[str, Any] = {"type": "market", "tokenIn": args.token_in, "tokenOut": args.token_out,
                             "amount": args.amount, "slippageBps": args.slippage_bps}
     if args.client_order_id:
         body["clientOrderId"] = args.client_order_id
     started = time.monotonic()
-    accepted = _post_order(args.rest, args.api_key, body)
-    order_id = accepted["orderId"]
-    console.print(f"[bold]{order_id}[/] accepted ({accepted['status']})")
+    accepted = _rest_call(args.rest, args.api_key, "POST", "/api/orders/execute", body)
+    order_id = accepted.get("orderId")
+    if not isinstance(order_id, str):
+        raise CliError(f"the REST API at {args.rest} accepted the order without an orderId; is it the order "
+                       f"engine? {REST_HINT}")
+    console.print(f"[bold]{order_id}[/] accepted ({accepted.get('status')})", highlight=False)
     if not args.watch:
         console.print_json(json.dumps(accepted))
         return 0
-    with connect(_ws_url(args.ws, args.api_key, orderId=order_id), open_timeout=10) as ws:
-        while True:
-            msg = json.loads(ws.recv(timeout=args.timeout))
-            elapsed = f"{time.monotonic() - started:6.2f}s"
-            if msg["type"] == "order.snapshot":
-                console.print(f"{elapsed}  [dim]snapshot[/] {msg['status']} (seq {msg['seq']})")
-                status = msg["status"]
-            elif msg["type"] == "order.status":
-                status = msg["status"]
-                colour = {"confirmed": "green", "failed": "red"}.get(status, "cyan")
-                console.print(f"{elapsed}  [{colour}]{status:<9}[/] seq {msg['seq']}  {_describe(msg)}")
-            elif msg["type"] == "error":
-                console.print(f"[red]error[/] {msg.get('code')}: {msg.get('message')}")
-                return 1
-            else:
-                continue
-            if status in TERMINAL:
-                return 0 if status == "confirmed" else 1
+    if args.ws:
+        base, hint = args.ws, WS_HINT
+    elif isinstance(accepted.get("wsUrl"), str):
+        base, hint = accepted["wsUrl"].split("?", 1)[0], WS_URL_HINT
+    else:
+        base, hint = DEFAULT_WS, WS_HINT
+    watch = _Watch(console, order_id, started)
+    later = f"{order_id} goes on in the engine: GET {args.rest.rstrip('/')}/api/orders/{order_id}"
+    try:
+        try:
+            ws = _connect(base, args.api_key, hint, orderId=order_id)
+        except CliError as exc:
+            raise CliError(f"{exc.message}; {later}") from None
+        with ws:
+            while not watch.finished:
+                try:
+                    msg = _receive(ws, args.timeout)
+                except TimeoutError:
+                    raise CliError(f"no news of {order_id} for {args.timeout:g} s (last status {watch.status}); "
+                                   f"{later}; --timeout waits longer") from None
+                except ConnectionClosed as exc:
+                    raise CliError(f"the WebSocket closed before {order_id} finished (last status "
+                                   f"{watch.status}): {_closed(exc)}; {later}") from None
+                if msg is not None:
+                    watch.take(msg)
+    except KeyboardInterrupt:
+        raise CliError(f"interrupted; {later}", status=130) from None
+    return 0 if watch.status == "confirmed" else 1
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -137,105 +326,290 @@ class Row:
         end = self.finished or time.monotonic()
         return f"{end - self.started:5.2f}s"
 
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL or self.status == "rejected"
+
 
 DEMO_PAIRS = [("SOL", "USDC", "1.5"), ("USDC", "SOL", "250"), ("SOL", "JUP", "3"), ("SOL", "BONK", "0.5"),
               ("USDC", "RAY", "100"), ("USDT", "USDC", "500")]
+
+
+def _demo_take(msg: dict[str, Any], rows: dict[str, Row], by_order: dict[str, Row]) -> None:
+    kind = msg.get("type")
+    if kind == "order.accepted" and msg.get("clientOrderId") in rows:
+        row = rows[msg["clientOrderId"]]
+        row.order_id = str(msg.get("orderId", ""))
+        by_order[row.order_id] = row
+    elif kind in ("order.status", "order.snapshot") and msg.get("orderId") in by_order:
+        row = by_order[msg["orderId"]]
+        row.status = str(msg.get("status", row.status))
+        data = msg.get("data") if isinstance(msg.get("data"), dict) else {}
+        row.venue = data.get("venue") or row.venue
+        row.price = data.get("executedPrice") or row.price
+        if row.status in TERMINAL:
+            row.finished = time.monotonic()
+    elif kind == "error":
+        pending = next((r for r in rows.values() if r.status == "sending"), None)
+        if pending:
+            pending.status = "rejected"
+            pending.price = str(msg.get("code", ""))
+
+
+class _Still:
+    """``Live``'s interface, showing nothing while it lasts."""
+
+    def __enter__(self) -> _Still:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, renderable: Any) -> None:
+        return None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Fire N orders over one WebSocket (``execute``) and show them move in a live table."""
     from rich.live import Live
     from rich.table import Table
-    from websockets.sync.client import connect
+    from websockets.exceptions import ConnectionClosed
 
+    console = _console()
     rows: dict[str, Row] = {}
-    lock = threading.Lock()
+    by_order: dict[str, Row] = {}
 
     def table() -> Table:
         t = Table(title=f"{args.orders} concurrent orders")
         for col in ("order", "pair", "venue", "status", "price", "latency"):
             t.add_column(col)
-        with lock:
-            for row in rows.values():
-                colour = {"confirmed": "green", "failed": "red"}.get(row.status, "cyan")
-                t.add_row(row.order_id[-10:], row.pair, row.venue, f"[{colour}]{row.status}[/]", row.price,
-                          row.latency)
+        for row in rows.values():
+            colour = {"confirmed": "green", "failed": "red"}.get(row.status, "cyan")
+            t.add_row(row.order_id[-10:], row.pair, row.venue, f"[{colour}]{row.status}[/]", row.price, row.latency)
         return t
 
-    with connect(_ws_url(args.ws, args.api_key), open_timeout=10) as ws, Live(table(), refresh_per_second=8) as live:
-        for i in range(args.orders):
-            token_in, token_out, amount = DEMO_PAIRS[i % len(DEMO_PAIRS)]
-            coid = f"demo-{uuid.uuid4().hex[:12]}"
-            rows[coid] = Row(pair=f"{amount} {token_in}→{token_out}")
-            ws.send(json.dumps({"action": "execute", "order": {"tokenIn": token_in, "tokenOut": token_out,
-                                                               "amount": amount, "slippageBps": 100,
-                                                               "clientOrderId": coid}}))
-        by_order: dict[str, Row] = {}
-        deadline = time.monotonic() + args.timeout
-        while time.monotonic() < deadline:
-            live.update(table())
-            if rows and all(r.status in TERMINAL or r.status == "rejected" for r in rows.values()):
-                break
+    def unfinished() -> str:
+        return f"{sum(not r.done for r in rows.values())} of {len(rows)} orders unfinished"
+
+    base = args.ws or DEFAULT_WS
+    problem: CliError | None = None
+    # Not a terminal (a pipe, a log): no redrawing, the final table once at the end.
+    display = Live(table(), console=console, refresh_per_second=8) if console.is_terminal else _Still()
+    try:
+        with _connect(base, args.api_key, WS_HINT) as ws, display as live:
             try:
-                msg = json.loads(ws.recv(timeout=0.2))
-            except TimeoutError:
-                continue
-            with lock:
-                if msg["type"] == "order.accepted":
-                    row = rows[msg["clientOrderId"]]
-                    row.order_id = msg["orderId"]
-                    by_order[msg["orderId"]] = row
-                elif msg["type"] == "order.status" and msg["orderId"] in by_order:
-                    row = by_order[msg["orderId"]]
-                    row.status = msg["status"]
-                    data = msg.get("data") or {}
-                    row.venue = data.get("venue") or row.venue
-                    row.price = data.get("executedPrice") or row.price
-                    if msg["status"] in TERMINAL:
-                        row.finished = time.monotonic()
-                elif msg["type"] == "error":
-                    pending = next((r for r in rows.values() if r.status == "sending"), None)
-                    if pending:
-                        pending.status = "rejected"
-                        pending.price = msg.get("code", "")
-        live.update(table())
+                for i in range(args.orders):
+                    token_in, token_out, amount = DEMO_PAIRS[i % len(DEMO_PAIRS)]
+                    coid = f"demo-{uuid.uuid4().hex[:12]}"
+                    rows[coid] = Row(pair=f"{amount} {token_in}→{token_out}")
+                    ws.send(json.dumps({"action": "execute", "order": {
+                        "type": "market", "tokenIn": token_in, "tokenOut": token_out, "amount": amount,
+                        "slippageBps": 100, "clientOrderId": coid}}))
+                deadline = time.monotonic() + args.timeout
+                while not all(r.done for r in rows.values()):
+                    live.update(table())
+                    if time.monotonic() >= deadline:
+                        problem = CliError(f"{unfinished()} after {args.timeout:g} s; they go on in the engine; "
+                                           f"--timeout waits longer")
+                        break
+                    try:
+                        msg = _receive(ws, 0.2)
+                    except TimeoutError:
+                        continue
+                    if msg is not None:
+                        _demo_take(msg, rows, by_order)
+            except ConnectionClosed as exc:
+                problem = CliError(f"the WebSocket closed with {unfinished()}: {_closed(exc)}")
+            live.update(table())
+    except KeyboardInterrupt:
+        raise CliError("interrupted; the orders already sent go on in the engine", status=130) from None
+    if not console.is_terminal:
+        console.print(table())
     done = sum(r.status == "confirmed" for r in rows.values())
-    print(f"{done}/{len(rows)} confirmed")
+    console.print(f"{done}/{len(rows)} confirmed", highlight=False)
+    if problem is not None:
+        raise problem
     return 0 if done == len(rows) else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="order-engine", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+# -- run ----------------------------------------------------------------------------------------
+_PORT_SETTINGS = (("REST_PORT", "--rest-port", "REST API"), ("WS_PORT", "--ws-port", "WebSocket gateway"))
 
-    run = sub.add_parser("run", help="start the whole local stack")
-    run.add_argument("--rest-port", type=int, default=int(os.environ.get("REST_PORT", 8000)))
-    run.add_argument("--ws-port", type=int, default=int(os.environ.get("WS_PORT", 8001)))
+
+def _busy_port(host: str, ports: tuple[int, int]) -> str | None:
+    """Which of the stack's ports cannot be listened on now, in words, or ``None``."""
+    from .http_server import bind
+
+    for (setting, flag, what), port in zip(_PORT_SETTINGS, ports, strict=True):
+        if port == 0:
+            continue
+        try:
+            bind(host, port).close()
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            other = port + 100 if port + 100 <= 65535 else 0
+            return (f"port {port} for the {what} is not free on {host} ({reason}): set {setting} (or {flag}) "
+                    f"to another port, e.g. {setting}={other} make run")
+    return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    host = "127.0.0.1"
+    if args.rest_port == args.ws_port != 0:
+        raise CliError(f"REST_PORT and WS_PORT are both {args.rest_port}: give them different ports "
+                       f"(--rest-port, --ws-port)", status=2)
+    print(f"starting the local stack: REST :{args.rest_port}, WebSocket :{args.ws_port}…", flush=True)
+    from .stack import DevStack
+
+    stack = DevStack(
+        rest_port=args.rest_port,
+        ws_port=args.ws_port,
+        aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        redis_url=os.environ.get("REDIS_URL") or None,
+        host=host,
+    )
+    try:
+        stack.run_forever()
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            busy = _busy_port(host, (args.rest_port, args.ws_port))
+            if busy:
+                raise CliError(busy) from None
+        raise CliError(f"the local stack could not start: {exc}") from None
+    except Exception as exc:  # an endpoint without DynamoDB, a Redis that refuses: one clear line
+        raise CliError(f"the local stack could not start: {exc or type(exc).__name__}") from None
+    return 0
+
+
+# -- the command line -----------------------------------------------------------------------------
+def _port(setting: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            port = int(text)
+        except ValueError:
+            port = -1
+        if not 0 <= port <= 65535:
+            raise argparse.ArgumentTypeError(f"{text!s} is not a port (0-65535; 0 picks a free one); check {setting}")
+        return port
+
+    parse.__name__ = "port"
+    return parse
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
+RUN_DESCRIPTION = """\
+Start the whole local stack on 127.0.0.1 (AWS emulator, Redis, WebSocket gateway, pollers,
+REST API), print where everything is, and serve until Ctrl-C. A busy port is reported at once.
+
+example:
+  order-engine run
+  REST_PORT=8100 WS_PORT=8101 order-engine run     # `make run` takes the same variables
+"""
+SUBMIT_DESCRIPTION = """\
+Submit one market order (POST /api/orders/execute) and print the answer, or with --watch
+follow it over the WebSocket until it is confirmed or failed (exit status 0 or 1). A late
+watch still shows every earlier step, from the order's history.
+
+example:
+  order-engine submit --from SOL --to USDC --amount 1.5 --watch
+  ORDER_ENGINE_REST=http://127.0.0.1:8100 order-engine submit --amount 2 --slippage-bps 100
+"""
+DEMO_DESCRIPTION = """\
+Fire N market orders over one WebSocket ({"action": "execute"}) and show them move in a live
+table until every one has finished; exit status 0 when all are confirmed.
+
+example:
+  order-engine demo --orders 20
+"""
+
+
+def _client_flags(p: argparse.ArgumentParser, timeout_help: str) -> None:
+    p.add_argument("--api-key", metavar="KEY", default=_default_key(),
+                   help="the x-api-key to send (default: the first key of API_KEYS, else local-dev-key)")
+    p.add_argument("--timeout", metavar="SECONDS", type=_positive(float), default=60.0, help=timeout_help)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="order-engine", description=__doc__, formatter_class=_Formatter,
+                                     epilog="`order-engine COMMAND --help` shows a command's flags and an example.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,submit,demo}")
+
+    run = sub.add_parser("run", help="start the whole local stack", description=RUN_DESCRIPTION,
+                         formatter_class=_Formatter)
+    run.add_argument("--rest-port", metavar="PORT", type=_port("REST_PORT"),
+                     default=os.environ.get("REST_PORT", "8000"),
+                     help="port of the REST API (env REST_PORT; default %(default)s; 0 picks a free one)")
+    run.add_argument("--ws-port", metavar="PORT", type=_port("WS_PORT"), default=os.environ.get("WS_PORT", "8001"),
+                     help="port of the WebSocket gateway (env WS_PORT; default %(default)s; 0 picks a free one)")
     run.set_defaults(func=cmd_run)
 
-    for name, func, helptext in (("submit", cmd_submit, "submit one market order"),
-                                 ("demo", cmd_demo, "fire concurrent orders and watch them")):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("--rest", default=os.environ.get("ORDER_ENGINE_REST", DEFAULT_REST))
-        p.add_argument("--ws", default=os.environ.get("ORDER_ENGINE_WS", DEFAULT_WS))
-        p.add_argument("--api-key", default=_default_key())
-        p.add_argument("--timeout", type=float, default=60.0)
-        p.set_defaults(func=func)
-        if name == "submit":
-            p.add_argument("--from", dest="token_in", default="SOL")
-            p.add_argument("--to", dest="token_out", default="USDC")
-            p.add_argument("--amount", default="1")
-            p.add_argument("--slippage-bps", type=int, default=50)
-            p.add_argument("--client-order-id")
-            p.add_argument("--watch", action="store_true", help="stream the lifecycle over the WebSocket")
-        else:
-            p.add_argument("--orders", type=int, default=5)
-    args = parser.parse_args(argv)
+    submit = sub.add_parser("submit", help="submit one market order, and --watch it", description=SUBMIT_DESCRIPTION,
+                            formatter_class=_Formatter)
+    submit.add_argument("--rest", metavar="URL", default=os.environ.get("ORDER_ENGINE_REST", DEFAULT_REST),
+                        help="the REST API's base URL (env ORDER_ENGINE_REST; default %(default)s)")
+    _client_flags(submit, "seconds to wait for each next status with --watch (default %(default)g)")
+    submit.add_argument("--ws", metavar="URL", default=os.environ.get("ORDER_ENGINE_WS"),
+                        help="the WebSocket gateway's URL for --watch (env ORDER_ENGINE_WS; default: the wsUrl the "
+                             "REST API answers)")
+    submit.add_argument("--from", dest="token_in", metavar="TOKEN", default="SOL",
+                        help="token to sell: a symbol (SOL, USDC, USDT, BONK, JUP, RAY) or a mint "
+                             "(default %(default)s)")
+    submit.add_argument("--to", dest="token_out", metavar="TOKEN", default="USDC",
+                        help="token to buy, as --from (default %(default)s)")
+    submit.add_argument("--amount", metavar="DECIMAL", default="1",
+                        help="how much of --from to sell, in token units such as 1.5 (default %(default)s)")
+    submit.add_argument("--slippage-bps", metavar="BPS", type=int, default=50,
+                        help="how far below the best quote the output may fall, in basis points "
+                             "(default %(default)s = 0.5%%)")
+    submit.add_argument("--client-order-id", metavar="ID",
+                        help="idempotency key: submitting the same id and body again returns the same order")
+    submit.add_argument("--watch", action="store_true",
+                        help="follow the order's statuses over the WebSocket until it finishes")
+    submit.set_defaults(func=cmd_submit)
+
+    demo = sub.add_parser("demo", help="fire concurrent orders and watch them in a live table",
+                          description=DEMO_DESCRIPTION, formatter_class=_Formatter)
+    _client_flags(demo, "seconds to wait for every order to finish (default %(default)g)")
+    demo.add_argument("--ws", metavar="URL", default=os.environ.get("ORDER_ENGINE_WS", DEFAULT_WS),
+                      help="the WebSocket gateway's URL (env ORDER_ENGINE_WS; default %(default)s)")
+    demo.add_argument("--orders", metavar="N", type=_positive(int), default=5,
+                      help="how many orders to fire at once (default %(default)s)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args))
+    except CliError as exc:
+        print(f"order-engine: {exc.message}", file=sys.stderr, flush=True)
+        return exc.status
     except KeyboardInterrupt:
+        print("order-engine: interrupted", file=sys.stderr, flush=True)
         return 130
+    except BrokenPipeError:  # output piped into something that stopped reading (`| head`)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -112,7 +112,8 @@ class DevStack:
     # -- public ---------------------------------------------------------------------------------
     @property
     def urls(self) -> dict[str, str]:
-        """``rest``, ``ws``, ``management``, ``aws``, ``redis`` and ``api_key`` once started."""
+        """``rest``, ``ws``, ``ws_public`` (the base of POST's ``wsUrl``), ``management``, ``aws``,
+        ``redis`` and ``api_key`` once started."""
         return dict(self._urls)
 
     @property
@@ -203,6 +204,7 @@ class DevStack:
             f"order engine: local stack, stage {self.stage}",
             f"  REST       {u['rest']}",
             f"  WebSocket  {u['ws']}/?apiKey={u['api_key']}",
+            *([f"  wsUrl base {u['ws_public']} (WS_PUBLIC_URL)"] if u["ws_public"] != u["ws"] else []),
             f"  AWS        {u['aws']}{' (embedded moto)' if self._emulator and self._emulator.embedded else ''}",
             f"  Redis      {u['redis']}",
             f"  API key    {u['api_key']}",
@@ -262,6 +264,7 @@ class DevStack:
         self._urls = {
             "rest": self._rest.url,
             "ws": self._gateway.url,
+            "ws_public": env["WS_PUBLIC_URL"].rstrip("/"),
             "management": self._gateway.management_url,
             "aws": endpoint,
             "redis": redis_url,
@@ -299,7 +302,9 @@ class DevStack:
             "REDIS_URL": redis_url,
             "STAGE": self.stage,
             "WS_MANAGEMENT_ENDPOINT": f"http://{self.host}:{ws_port}/{self.stage}",
-            "WS_PUBLIC_URL": f"ws://{self.host}:{ws_port}",
+            # The shell's, if set (a proxy or tunnel in front of the gateway); not the config
+            # file's: the stack knows where its own gateway listens. The gateway stays on WS_PORT.
+            "WS_PUBLIC_URL": current.get("WS_PUBLIC_URL") or f"ws://{self.host}:{ws_port}",
             "API_KEYS": self._api_keys or current.get("API_KEYS") or from_config.get("API_KEYS") or DEFAULT_API_KEYS,
         })
         if embedded or not (current.get("AWS_REGION") or current.get("AWS_DEFAULT_REGION")):

@@ -31,6 +31,12 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 50
 
 
+def _unavailable(exc: RedisError) -> RpcError:
+    """Redis's own words (``Error 111 connecting to 127.0.0.1:6379. Connection refused.``), in a sentence."""
+    reason = str(exc).strip() or type(exc).__name__
+    return RpcError(f"the simulated cluster's state (Redis) could not be read or written: {reason}")
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
@@ -114,7 +120,7 @@ class RedisSimState:
                 pipe.zrange(self._key(head), 0, 0, withscores=True)
             results = pipe.execute()
         except RedisError as exc:
-            raise RpcError(f"cluster state unavailable: {type(exc).__name__}: {exc}") from exc
+            raise _unavailable(exc) from exc
         values = [_text(v) for v in results[0]] if keys else []
         firsts: list[tuple[str, int] | None] = []
         for found in results[1 if keys else 0:]:
@@ -129,7 +135,7 @@ class RedisSimState:
             pipe.get(full)
             _created, stored = pipe.execute()
         except RedisError as exc:
-            raise RpcError(f"cluster state unavailable: {type(exc).__name__}: {exc}") from exc
+            raise _unavailable(exc) from exc
         return _text(stored) or value
 
     def transaction(self, body: Callable[[StateTxn], T]) -> T:
@@ -150,5 +156,6 @@ class RedisSimState:
                 if attempt >= 2:  # heavily contended: let the others finish first
                     time.sleep(random.uniform(0, 0.001 * attempt))
             except RedisError as exc:
-                raise RpcError(f"cluster state unavailable: {type(exc).__name__}: {exc}") from exc
-        raise RpcError(f"cluster state too contended: {MAX_ATTEMPTS} conflicting attempts")
+                raise _unavailable(exc) from exc
+        raise RpcError(f"the simulated cluster's state stayed too contended: {MAX_ATTEMPTS} attempts conflicted "
+                       "with other workers")

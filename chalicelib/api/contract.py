@@ -116,7 +116,8 @@ class OrderView(_Model):
     executedPrice: str | None = Field(description="tokenOut per tokenIn, a plain decimal string.")
     signature: str | None
     txHash: str | None
-    error: dict[str, Any] | None = Field(description="code, message, attempt, retryable")
+    error: dict[str, Any] | None = Field(description="code, message, attempt, retryable; chainError: the chain's own "
+                                         "error when it refused the transaction")
     history: list[OrderEventView]
 
 

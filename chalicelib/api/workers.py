@@ -73,7 +73,10 @@ def handle_order_record(services: Services, record: SQSRecord) -> None:
         log.exception(json.dumps({"msg": "worker error", "orderId": order_id, "attempt": attempt}))
         if attempt >= services.settings.max_attempts:
             try:
-                services.executor.fail_stuck(order_id, "internal_error", f"{type(exc).__name__}: {exc}")
+                services.executor.fail_stuck(
+                    order_id, "internal_error",
+                    f"the worker failed unexpectedly ({type(exc).__name__}) on every attempt; "
+                    "its log lines with this order id have the details")
                 return
             except Exception:
                 log.exception(json.dumps({"msg": "could not fail order", "orderId": order_id}))

@@ -13,6 +13,7 @@ from .chain import (
     Transaction,
     UnwrapSol,
     WrapSol,
+    describe_transaction_error,
 )
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
@@ -41,6 +42,7 @@ __all__ = [
     "Transaction",
     "UnwrapSol",
     "WrapSol",
+    "describe_transaction_error",
     "TERMINAL",
     "TRANSITIONS",
     "Order",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from decimal import Context, Decimal
+from decimal import ROUND_DOWN, Context, Decimal
 
 from .errors import ValidationError
 from .tokens import Token
 
-__all__ = ["MAX_BASE_UNITS", "parse_decimal", "price", "price_string", "to_base_units", "to_decimal_string"]
+__all__ = ["MAX_BASE_UNITS", "PRICE_SIGNIFICANT_DIGITS", "parse_decimal", "price", "price_string", "to_base_units",
+           "to_decimal_string"]
 
 _EXACT = Context(prec=60)  # wide enough for any amount that passes the size check
 
@@ -68,7 +69,29 @@ def price(amount_in: int, token_in: Token, amount_out: int, token_out: Token) ->
     return _EXACT.divide(units_out, units_in).quantize(places, context=_EXACT)
 
 
+# A price shown with fewer significant digits than this gets more places, up to the exact ones.
+PRICE_SIGNIFICANT_DIGITS = 6
+
+
 def price_string(amount_in: int, token_in: Token, amount_out: int, token_out: Token) -> str:
-    """``price`` as API.md shows it: a plain decimal string, never an exponent."""
-    text = format(price(amount_in, token_in, amount_out, token_out), "f")
+    """``price`` as API.md shows it (``executedPrice``): a plain decimal string, never an exponent,
+    to the output token's precision, e.g. USDC's 6 decimals for a SOL→USDC order: ``152.64626``,
+    not ``152.646260666666667``. Trailing zeros are dropped, as in amounts.
+
+    Rounded down (toward zero), not half-even: the price is a quotient of exact amounts and a
+    rounded one stands for them, so it never claims more than the order got: ``amount · price``
+    never exceeds ``amountOut``, and a price shown at or above a limit really is at or above it.
+    The exact amounts stay in ``amountIn``/``amountOut``.
+
+    A price below one base unit of the output token (selling a token of tiny unit value) would
+    round to ``0`` or to a digit or two; such a price keeps ``PRICE_SIGNIFICANT_DIGITS``
+    significant digits instead, up to the exact ``token_in.decimals + token_out.decimals`` places.
+    """
+    exact = price(amount_in, token_in, amount_out, token_out)
+    places = token_out.decimals
+    if exact:
+        places = max(places, min(PRICE_SIGNIFICANT_DIGITS - 1 - exact.adjusted(),
+                                 token_in.decimals + token_out.decimals))
+    rounded = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN, context=_EXACT)
+    text = format(rounded, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,7 @@ __all__ = [
     "Transaction",
     "UnwrapSol",
     "WrapSol",
+    "describe_transaction_error",
 ]
 
 
@@ -110,3 +113,41 @@ class PoolChange:
     slot: int
     cause: str  # swap | tick
     signature: str | None = None
+
+
+# What the cluster's own name for an instruction's failure means for a swap (``err["name"]``).
+_SWAP_FAILURES = {
+    "SlippageToleranceExceeded": "returned less than the minimum (slippage exceeded)",
+    "InsufficientLiquidityError": "could not be filled by the pool (insufficient liquidity)",
+}
+
+
+def _words(name: str) -> str:
+    """``ProgramFailedToComplete`` → ``program failed to complete``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ").lower()
+
+
+def _detail(value: Any) -> str:
+    if isinstance(value, Mapping) and len(value) == 1:
+        [(kind, arg)] = value.items()
+        if kind == "Custom":
+            return f"custom program error {arg}"
+        return f"{_words(str(kind))} {arg}" if isinstance(arg, int | str) else _words(str(kind))
+    return _words(str(value)) if isinstance(value, str) else "an error the chain did not name"
+
+
+def describe_transaction_error(err: Mapping[str, Any], venue: str | None = None) -> str:
+    """A sentence for a landed transaction's ``err`` (``getSignatureStatuses``), e.g.
+    ``{"InstructionError": [0, {"Custom": 6001}], "name": "SlippageToleranceExceeded"}`` →
+    "the swap on raydium returned less than the minimum (slippage exceeded); custom program error
+    6001 in instruction 0". The raw value is the caller's to keep alongside."""
+    failure = _SWAP_FAILURES.get(str(err.get("name", "")))
+    instruction = err.get("InstructionError")
+    if isinstance(instruction, list | tuple) and len(instruction) == 2:
+        index, detail = instruction
+        what = f"the swap on {venue}" if venue else "the swap"
+        return f"{what} {failure or 'failed on chain'}; {_detail(detail)} in instruction {index}"
+    kinds = [key for key in err if key != "name"]
+    if len(kinds) == 1:
+        return f"the transaction failed on chain: {_detail({kinds[0]: err[kinds[0]]})}"
+    return f"the transaction failed on chain{f' ({failure})' if failure else ''}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 __all__ = [
     "BlockhashExpiredError",
     "ConfirmationPendingError",
@@ -53,10 +56,19 @@ class InvalidOrderTransitionError(DomainError):
 
 
 class ExecutionError(DomainError):
-    """A failure while executing an order. ``retryable`` decides what the worker does."""
+    """A failure while executing an order. ``retryable`` decides what the worker does.
+
+    ``chain_error``: the chain's own error value when it refused the transaction (Solana's
+    ``err``, e.g. ``{"InstructionError": [0, {"Custom": 6001}]}``), kept beside the message.
+    """
 
     code = "execution_error"
     retryable = False
+
+    def __init__(self, message: str, *, field: str | None = None,
+                 chain_error: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message, field=field)
+        self.chain_error = dict(chain_error) if chain_error is not None else None
 
 
 class TransientExecutionError(ExecutionError):

@@ -120,7 +120,8 @@ class SimulatedChain:
                 try:  # preflight simulation, as RPC nodes do before forwarding
                     self._market.preflight(pool_id, raw_pool, mint_in, amount_in, min_out, now_ms)
                 except SlippageExceededError as exc:
-                    raise SlippageExceededError(f"preflight: {exc.message}") from None
+                    raise SlippageExceededError(
+                        f"the RPC node's preflight refused the transaction: {exc.message}") from None
             settled_ms = ClusterClock.load(raw_clock).processed_ms if raw_clock is not None else 0
             # Never scheduled before what the cluster has already settled: a status read earlier
             # stays true (see the module's docstring).

@@ -58,6 +58,7 @@ from ..domain import (
     SlippageExceededError,
     Transaction,
     TransientExecutionError,
+    describe_transaction_error,
     price_string,
     to_decimal_string,
 )
@@ -221,9 +222,10 @@ class Executor:
 
     def _finish(self, order: Order, status: SignatureStatus) -> Outcome:
         if status.err is not None:
-            message = f"transaction failed on chain: {status.err}"
-            exc = (SlippageExceededError(message) if status.err.get("name") == "SlippageToleranceExceeded"
-                   else PermanentExecutionError(message))
+            message = describe_transaction_error(status.err, order.venue)
+            exc = (SlippageExceededError(message, chain_error=status.err)
+                   if status.err.get("name") == "SlippageToleranceExceeded"
+                   else PermanentExecutionError(message, chain_error=status.err))
             return self._fail(order, exc, order.attempts or 1)
         amount_out = sum(f.amount_out for f in status.fills)
         order.amount_out = amount_out
@@ -316,7 +318,11 @@ class Executor:
 
     @staticmethod
     def _error(exc: ExecutionError, attempt: int) -> dict[str, Any]:
-        return {"code": exc.code, "message": exc.message, "attempt": attempt, "retryable": exc.retryable}
+        error: dict[str, Any] = {"code": exc.code, "message": exc.message, "attempt": attempt,
+                                 "retryable": exc.retryable}
+        if exc.chain_error is not None:
+            error["chainError"] = exc.chain_error
+        return error
 
     # -- persistence ---------------------------------------------------------------------------
     def _move(self, order: Order, to: OrderStatus, data: dict[str, Any]) -> OrderEvent:

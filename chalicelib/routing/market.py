@@ -44,6 +44,7 @@ from ..domain import (
     Token,
     UnknownTokenError,
     ValidationError,
+    to_decimal_string,
 )
 from ..domain import get_token as listed_token
 from ..domain.base58 import b58encode
@@ -632,8 +633,9 @@ class SimulatedMarket:
         if result.amount_out < min_amount_out:
             token_out = spec.token_y if token_in == spec.token_x else spec.token_x
             raise SlippageExceededError(
-                f"{spec.venue} would pay {result.amount_out} < minimum {min_amount_out} "
-                f"{token_out.symbol} base units")
+                f"the swap on {spec.venue} would return {to_decimal_string(result.amount_out, token_out)} "
+                f"{token_out.symbol}, less than the minimum of {to_decimal_string(min_amount_out, token_out)} "
+                f"(slippage exceeded)")
         return result
 
     def swap_now(self, quote: Quote, min_amount_out: int) -> Fill:

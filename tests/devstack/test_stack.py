@@ -70,3 +70,27 @@ def test_the_environment_layers_config_then_shell_then_stack_then_explicit(monke
         health = httpx.get(f"{stack.urls['rest']}/health", timeout=10)
         assert health.status_code == 200, health.text
     assert dict(os.environ) == env_before
+
+
+def test_ws_public_url_from_the_shell_is_the_base_of_ws_url_while_the_gateway_keeps_its_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WS_PUBLIC_URL", "wss://orders.example.test/local/")
+    with DevStack(rest_port=0, ws_port=0, env=FAST) as stack:
+        urls = stack.urls
+        assert urls["ws_public"] == "wss://orders.example.test/local"
+        assert "wsUrl base wss://orders.example.test/local (WS_PUBLIC_URL)" in stack.banner()
+        accepted = httpx.post(f"{urls['rest']}/api/orders/execute", headers={"x-api-key": "local-dev-key"},
+                              json={"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1"}, timeout=10)
+        assert accepted.status_code == 202, accepted.text
+        order_id = accepted.json()["orderId"]
+        assert accepted.json()["wsUrl"] == f"wss://orders.example.test/local/?orderId={order_id}"
+        with connect(f"{urls['ws']}/?apiKey=local-dev-key", open_timeout=10) as ws:  # still on its own port
+            ws.send(json.dumps({"action": "ping"}))
+            assert json.loads(ws.recv(timeout=10)) == {"type": "pong"}
+
+
+def test_without_ws_public_url_the_ws_url_is_the_gateways_own() -> None:
+    with DevStack(rest_port=0, ws_port=0, env=FAST) as stack:
+        assert stack.urls["ws_public"] == stack.urls["ws"]
+        assert "WS_PUBLIC_URL" not in stack.banner()

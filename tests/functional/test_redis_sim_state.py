@@ -92,3 +92,23 @@ def test_every_key_of_the_cluster_has_a_ttl(redis_client: Any, redis_prefix: str
     assert all(ttl > 0 for ttl in keys.values())
     assert keys[f"{redis_prefix}:sim:sig:{landed.signature}"] <= 86_400
     assert min(t for k, t in keys.items() if ":pool:" in k) > 29 * 86_400
+
+
+def test_an_unreachable_redis_is_an_rpc_error_in_a_sentence() -> None:
+    import socket
+
+    import redis
+
+    from chalicelib.domain import RpcError
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=5)
+    state = RedisSimState(client, prefix="unused")
+    with pytest.raises(RpcError) as info:
+        state.read(["a"])
+    client.close()
+    message = info.value.message
+    assert message.startswith("the simulated cluster's state (Redis) could not be read or written: ")
+    assert f"127.0.0.1:{port}" in message and "ConnectionError" not in message

@@ -178,3 +178,20 @@ def test_dead_lettered_subscription_job_leaves_its_order_alone(client: Any, serv
 
 def test_unknown_order_message_is_acknowledged(client: Any) -> None:
     assert invoke_worker(client, [record_for("ord_doesnotexist")]) == {"batchItemFailures": []}
+
+
+def test_a_worker_bug_on_the_last_attempt_fails_the_order_with_a_sentence(
+    client: Any, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order_id = submit(client)
+
+    def bug(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("orderId")
+
+    monkeypatch.setattr(services.executor, "execute", bug)
+    assert invoke_worker(client, [record_for(order_id, 3)]) == {"batchItemFailures": []}
+    order = services.orders.get(order_id)
+    assert order is not None and order.status is OrderStatus.FAILED and order.error is not None
+    assert order.error["code"] == "internal_error"
+    assert order.error["message"] == ("the worker failed unexpectedly (KeyError) on every attempt; "
+                                      "its log lines with this order id have the details")

@@ -85,4 +85,24 @@ def test_price_string_is_plain_decimal_even_for_tiny_prices() -> None:
     bonk, sol = get_token("BONK"), get_token("SOL")
     # 100,000 BONK (1e10 atoms) for 0.0146 SOL (14_600_000 lamports): 1.46e-7 SOL per BONK
     assert price_string(10**10, bonk, 14_600_000, sol) == "0.000000146"
-    assert price_string(1_500_000_000, sol, 228_969_391, get_token("USDC")) == "152.646260666666667"
+
+
+def test_price_string_carries_the_output_tokens_decimals_rounded_down() -> None:
+    sol, usdc = get_token("SOL"), get_token("USDC")
+    # 228.969391 USDC for 1.5 SOL is 152.6462606666… USDC per SOL: USDC has 6 decimals, and the
+    # seventh (6) is dropped, not rounded up (152.646261 would claim more than the order got).
+    assert price_string(1_500_000_000, sol, 228_969_391, usdc) == "152.64626"
+    assert price_string(1_500_000_000, sol, 228_969_392, usdc) == "152.646261"  # 152.6462613333…
+    # USDC→SOL: SOL's 9 decimals
+    assert price_string(250_000_000, usdc, 1_637_781_129, sol) == "0.006551124"
+    # never more than amountOut: amount · price ≤ amountOut
+    assert Decimal("1.5") * Decimal(price_string(1_500_000_000, sol, 228_969_391, usdc)) <= Decimal("228.969391")
+
+
+def test_a_price_of_few_base_units_keeps_six_significant_digits_up_to_the_exact_places() -> None:
+    bonk, sol, usdc = get_token("BONK"), get_token("SOL"), get_token("USDC")
+    # 100,000 BONK for 2.145678 USDC: 0.00002145678 USDC per BONK, "0.000021" at USDC's 6 decimals
+    assert price_string(10**10, bonk, 2_145_678, usdc) == "0.0000214567"
+    # below one lamport per BONK: six significant digits would need 15 places; the amounts carry 14 (5 + 9)
+    assert price_string(10**15, bonk, 3_401_234_567, sol) == "0.00000000034012"
+    assert price_string(10**15, bonk, 1, sol) == "0"

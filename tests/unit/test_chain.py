@@ -14,6 +14,7 @@ from chalicelib.domain import (
     SwapInstruction,
     Transaction,
     WrapSol,
+    describe_transaction_error,
     get_token,
 )
 from chalicelib.domain.base58 import b58decode, b58encode
@@ -104,9 +105,13 @@ def test_preflight_refuses_a_swap_below_its_minimum() -> None:
     # another trade moves the pool first
     q = tx.swaps[0].quote
     w.market.venue(q.venue).swap(w.market.venue(q.venue).quote(SOL, USDC, 5_000 * 10**9), 0)
-    with pytest.raises(SlippageExceededError):
+    with pytest.raises(SlippageExceededError) as info:
         w.chain.send_transaction(tx)
     assert w.chain.executed_swaps() == 0
+    message = info.value.message  # a sentence in token units, not base units
+    assert message.startswith(f"the RPC node's preflight refused the transaction: the swap on {q.venue} would return ")
+    assert message.endswith("(slippage exceeded)") and "USDC, less than the minimum of " in message
+    assert "base units" not in message and "<" not in message
 
 
 def test_slippage_at_landing_is_an_on_chain_error() -> None:
@@ -187,3 +192,22 @@ def test_a_send_after_an_expiry_was_observed_can_never_land_earlier() -> None:
     assert other.get_signature_statuses([tx.signature]) == [None]
     assert sender.get_signature_statuses([tx.signature]) == [None]
     assert other.executed_swaps() == 0
+
+
+@pytest.mark.parametrize(("err", "venue", "message"), [
+    ({"InstructionError": [0, {"Custom": 6001}], "name": "SlippageToleranceExceeded"}, "raydium",
+     "the swap on raydium returned less than the minimum (slippage exceeded); "
+     "custom program error 6001 in instruction 0"),
+    ({"InstructionError": [1, "ProgramFailedToComplete"], "name": "InsufficientLiquidityError"}, "meteora",
+     "the swap on meteora could not be filled by the pool (insufficient liquidity); program failed to complete "
+     "in instruction 1"),
+    ({"InstructionError": [2, {"Custom": 42}]}, None,
+     "the swap failed on chain; custom program error 42 in instruction 2"),
+    ({"InsufficientFundsForRent": {"account_index": 2}}, "raydium",
+     "the transaction failed on chain: insufficient funds for rent"),
+    ({"BlockhashNotFound": None}, None, "the transaction failed on chain: blockhash not found"),
+])
+def test_a_chain_error_reads_as_a_sentence(err: dict[str, Any], venue: str | None, message: str) -> None:
+    text = describe_transaction_error(err, venue)
+    assert text == message
+    assert "{" not in text and "[" not in text and "'" not in text

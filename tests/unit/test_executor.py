@@ -370,3 +370,8 @@ def test_slippage_at_landing_fails_the_order_as_slippage(monkeypatch: pytest.Mon
     assert final.status is OrderStatus.FAILED and final.error is not None
     assert final.error["code"] == "slippage_exceeded"
     assert w.chain.executed_swaps() == 0  # the order's swap failed on chain; the front-run went to the venue directly
+    # a sentence for people, the chain's own error beside it for programs
+    assert final.error["message"] == (f"the swap on {final.venue} returned less than the minimum (slippage exceeded); "
+                                      "custom program error 6001 in instruction 0")
+    assert final.error["chainError"]["InstructionError"] == [0, {"Custom": 6001}]
+    assert final.history[-1].data["error"] == final.error
