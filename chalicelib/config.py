@@ -73,6 +73,8 @@ class Settings:
     rpc_error_rate: float = 0.0
     blockhash_expiry_rate: float = 0.0
     confirm_poll_ms: int = 200
+    confirm_wait_ms: int = 20_000  # how long one invocation waits for a landing (the worker's timeout is 60 s)
+    dead_letter_wait_ms: int = 5_000  # how long the dead-letter path waits for a landing
     log_level: str = "INFO"
 
     @classmethod
@@ -109,6 +111,8 @@ class Settings:
             rpc_error_rate=float(e.get("RPC_ERROR_RATE", d.rpc_error_rate)),
             blockhash_expiry_rate=float(e.get("BLOCKHASH_EXPIRY_RATE", d.blockhash_expiry_rate)),
             confirm_poll_ms=int(e.get("CONFIRM_POLL_MS", d.confirm_poll_ms)),
+            confirm_wait_ms=int(e.get("CONFIRM_WAIT_MS", d.confirm_wait_ms)),
+            dead_letter_wait_ms=int(e.get("DEAD_LETTER_WAIT_MS", d.dead_letter_wait_ms)),
             log_level=e.get("LOG_LEVEL", d.log_level).upper(),
         )
 

@@ -85,6 +85,11 @@ class Services:
         return OrdersQueue(self._aws.client("sqs"), self.settings.orders_queue)
 
     @cached_property
+    def dead_letters(self) -> OrdersQueue:
+        """The orders' dead-letter queue: its handler times its own retries."""
+        return OrdersQueue(self._aws.client("sqs"), self.settings.orders_dlq)
+
+    @cached_property
     def notifier(self) -> Notifier:
         endpoint = self.settings.management_endpoint()
         return Notifier(self._aws.client("apigatewaymanagementapi", endpoint_url=endpoint))
@@ -174,6 +179,8 @@ class Services:
             max_attempts=s.max_attempts,
             retry_base_seconds=s.retry_base_seconds,
             confirm_poll_seconds=s.confirm_poll_ms / 1000,
+            max_confirm_wait_seconds=s.confirm_wait_ms / 1000,
+            dead_letter_wait_seconds=s.dead_letter_wait_ms / 1000,
             on_terminal=lambda order: self.state.remove_active(order.client_id, order.order_id),
         )
 

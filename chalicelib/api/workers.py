@@ -117,10 +117,20 @@ def _dead_letter_handler(record: SQSRecord) -> None:
     order_id = body.get("orderId")
     if not order_id or body.get("kind") == "subscribe":
         return  # a subscription that never found its socket open: nothing to fail
-    outcome = get_services().executor.fail_stuck(
+    services = get_services()
+    outcome = services.executor.fail_stuck(
         order_id, "retries_exhausted", "the order failed every attempt and was moved to the dead-letter queue"
     )
-    log.error(json.dumps({"msg": "dead-lettered order", "orderId": order_id, "outcome": outcome.kind.value}))
+    log.error(json.dumps({"msg": "dead-lettered order", "orderId": order_id, "outcome": outcome.kind.value,
+                          "reason": outcome.reason, "retryInSeconds": outcome.delay_seconds or None}))
+    if outcome.kind is OutcomeKind.RETRY:
+        # The chain cannot tell yet how the order's transaction ended: ask again as soon as it can
+        # (its blockhash expired), not after the queue's whole visibility timeout.
+        try:
+            services.dead_letters.set_visibility(record.receipt_handle, outcome.delay_seconds)
+        except Exception:
+            log.exception(json.dumps({"msg": "could not time the dead letter's retry", "orderId": order_id}))
+        raise RetryLaterError(f"{order_id}: {outcome.reason}; asked again in {outcome.delay_seconds}s")
 
 
 @bp.on_sqs_message(queue=_settings.orders_queue, batch_size=BATCH_SIZE, maximum_concurrency=MAX_CONCURRENCY)
@@ -133,6 +143,7 @@ def process_orders(event: SQSEvent) -> dict[str, Any]:
 
 @bp.on_sqs_message(queue=_settings.orders_dlq, batch_size=BATCH_SIZE)
 def process_dead_letters(event: SQSEvent) -> dict[str, Any]:
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    # Concurrently, like the worker: each record may wait a few seconds for its order's landing.
+    processor = ConcurrentBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return dict(process_partial_response(event=event.to_dict(), record_handler=_dead_letter_handler,
                                          processor=processor, context=cast(Any, event.context)))

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -71,6 +72,10 @@ __all__ = ["Executor", "Outcome", "OutcomeKind"]
 
 log = logging.getLogger("order_engine.executor")
 
+SLOT_SECONDS = 0.4  # Solana's target slot time
+BLOCKHASH_LIFETIME_SECONDS = 60  # 150 blocks: how long a transaction may wait to land
+UNDECIDABLE_RETRY_SECONDS = 10  # when even the block height cannot be read
+DEAD_LETTER_WAIT_SECONDS = 5.0  # the dead-letter path's wait for a landing, well inside its 10 s timeout
 FEE_PAYER = "EngineFeePayer1111111111111111111111111111"
 
 
@@ -108,6 +113,7 @@ class Executor:
         retry_base_seconds: int = 2,
         confirm_poll_seconds: float = 0.2,
         max_confirm_wait_seconds: float = 20.0,
+        dead_letter_wait_seconds: float = DEAD_LETTER_WAIT_SECONDS,
         on_terminal: Callable[[Order], None] | None = None,
     ) -> None:
         self._store = store
@@ -118,6 +124,7 @@ class Executor:
         self._retry_base = retry_base_seconds
         self._poll = confirm_poll_seconds
         self._max_wait = max_confirm_wait_seconds
+        self._dead_letter_wait = dead_letter_wait_seconds
         self._on_terminal = on_terminal
 
     # -- entry point -------------------------------------------------------------------------
@@ -193,17 +200,18 @@ class Executor:
             amount_in=order.amount_in if leg.quote.token_in.is_sol else 0,
         )
 
-    def _send_and_confirm(self, order: Order, tx: Transaction) -> Outcome:
+    def _send_and_confirm(self, order: Order, tx: Transaction, max_wait: float | None = None) -> Outcome:
         try:
             self._chain.send_transaction(tx)  # idempotent per signature
         except BlockhashExpiredError:
             pass  # refused as too old: whether it landed all the same is the chain's to say, below
-        status = self._await_landing(tx)
+        status = self._await_landing(tx, max_wait)
         return self._finish(order, status)
 
-    def _await_landing(self, tx: Transaction) -> SignatureStatus:
+    def _await_landing(self, tx: Transaction, max_wait: float | None = None) -> SignatureStatus:
         last_valid = tx.recent_blockhash.last_valid_block_height
-        give_up_at = self._clock.now() + self._max_wait
+        wait = self._max_wait if max_wait is None else max_wait
+        give_up_at = self._clock.now() + wait
         while True:
             height = self._chain.get_block_height()  # before the status: see the module's docstring
             [status] = self._chain.get_signature_statuses([tx.signature])
@@ -216,7 +224,7 @@ class Executor:
                 )
             if self._clock.now() >= give_up_at:
                 raise ConfirmationPendingError(
-                    f"transaction {tx.signature[:16]}… not landed after {self._max_wait:g}s; "
+                    f"transaction {tx.signature[:16]}… not landed after {wait:g}s; "
                     f"valid until block {last_valid}")
             self._clock.sleep(self._poll)
 
@@ -243,7 +251,7 @@ class Executor:
         return Outcome(OutcomeKind.DONE, order)
 
     # -- redelivery of a submitted order -----------------------------------------------------
-    def _reconcile(self, order: Order) -> Outcome:
+    def _reconcile(self, order: Order, max_wait: float | None = None) -> Outcome:
         if order.signature is None or order.tx is None:
             return self._fail(order, PermanentExecutionError("submitted order has no transaction"), 1)
         tx = transaction_from_dict(order.tx, order.token_in, order.token_out)
@@ -254,9 +262,9 @@ class Executor:
             # Never seen (crash between persisting and sending) or not landed yet: re-send the
             # same signed transaction; the chain de-duplicates it by signature. If it can no
             # longer land, the wait says so and the order is rebuilt.
-            return self._send_and_confirm(order, tx)
+            return self._send_and_confirm(order, tx, max_wait)
         if status.confirmation_status not in ("confirmed", "finalized"):
-            status = self._await_landing(tx)
+            status = self._await_landing(tx, max_wait)
         return self._finish(order, status)
 
     # -- failures ----------------------------------------------------------------------------
@@ -295,22 +303,42 @@ class Executor:
         return Outcome(OutcomeKind.DONE, order, reason=exc.code)
 
     def fail_stuck(self, order_id: str, code: str, message: str) -> Outcome:
-        """Used by the dead-letter handler: anything not terminal becomes ``failed``."""
+        """Used by the dead-letter handler: anything not terminal becomes ``failed``.
+
+        A ``submitted`` order is the exception: only the chain can say how it ended, so it is
+        reconciled, waiting at most ``dead_letter_wait_seconds`` for a landing (a swap lands in a
+        few seconds). If the chain cannot tell yet (not landed, blockhash still valid, or the RPC
+        failing), the outcome is a retry timed for when it can: just after the transaction's
+        ``lastValidBlockHeight`` has passed, when it has either landed or never will.
+        """
         order = self._store.get(order_id)
         if order is None or order.is_terminal:
             return Outcome(OutcomeKind.IGNORED, order, reason="not_found" if order is None else "terminal")
         try:
             if order.status is OrderStatus.SUBMITTED:
-                # Only the chain can say how a submitted order ended. Transient errors propagate:
-                # the caller keeps its message and asks again later.
                 try:
-                    return self._reconcile(order)
+                    return self._reconcile(order, max_wait=self._dead_letter_wait)
                 except (PermanentExecutionError, BlockhashExpiredError) as failure:
                     # Failed on chain, or its transaction can never land: nothing is in flight.
                     return self._fail(order, failure, max(order.attempts, 1))
+                except TransientExecutionError as pending:
+                    return Outcome(OutcomeKind.RETRY, order, self.until_decidable(order), pending.code)
             return self._fail(order, _StuckError(code, message), max(order.attempts, 1))
         except StaleOrderError:
             return Outcome(OutcomeKind.IGNORED, reason="stale")
+
+    def until_decidable(self, order: Order) -> int:
+        """Seconds until a submitted order's transaction has landed or can never land: its
+        blockhash's last valid block passed (and one slot more), at most a blockhash's lifetime."""
+        last_valid = order.last_valid_block_height
+        try:
+            height = self._chain.get_block_height()
+        except ExecutionError:
+            height = None
+        if last_valid is None or height is None:
+            return UNDECIDABLE_RETRY_SECONDS
+        slots = max(0, last_valid - height) + 2
+        return max(1, min(BLOCKHASH_LIFETIME_SECONDS, math.ceil(slots * SLOT_SECONDS)))
 
     def backoff(self, attempt: int) -> int:
         """Seconds before the next attempt: base · 2^(attempt−1)."""

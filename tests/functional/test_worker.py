@@ -10,7 +10,7 @@ import pytest
 from chalicelib.api.services import Services
 from chalicelib.domain import OrderStatus, RpcError, Transaction
 
-from .conftest import invoke_worker, order_body, post_order, receive_records, record_for
+from .conftest import invoke_worker, make_settings, order_body, post_order, receive_records, record_for
 
 
 class WorkerCrash(BaseException):
@@ -195,3 +195,27 @@ def test_a_worker_bug_on_the_last_attempt_fails_the_order_with_a_sentence(
     assert order.error["code"] == "internal_error"
     assert order.error["message"] == ("the worker failed unexpectedly (KeyError) on every attempt; "
                                       "its log lines with this order id have the details")
+
+
+def test_a_dead_lettered_order_still_in_flight_is_asked_again_when_its_blockhash_expires(
+        client: Any, services: Services) -> None:
+    # GIVEN an order submitted on a network that drops its transaction, and the dead-letter
+    # handler allowed only a short look at the chain
+    services.settings = make_settings(blockhash_expiry_rate=1.0, confirm_wait_ms=50, dead_letter_wait_ms=1)
+    services.__dict__.pop("chain", None)
+    services.__dict__.pop("executor", None)
+    order_id = submit(client)
+    invoke_worker(client, receive_records(services))
+    assert services.orders.get(order_id).status is OrderStatus.SUBMITTED  # type: ignore[union-attr]
+    # WHEN its message reaches the dead-letter queue and the handler runs
+    sqs = services._aws.client("sqs")
+    dlq = services.dead_letters.url
+    sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"orderId": order_id}))
+    [record] = receive_records(services, queue=services.settings.orders_dlq)
+    result = invoke_worker(client, [record], name="process_dead_letters")
+    # THEN the order is left alone, its message kept, and hidden until the blockhash has expired
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert services.orders.get(order_id).status is OrderStatus.SUBMITTED  # type: ignore[union-attr]
+    assert sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages", []) == []
+    attributes = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"

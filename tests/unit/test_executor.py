@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from chalicelib.domain import (
-    ConfirmationPendingError,
     Order,
     OrderStatus,
     QuoteTimeoutError,
@@ -317,10 +316,15 @@ def test_dead_letter_path_fails_a_submitted_order_only_when_its_blockhash_expire
     w = World(blockhash_expiry_rate=1.0)
     order = w.order()
     assert w.executor.execute(order.order_id, 1).kind is OutcomeKind.RETRY
-    with pytest.raises(ConfirmationPendingError):  # still valid: the DLQ message is kept
-        w.executor.fail_stuck(order.order_id, "retries_exhausted", "moved to the DLQ")
+    # still valid: the DLQ message is kept, to be asked again once the blockhash has expired
+    pending = w.executor.fail_stuck(order.order_id, "retries_exhausted", "moved to the DLQ")
+    assert pending.kind is OutcomeKind.RETRY and pending.reason == "confirmation_pending"
     assert w.stored(order.order_id).status is OrderStatus.SUBMITTED
-    w.clock.advance(61)
+    stored = w.stored(order.order_id)
+    assert stored.last_valid_block_height is not None
+    slots_left = stored.last_valid_block_height - w.chain.get_block_height()
+    assert 0 < slots_left * 0.4 <= pending.delay_seconds <= 60
+    w.clock.advance(pending.delay_seconds)  # when the handler asks again, the chain can tell
     w.executor.fail_stuck(order.order_id, "retries_exhausted", "moved to the DLQ")
     final = w.stored(order.order_id)
     assert final.status is OrderStatus.FAILED and final.error is not None
