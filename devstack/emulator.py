@@ -36,12 +36,12 @@ class SerialDynamoDB:
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self._app = app
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith(self._TARGETS):
             return self._app(environ, start_response)
-        with self._lock:
+        with self.lock:
             return list(self._app(environ, start_response))  # the whole response inside the lock
 
 
