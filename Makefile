@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck check bench docs test-postman screenshots package localstack test-localstack clean
+.PHONY: run services test lint typecheck check bench docs test-postman screenshots package localstack test-localstack clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python >= 3.11 is required (set PYTHON=...)"; exit 1; }
@@ -13,8 +13,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# FRESH=1 starts empty (forgets the state saved under .devstack/state).
 run: $(STAMP)
-	$(BIN)/order-engine run
+	$(BIN)/order-engine run $(if $(filter-out 0,$(FRESH)),--fresh)
+
+# Everything but the REST API, on fixed ports; then `chalice local --stage local` in another terminal.
+services: $(STAMP)
+	$(BIN)/order-engine services $(if $(filter-out 0,$(FRESH)),--fresh)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

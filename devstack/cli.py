@@ -1,6 +1,7 @@
 """``order-engine``: run the local stack, submit an order and watch it, or fire a demo burst.
 
     order-engine run                                   # the whole stack on 127.0.0.1
+    order-engine services                              # all but REST, for `chalice local --stage local`
     order-engine submit --from SOL --to USDC --amount 1.5 --watch
     order-engine demo --orders 20
 """
@@ -29,22 +30,25 @@ def _default_key() -> str:
     return first_api_key(os.environ.get("API_KEYS"))
 
 
-# -- run ----------------------------------------------------------------------------------------
+# -- run, services ------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from .stack import DevStack
+    from pathlib import Path
 
-    stack = DevStack(
-        rest_port=args.rest_port,
-        ws_port=args.ws_port,
+    from .stack import _project_dir
+    from .state import default_state_dir
+    from .supervise import Supervisor
+
+    services = args.command == "services"
+    project = _project_dir(None)
+    state_dir = None if args.no_state else (Path(args.state_dir) if args.state_dir else default_state_dir(project))
+    supervisor = Supervisor(
+        rest_port=args.rest_port, ws_port=args.ws_port, aws_port=args.aws_port, sqs_port=args.sqs_port,
+        redis_port=args.redis_port, with_rest=not services,
         aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
         redis_url=os.environ.get("REDIS_URL") or None,
+        project_dir=project, state_dir=state_dir, fresh=args.fresh,
     )
-    try:
-        stack.run_forever()
-    except Exception as exc:  # a busy port, an endpoint without DynamoDB: one clear line, not a traceback
-        print(f"order-engine: the local stack could not start: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return supervisor.run_forever(ready_file=Path(args.ready_file) if args.ready_file else None)
 
 
 # -- submit -------------------------------------------------------------------------------------
@@ -209,10 +213,29 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="start the whole local stack")
-    run.add_argument("--rest-port", type=int, default=int(os.environ.get("REST_PORT", 8000)))
-    run.add_argument("--ws-port", type=int, default=int(os.environ.get("WS_PORT", 8001)))
-    run.set_defaults(func=cmd_run)
+    for command, helptext in (("run", "start the whole local stack, one process per part"),
+                              ("services", "start everything but the REST API, for `chalice local --stage local`")):
+        p = sub.add_parser(command, help=helptext)
+        if command == "run":
+            p.add_argument("--rest-port", type=int, default=int(os.environ.get("REST_PORT", 8000)),
+                           help="the REST API's port (REST_PORT; 0: any free port)")
+        p.add_argument("--ws-port", type=int, default=int(os.environ.get("WS_PORT", 8001)),
+                       help="the WebSocket gateway's port (WS_PORT; 0: any free port)")
+        p.add_argument("--aws-port", type=int, default=int(os.environ.get("AWS_PORT", 8002)),
+                       help="the emulator's port for DynamoDB, its streams and every other service but SQS "
+                            "(AWS_PORT; 0: any free port)")
+        p.add_argument("--sqs-port", type=int, default=int(os.environ.get("SQS_PORT", 8003)),
+                       help="the emulator's port for SQS (SQS_PORT; 0: any free port)")
+        p.add_argument("--redis-port", type=int,
+                       default=int(os.environ.get("REDIS_PORT", 6379 if command == "services" else 0)),
+                       help="the embedded Redis's port, when no Redis answers at REDIS_URL or 127.0.0.1:6379 "
+                            "(REDIS_PORT)")
+        p.add_argument("--fresh", action="store_true", default=os.environ.get("FRESH", "") not in ("", "0"),
+                       help="start empty: forget the saved tables, queues and Redis keys (FRESH=1)")
+        p.add_argument("--state-dir", help="where the state is saved (default: .devstack/state in the checkout)")
+        p.add_argument("--no-state", action="store_true", help="keep no state: start empty, save nothing")
+        p.add_argument("--ready-file", help="write the URLs and process ids there as JSON once ready")
+        p.set_defaults(func=cmd_run)
 
     for name, func, helptext in (("submit", cmd_submit, "submit one market order"),
                                  ("demo", cmd_demo, "fire concurrent orders and watch them")):
