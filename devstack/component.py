@@ -33,6 +33,7 @@ from typing import Any
 from .supervise import orphan_guard
 
 log = logging.getLogger("devstack.component")
+_keep: list[Any] = []
 
 
 class _Status:
@@ -119,7 +120,9 @@ def _count_calls(name: str) -> None:
     from bench.counters import CallCounter
 
     counter = CallCounter()
-    counter.installed().__enter__()  # for the life of the process
+    installed = counter.installed()
+    installed.__enter__()  # for the life of the process
+    _keep.append(installed)  # a context manager collected would uninstall the counter
     folder = Path(os.environ["DEVSTACK_COUNTS_DIR"])
 
     def dump(signum: int, frame: FrameType | None) -> None:

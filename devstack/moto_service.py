@@ -17,11 +17,14 @@ saved tables or queues back; answers what was restored).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,7 @@ class MotoService:
         self._app: WsgiApp = routed
         self._dirty = threading.Event()
         self._restored = False
+        self.fast_records = True
         self._snapshots: Snapshotter | None = None
         if state_dir is not None:
             self._snapshots = Snapshotter(state_dir / f"{service}.json", service, self._dump, self._dirty.is_set)
@@ -76,6 +80,10 @@ class MotoService:
 
     def _routed(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if target == "DynamoDBStreams_20120810.GetRecords" and self.fast_records:
+            served = self._get_records(environ, start_response)
+            if served is not None:
+                return served
         for prefix, name in self._routes:
             if target.startswith(prefix):
                 operation = target.rpartition(".")[2]
@@ -86,6 +94,36 @@ class MotoService:
                     self._dirty.set()
                 return [body]
         return self._fallback(environ, start_response)
+
+    def _get_records(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes] | None:
+        """``GetRecords`` from moto's backend, its records written out as JSON directly.
+
+        moto's generic response serializer walks every attribute of every image through the
+        service model: about 4.8 ms of CPU per record of a few KB, 99 % of the call, in the one
+        process that serves all of DynamoDB. The records are DynamoDB JSON already, so this writes
+        the same response in a fraction of that (``test_moto_service`` compares the two). Anything
+        unusual (an unknown iterator, a malformed request) goes to moto, which answers it."""
+        import io
+
+        from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)  # whoever answers next reads it again
+        try:
+            request = json.loads(raw)
+            iterator = str(request["ShardIterator"])
+            limit = int(request.get("Limit") or 1000)
+            _, _, _, region, account, _ = iterator.split("|", 1)[0].split(":", 5)
+            backend = dynamodbstreams_backends[account][region]
+        except (ValueError, KeyError, TypeError):
+            return None
+        if iterator not in backend.shard_iterators:
+            return None
+        body = json.dumps(backend.get_records(iterator, limit), default=_epoch, separators=(",", ":")).encode()
+        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.0"),
+                                  ("Content-Length", str(len(body))), ("x-amzn-RequestId", str(uuid.uuid4()))])
+        return [body]
 
     # -- state ----------------------------------------------------------------------------------
     def _dump(self) -> dict[str, Any]:
@@ -131,6 +169,17 @@ class MotoService:
         body = json.dumps(answer).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
+
+
+def _epoch(value: Any) -> float | str:
+    """What JSON cannot write, as the JSON protocol writes it: a record's ApproximateCreationDateTime
+    (moto keeps a naive UTC datetime) in epoch seconds to the millisecond, as moto's serializer
+    writes it, a binary value in base64."""
+    if isinstance(value, datetime):
+        return int((value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp() * 1000) / 1000
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _build() -> MotoService:

@@ -287,7 +287,8 @@ class Supervisor:
     def _spawn(self, part: _Part) -> None:
         read, write = os.pipe()
         keep = [write]
-        env = {**part.env, "DEVSTACK_STATUS_FD": str(write)}
+        # botocore adds app/<name> to its User-Agent: the DynamoDB emulator serves intake first
+        env = {**part.env, "DEVSTACK_STATUS_FD": str(write), "AWS_SDK_UA_APP_ID": part.name}
         if part.sock is not None:
             env["DEVSTACK_SOCKET_FD"] = str(part.sock.fileno())
             keep.append(part.sock.fileno())
