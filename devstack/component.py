@@ -74,8 +74,10 @@ def run_emulator(service: str) -> int:
 
     os.environ["DEVSTACK_MOTO_SERVICE"] = service
     os.environ.setdefault("MOTO_DISABLE_GLOBAL_CORS", "1")  # no CORS headers computed per request
-    # Threads per worker: DynamoDB runs one request at a time anyway; SQS holds one per long poll.
-    threads = 8 if service == "dynamodb" else 32
+    # Threads per worker: every request waiting for DynamoDB's turn holds one (the workers send up
+    # to 100 at once), and intake can only jump the queue from inside the app; SQS holds one per
+    # long poll.
+    threads = 128 if service == "dynamodb" else 32
     Granian("devstack.moto_service:app", address=os.environ.get("DEVSTACK_HOST", "127.0.0.1"),
             port=int(os.environ["DEVSTACK_PORT"]), interface=Interfaces.WSGI, workers=1,
             blocking_threads=threads, log_enabled=False,
