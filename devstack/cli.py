@@ -42,7 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     project = _project_dir(None)
     state_dir = None if args.no_state else (Path(args.state_dir) if args.state_dir else default_state_dir(project))
     supervisor = Supervisor(
-        rest_port=args.rest_port, ws_port=args.ws_port, aws_port=args.aws_port, sqs_port=args.sqs_port,
+        rest_port=getattr(args, "rest_port", 0), ws_port=args.ws_port, aws_port=args.aws_port,
+        sqs_port=args.sqs_port,
         redis_port=args.redis_port, with_rest=not services,
         aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
         redis_url=os.environ.get("REDIS_URL") or None,

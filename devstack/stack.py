@@ -253,7 +253,10 @@ class DevStack:
         the stack's own endpoints; then ``env`` given to the constructor, which wins."""
         current = os.environ
         from_config = chalice_config(None, self.stage, self.project_dir).environment_variables
-        env = {name: str(value) for name, value in from_config.items() if name not in current}
+        # The stage's endpoints are for `chalice local` against `order-engine services`; this stack
+        # serves every service from one emulator of its own.
+        env = {name: str(value) for name, value in from_config.items()
+               if name not in current and not name.startswith("AWS_ENDPOINT_URL")}
         embedded = self._emulator is not None and self._emulator.embedded
         env.update({
             "AWS_ENDPOINT_URL": endpoint,

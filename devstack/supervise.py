@@ -251,7 +251,9 @@ class Supervisor:
         current = os.environ
         from_config = chalice_config(None, self.stage, self.project_dir).environment_variables
         env = dict(current)
-        env.update({name: str(value) for name, value in from_config.items() if name not in current})
+        # The stage's endpoints (for `chalice local`) are replaced by this stack's own below.
+        env.update({name: str(value) for name, value in from_config.items()
+                    if name not in current and not name.startswith("AWS_ENDPOINT_URL")})
         env.update({
             "STAGE": self.stage,
             "REDIS_URL": redis_url,
