@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck check bench docs test-postman screenshots package localstack test-localstack clean
+.PHONY: run services test lint typecheck check bench docs test-postman screenshots package localstack test-localstack clean
 
 # The first install (no stamp yet) shows each step and pip's own progress: it takes a minute or
 # two. An update after pyproject.toml changed says so and lets pip be quiet. Once the stamp is
@@ -25,8 +25,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo "order-engine: $(VENV) is ready"
 
+# FRESH=1 starts empty (forgets the state saved under .devstack/state).
 run: $(STAMP)
-	$(BIN)/order-engine run
+	$(BIN)/order-engine run $(if $(filter-out 0,$(FRESH)),--fresh)
+
+# Everything but the REST API, on fixed ports; then `chalice local --stage local` in another terminal.
+services: $(STAMP)
+	$(BIN)/order-engine services $(if $(filter-out 0,$(FRESH)),--fresh)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,11 +1,13 @@
-"""``make bench``: throughput, latency, calls and cost per order, cold start.
+"""``make bench``: throughput, latency, CPU, calls and cost per order, cold start, each with its goal.
 
-    python -m bench.run                       # starts the local stack in this process
-    python -m bench.run --orders 200 --realistic-orders 60
+    python -m bench.run                       # each scenario on a fresh `order-engine run`
+    python -m bench.run --only zero --orders 300
+    python -m bench.run --baseline ../other-checkout   # the same on another checkout: before/after
 
-Prints a markdown table and writes the figures as JSON under ``bench/results/``. The
-stack runs in this process (so every AWS call and Redis command can be counted); the clients run
-in a second process, on the same machine.
+Prints a markdown table and writes the figures as JSON under ``bench/results/``. The stack runs
+as ``make run`` runs it, one process per part (``bench.procstack``): CPU is read from ``/proc`` per
+process, and each part counts its own AWS calls and Redis commands; the clients run in a process
+of their own, on the same machine.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .counters import POLLER_OPERATIONS, STREAM_POLLER_OPERATIONS, CallCounter
+from .counters import POLLER_OPERATIONS, STREAM_POLLER_OPERATIONS
 from .load import LoadResult, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +54,15 @@ PRICES = {
     "dynamodb_read_units_per_million": 0.125,
     "lambda_requests_per_million": 0.20,
     "lambda_gb_second": 0.0000166667,
+}
+
+# Issue 16's goals for the local stack on a 2-core machine.
+GOALS = {
+    "postP50Ms": 30, "postP99Ms": 250,  # during the zero-latency burst
+    "ordersPerMinute": 1000,  # zero venue latency
+    "cpuSecondsPerOrder": 0.12,  # every process of the stack
+    "coldStartSeconds": 2.0,  # `make run` to a healthy /health
+    "deliveryP95Ms": 250,  # status -> WebSocket at a steady 120 orders/min
 }
 
 ZERO_LATENCY_ENV = {"QUOTE_LATENCY_MS": "0,0", "SWAP_LATENCY_MS": "0,0", "CONFIRM_POLL_MS": "5"}
@@ -120,28 +131,43 @@ def _order_size_bytes(rest: str, order_id: str) -> int:
     return len(resp.content)
 
 
-def scenario(name: str, env: dict[str, str], orders: int, senders: int, counter: CallCounter | None,
-             rest: str | None = None, ws: str | None = None, rate: float | None = None) -> dict[str, Any]:
-    from devstack.stack import DevStack
+def scenario(name: str, env: dict[str, str], orders: int, senders: int, counted: bool,
+             rest: str | None = None, ws: str | None = None, rate: float | None = None,
+             baseline: Path | None = None) -> dict[str, Any]:
+    """One run on a fresh stack (``order-engine run``, one process per part; or ``baseline``'s):
+    a warm-up, then ``orders`` measured, with each process's CPU and each part's calls."""
+    from .procstack import ProcessStack, cpu_seconds, difference, external_redis_pid
 
     print(f"-- {name}: {orders} orders, {senders} concurrent clients", flush=True)
     stack = None
     prefix, redis_url = bench_prefix(), _redis_url()
+    redis_pid = external_redis_pid() if redis_url else None
+    cold = None
     if rest is None or ws is None:
-        stack = DevStack(rest_port=0, ws_port=0, env=_stack_env({**env, "REDIS_PREFIX": prefix}),
-                         redis_url=redis_url)
+        stack = ProcessStack(_stack_env({**env, "REDIS_PREFIX": prefix}), baseline=baseline, count=counted)
         stack.start()
-        rest, ws = stack.urls["rest"], stack.urls["ws"]
+        rest, ws, cold = stack.urls["rest"], stack.urls["ws"], stack.cold_start_seconds
+    calls = cpu = None
+    redis_cpu = None
     try:
         # The clients run in a process of their own: their CPU is not the engine's.
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as clients:
             clients.submit(run_load, rest, ws, KEY, min(10, orders), min(senders, 10), ORDER).result()  # warm-up
             time.sleep(1)  # the warm-up's sockets close and their $disconnect runs before counting starts
-            if counter:
-                counter.reset()
+            counts_before = stack.counts() if stack else None
+            cpu_before = stack.cpu() if stack else {}
+            redis_before = cpu_seconds(redis_pid) if redis_pid else None
             result = clients.submit(run_load, rest, ws, KEY, orders, senders, ORDER, rate_per_second=rate).result()
             time.sleep(1)  # the last acknowledgements and $disconnects are part of the run
-        calls = counter.snapshot() if counter else None
+            if stack:
+                cpu_after = stack.cpu()
+                cpu = {k: round(cpu_after[k] - cpu_before.get(k, 0.0), 3) for k in cpu_after}
+                counts_after = stack.counts()
+                if counts_after is not None and counts_before is not None:
+                    calls = difference(counts_after, counts_before)
+            if redis_pid and redis_before is not None:
+                after = cpu_seconds(redis_pid)
+                redis_cpu = round(after - redis_before, 3) if after is not None else None
         ids = [t.order_id for t in result.traces if t.final]
         processing = _processing_seconds(rest, ids[: min(len(ids), 100)])
         size = _order_size_bytes(rest, ids[0]) if ids else 0
@@ -149,7 +175,21 @@ def scenario(name: str, env: dict[str, str], orders: int, senders: int, counter:
         if stack:
             stack.stop()
             delete_keys(redis_url, prefix)
-    return summarise(name, result, calls, processing, size)
+    out = summarise(name, result, calls, processing, size)
+    if cpu is not None:
+        total = sum(cpu.values())
+        confirmed = max(out["confirmed"], 1)
+        out["cpuSeconds"] = dict(sorted(cpu.items(), key=lambda kv: -kv[1]))
+        out["cpuSecondsTotal"] = round(total, 2)
+        out["cpuSecondsPerOrder"] = round(total / confirmed, 4)
+        out["cpuPerProcessPerOrderMs"] = {k: round(v / confirmed * 1000, 1) for k, v in out["cpuSeconds"].items()}
+        out["coresBusy"] = round(total / max(out["elapsedSeconds"], 1e-9), 2)
+        if redis_cpu is not None:
+            out["externalRedisCpuSeconds"] = redis_cpu
+            out["externalRedisCpuPerOrderMs"] = round(redis_cpu / confirmed * 1000, 2)
+    if cold is not None:
+        out["coldStartSeconds"] = round(cold, 2)
+    return out
 
 
 def summarise(name: str, result: LoadResult, calls: dict[str, Any] | None, processing: list[float],
@@ -281,14 +321,14 @@ def cost(summary: dict[str, Any], api_handler_ms: float) -> dict[str, Any]:
     }
 
 
-def cold_start(runs: int = 5) -> dict[str, Any]:
+def cold_start(root: Path = ROOT, runs: int = 5) -> dict[str, Any]:
     code = ("import time; t = time.perf_counter(); import app; "
             "print((time.perf_counter() - t) * 1000)")
     env = {**os.environ, "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "STAGE": "dev"}
-    subprocess.run([sys.executable, "-c", "import app"], cwd=ROOT, env=env, check=True)  # bytecode cached
+    subprocess.run([sys.executable, "-c", "import app"], cwd=root, env=env, check=True)  # bytecode cached
     times = []
     for _ in range(runs):
-        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
+        done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True,
                               capture_output=True, text=True)
         times.append(float(done.stdout.strip().splitlines()[-1]))
     return {"importMsMedian": round(statistics.median(times), 1), "importMsRuns": [round(t, 1) for t in times],
@@ -322,84 +362,91 @@ def package_size() -> dict[str, Any]:
                 "packageZipMb": round(full.stat().st_size / 1024 / 1024, 2)}
 
 
+def _verdict(value: float | None, goal: float, at_most: bool = True) -> str:
+    if value is None:
+        return "—"
+    met = value <= goal if at_most else value >= goal
+    return "met" if met else "**missed**"
+
+
 def table(results: dict[str, Any]) -> str:
-    z, r, st = results["zeroLatency"], results["realistic"], results["steady"]
-    lines = [
-        f"Machine: {results['machine']}  ",
-        f"Run: {results['date']}",
-        "",
-        "| measure | zero venue latency | realistic latency (2–3 s swaps) |",
-        "|---|---|---|",
-        f"| orders (confirmed / failed) | {z['orders']} ({z['confirmed']} / {z['failed']}) "
-        f"| {r['orders']} ({r['confirmed']} / {r['failed']}) |",
-        f"| throughput, confirmed orders/min | **{z['ordersPerMinute']}** (target ≥ 1,000) | "
-        f"{r['ordersPerMinute']} |",
-        f"| mean order latency POST → confirmed | {z['orderLatencyMeanSeconds']} s | "
-        f"{r['orderLatencyMeanSeconds']} s |",
-        f"| orders in flight (Little's law) | {z.get('inFlightObserved')} | {r.get('inFlightObserved')} |",
-        f"| ratio to the 10-in-flight bound (10 ÷ mean POST → confirmed) | — | "
-        f"**{r.get('ratioToConcurrencyBound')}** (target ≥ 0.95) |",
-        f"| ratio to our own bound (min(100, orders) in flight ÷ mean worker time) | "
-        f"{z.get('ratioToOwnBound')} | {r.get('ratioToOwnBound')} |",
-        f"| steady load ({st['scenario']}): orders/min, mean POST → confirmed | "
-        f"{st['ordersPerMinute']}, {st['orderLatencyMeanSeconds']} s | |",
-        f"| steady load: POST p50 / p95 / p99 | {st['postMs']['p50']} / {st['postMs']['p95']} / "
-        f"{st['postMs']['p99']} ms | |",
-        f"| steady load: status → WebSocket p50 / p95 / p99 | {st['deliveryMs']['p50']} / "
-        f"{st['deliveryMs']['p95']} / {st['deliveryMs']['p99']} ms (budget p95 ≤ 250) | |",
-        *([f"| steady load: AWS calls per order, ours / the pollers' included | {st['calls']['awsTotal']} / "
-           f"{st['calls']['awsTotalWithPollers']} | |"] if "calls" in st else []),
-        f"| saturated: POST latency p50 / p95 / p99 | {z['postMs']['p50']} / {z['postMs']['p95']} / "
-        f"{z['postMs']['p99']} ms "
-        f"| {r['postMs']['p50']} / {r['postMs']['p95']} / {r['postMs']['p99']} ms |",
-        f"| saturated: status → WebSocket p50 / p95 / p99 | {z['deliveryMs']['p50']} / "
-        f"{z['deliveryMs']['p95']} / "
-        f"{z['deliveryMs']['p99']} ms | {r['deliveryMs']['p50']} / {r['deliveryMs']['p95']} / "
-        f"{r['deliveryMs']['p99']} ms |",
-    ]
-    if "calls" in z:
+    z, r, st = results.get("zeroLatency"), results.get("realistic"), results.get("steady")
+    g = GOALS
+    lines = [f"Machine: {results['machine']}  ", f"Run: {results['date']}", ""]
+    if z:
+        cold = z.get("coldStartSeconds")
+        lines += [
+            "| goal (issue 16) | measured | goal | |",
+            "|---|---|---|---|",
+            f"| throughput, zero venue latency, confirmed orders/min | {z['ordersPerMinute']} | "
+            f"≥ {g['ordersPerMinute']} | "
+            f"{_verdict(z['ordersPerMinute'], g['ordersPerMinute'], at_most=False)} |",
+            f"| POST p50 during the {z['orders']}-order burst | {z['postMs']['p50']} ms | ≤ {g['postP50Ms']} ms | "
+            f"{_verdict(z['postMs']['p50'], g['postP50Ms'])} |",
+            f"| POST p99 during the burst | {z['postMs']['p99']} ms | ≤ {g['postP99Ms']} ms | "
+            f"{_verdict(z['postMs']['p99'], g['postP99Ms'])} |",
+            f"| CPU seconds per confirmed order, every process of the stack | {z.get('cpuSecondsPerOrder', '—')} | "
+            f"≤ {g['cpuSecondsPerOrder']} | {_verdict(z.get('cpuSecondsPerOrder'), g['cpuSecondsPerOrder'])} |",
+            f"| cold start of the stack to a healthy /health | {cold if cold is not None else '—'} s | "
+            f"≤ {g['coldStartSeconds']} s | {_verdict(cold, g['coldStartSeconds'])} |",
+        ]
+        if st:
+            lines.append(f"| status → WebSocket p95 at a steady {st['ordersPerMinute']:.0f}/min | "
+                         f"{st['deliveryMs']['p95']} ms | ≤ {g['deliveryP95Ms']} ms | "
+                         f"{_verdict(st['deliveryMs']['p95'], g['deliveryP95Ms'])} |")
+        lines += [
+            "", "| zero venue latency burst | |", "|---|---|",
+            f"| orders (confirmed / failed) | {z['orders']} ({z['confirmed']} / {z['failed']}) |",
+            f"| POST p50 / p95 / p99 | {z['postMs']['p50']} / {z['postMs']['p95']} / {z['postMs']['p99']} ms |",
+            f"| POST → confirmed p50 / mean | {z['orderLatencyP50Seconds']} / {z['orderLatencyMeanSeconds']} s |",
+            f"| status → WebSocket p50 / p95 | {z['deliveryMs']['p50']} / {z['deliveryMs']['p95']} ms |",
+            f"| cores busy (all the stack's CPU ÷ wall time) | {z.get('coresBusy', '—')} |",
+        ]
+        if "cpuPerProcessPerOrderMs" in z:
+            lines += ["", "CPU per confirmed order by process (ms), zero-latency burst:", ""]
+            lines += [f"- {k}: {v}" for k, v in z["cpuPerProcessPerOrderMs"].items()]
+            if "externalRedisCpuPerOrderMs" in z:
+                lines.append(f"- (not counted above) the machine's redis-server, shared with other users: "
+                             f"{z['externalRedisCpuPerOrderMs']} ms, an upper bound")
+    if r:
+        lines += ["", "| realistic latency (2–3 s swaps) | |", "|---|---|",
+                  f"| orders (confirmed / failed) | {r['orders']} ({r['confirmed']} / {r['failed']}) |",
+                  f"| throughput, confirmed orders/min | {r['ordersPerMinute']} |",
+                  f"| ratio to the 10-in-flight bound | {r.get('ratioToConcurrencyBound')} (target ≥ 0.95) |",
+                  f"| POST p50 / p99 | {r['postMs']['p50']} / {r['postMs']['p99']} ms |",
+                  f"| CPU seconds per confirmed order | {r.get('cpuSecondsPerOrder', '—')} |"]
+    if st:
+        lines += ["", f"| {st['scenario']} | |", "|---|---|",
+                  f"| orders/min, mean POST → confirmed | {st['ordersPerMinute']}, {st['orderLatencyMeanSeconds']} s |",
+                  f"| POST p50 / p95 / p99 | {st['postMs']['p50']} / {st['postMs']['p95']} / "
+                  f"{st['postMs']['p99']} ms |",
+                  f"| status → WebSocket p50 / p95 / p99 | {st['deliveryMs']['p50']} / {st['deliveryMs']['p95']} / "
+                  f"{st['deliveryMs']['p99']} ms |"]
+    if z and "calls" in z:
         c = z["calls"]
         lines += [
-            f"| AWS calls per order (our code) | **{c['awsTotal']}** (target ≤ 12 + pushes) | "
-            f"{r['calls']['awsTotal']} |",
-            f"| of which WebSocket pushes | {c['pushesPerOrder']} | {r['calls']['pushesPerOrder']} |",
-            f"| SQS calls per order by the event source poller | {sum(c['pollerSqs'].values()):.2f} | "
-            f"{sum(r['calls']['pollerSqs'].values()):.2f} |",
-            f"| stream reads per order by the event source poller (GetRecords, …) | "
-            f"{sum(c['pollerStreams'].values()):.2f} | {sum(r['calls']['pollerStreams'].values()):.2f} |",
-            f"| AWS calls per order, the pollers' included | {c['awsTotalWithPollers']} | "
-            f"{r['calls']['awsTotalWithPollers']} |",
+            "", "| calls per order (zero venue latency) | |", "|---|---|",
+            f"| AWS calls of our code (target ≤ 12 + pushes) | {c['awsTotal']} |",
+            f"| of which WebSocket pushes | {c['pushesPerOrder']} |",
+            f"| the event source pollers' (SQS receive/delete, stream reads) | "
+            f"{sum(c['pollerSqs'].values()):.2f} + {sum(c['pollerStreams'].values()):.2f} |",
             f"| stream records per order / fan-out invocations per order | {c['streamRecordsPerOrder']} / "
-            f"{c['fanOutInvocationsPerOrder']} | {r['calls']['streamRecordsPerOrder']} / "
-            f"{r['calls']['fanOutInvocationsPerOrder']} |",
-            f"| Redis commands per order | {c['redisTotal']} | {r['calls']['redisTotal']} |",
-            f"| Redis transactions refused (WATCH conflict, retried) per order | "
-            f"{c['redisConflictsPerOrder']} | {r['calls']['redisConflictsPerOrder']} |",
-            f"| records per worker invocation | {c['recordsPerInvocation']} | {r['calls']['recordsPerInvocation']} |",
-            f"| cost per million orders (USD) | {z['costPerMillionOrders']['totalUsd']} | "
-            f"{r['costPerMillionOrders']['totalUsd']} |",
-            f"| worker GB-s per order (batched / one per invocation) | "
-            f"{z['costPerMillionOrders']['workerGbSecondsPerOrderBatched']} / "
-            f"{z['costPerMillionOrders']['workerGbSecondsPerOrderOnePerInvocation']} | "
-            f"{r['costPerMillionOrders']['workerGbSecondsPerOrderBatched']} / "
-            f"{r['costPerMillionOrders']['workerGbSecondsPerOrderOnePerInvocation']} |",
+            f"{c['fanOutInvocationsPerOrder']} |",
+            f"| Redis commands per order (conflicts retried) | {c['redisTotal']} ({c['redisConflictsPerOrder']}) |",
+            f"| records per worker invocation | {c['recordsPerInvocation']} |",
         ]
+        lines += ["", "AWS calls per order (service:operation → calls/order):", ""]
+        lines += [f"- {k}: {v}" for k, v in {**c["aws"], **c["pollerSqs"], **c["pollerStreams"]}.items()]
+    for key in ("zeroLatency", "realistic"):
+        found = results.get(key)
+        if found and "costPerMillionOrders" in found:
+            lines.append(f"\nCost per million orders at list prices, {found['scenario']}: "
+                         f"${found['costPerMillionOrders']['totalUsd']}")
     cs = results.get("coldStart")
     if cs:
-        lines.append(f"| import time of app.py + chalicelib, fresh interpreter (median of 5) | "
-                     f"{cs['importMsMedian']} ms | |")
-        lines.append(f"| deployment package: our code / with dependencies | {cs['codeZipKb']} KB / "
-                     f"{cs['packageZipMb']} MB | |")
-    if "calls" in z:
-        lines += ["", "AWS calls per order, zero-latency run (service:operation → calls/order):", ""]
-        lines += [f"- {k}: {v}" for k, v in z["calls"]["aws"].items()]
-        lines += ["", "Redis commands per order:", ""]
-        lines += [f"- {k}: {v}" for k, v in z["calls"]["redis"].items()]
-        lines += ["", "Cost per million orders, realistic run (USD):", ""]
-        lines += [f"- {k}: {v}" for k, v in r["costPerMillionOrders"]["usd"].items()]
-        lines += [f"- if each order had its own worker invocation, Lambda compute would be "
-                  f"{r['costPerMillionOrders']['lambdaComputeUsdIfOnePerInvocation']}",
-                  f"- assumptions: {r['costPerMillionOrders']['assumptions']}"]
+        lines.append(f"\nImport of app.py + chalicelib in a fresh interpreter (median of 5): "
+                     f"{cs['importMsMedian']} ms; "
+                     f"deployment package {cs['codeZipKb']} KB of our code, {cs['packageZipMb']} MB in all.")
     one = results.get("oneOrder")
     if one:
         lines += ["", f"One market order with one subscriber, call by call ({one['awsTotal']} AWS calls; "
@@ -414,55 +461,65 @@ def table(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--orders", type=int, default=500, help="orders in the zero-latency run")
+    parser.add_argument("--orders", type=int, default=300, help="orders in the zero-latency burst")
     parser.add_argument("--realistic-orders", type=int, default=100, help="orders in the realistic run")
     parser.add_argument("--senders", type=int, default=10, help="concurrent clients")
     parser.add_argument("--steady-orders", type=int, default=60, help="orders in the paced run")
     parser.add_argument("--steady-rate", type=float, default=2.0, help="orders per second in the paced run")
-    parser.add_argument("--rest", help="use a running stack's REST URL (no call counts)")
-    parser.add_argument("--ws", help="use a running stack's WebSocket URL (no call counts)")
+    parser.add_argument("--rest", help="use a running stack's REST URL (no call counts, no CPU)")
+    parser.add_argument("--ws", help="use a running stack's WebSocket URL (no call counts, no CPU)")
+    parser.add_argument("--baseline", type=Path,
+                        help="measure another checkout's `order-engine run` instead (a before/after on this machine)")
+    parser.add_argument("--only", choices=["zero", "realistic", "steady"], action="append",
+                        help="run only these scenarios (repeatable)")
     parser.add_argument("--no-cold-start", action="store_true")
+    parser.add_argument("--no-one-order", action="store_true")
     args = parser.parse_args(argv)
 
     import logging
 
     logging.getLogger().setLevel(logging.WARNING)
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    counter = CallCounter() if args.rest is None else None
+    counted = args.rest is None and args.baseline is None
+    where = f"the checkout at {args.baseline}" if args.baseline else "this checkout"
     results: dict[str, Any] = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
-                   f"Python {platform.python_version()}; AWS: moto's server in the stack's process; "
-                   f"Redis: {'a Redis server' if _redis_url() else 'embedded (fakeredis)'}",
+                   f"Python {platform.python_version()}; `order-engine run` of {where}; "
+                   f"Redis: {'a Redis server of the machine' if _redis_url() else 'embedded (fakeredis)'}",
         "prices": PRICES,
+        "goals": GOALS,
     }
     started = time.monotonic()
-    if counter:
-        with counter.installed():
-            results["zeroLatency"] = scenario("zero venue latency", ZERO_LATENCY_ENV, args.orders, args.senders,
-                                              counter)
-            results["realistic"] = scenario("realistic latency", REALISTIC_ENV, args.realistic_orders,
-                                            args.senders, counter)
-            results["steady"] = scenario(f"steady {args.steady_rate * 60:.0f} orders/min, realistic latency",
-                                         REALISTIC_ENV, args.steady_orders, args.senders, counter,
-                                         rate=args.steady_rate)
+    only = set(args.only or ["zero", "realistic", "steady"])
+    if args.rest is None:
+        runs = [("zeroLatency", "zero", "zero venue latency", ZERO_LATENCY_ENV, args.orders, None),
+                ("realistic", "realistic", "realistic latency", REALISTIC_ENV, args.realistic_orders, None),
+                ("steady", "steady", f"steady {args.steady_rate * 60:.0f} orders/min, realistic latency",
+                 REALISTIC_ENV, args.steady_orders, args.steady_rate)]
+        for key, short, title, env, orders, rate in runs:
+            if short in only:
+                results[key] = scenario(title, env, orders, args.senders, counted, rate=rate, baseline=args.baseline)
     else:
-        results["zeroLatency"] = scenario("running stack", {}, args.orders, args.senders, None, args.rest, args.ws)
-        results["realistic"] = results["steady"] = results["zeroLatency"]
-    if counter:
+        results["zeroLatency"] = scenario("running stack", {}, args.orders, args.senders, False, args.rest, args.ws)
+    if counted and "steady" in results:
         api_ms = results["steady"]["postMs"]["p50"]
         for key in ("zeroLatency", "realistic", "steady"):
-            results[key]["costPerMillionOrders"] = cost(results[key], api_ms)
+            if key in results and "calls" in results[key]:
+                results[key]["costPerMillionOrders"] = cost(results[key], api_ms)
+    if counted and not args.no_one_order:
         from .one_order import measure
 
         results["oneOrder"] = measure()
     if not args.no_cold_start:
-        results["coldStart"] = cold_start()
+        results["coldStart"] = cold_start(args.baseline or ROOT)
     results["benchSeconds"] = round(time.monotonic() - started, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"bench-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    label = "baseline-" if args.baseline else ""
+    out = RESULTS / f"bench-{label}{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.write_text(json.dumps(results, indent=2, default=str))
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    if not args.baseline:
+        (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str))
     print()
     print(table(results))
     print(f"\n(written to {out.relative_to(ROOT)}; {results['benchSeconds']} s)")

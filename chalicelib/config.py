@@ -43,6 +43,13 @@ class Settings:
     stage: str = "local"
     region: str = "us-east-1"
     aws_endpoint_url: str | None = None
+    # Per-service endpoints, as the AWS SDKs read them (``AWS_ENDPOINT_URL_DYNAMODB``,
+    # ``AWS_ENDPOINT_URL_SQS``, …), keyed by the variable's suffix in lower case (``dynamodb``,
+    # ``dynamodb_streams``, ``sqs``); each wins over ``aws_endpoint_url`` for its service.
+    aws_endpoint_urls: Mapping[str, str] = field(default_factory=dict)
+    # botocore's client-side validation of every request against the service model. An emulator
+    # validates on its side anyway; the local stack turns it off (AWS_PARAMETER_VALIDATION=false).
+    aws_parameter_validation: bool = True
     orders_table: str = "order-engine-orders"
     # The orders table's stream, which the fan-out Lambda reads; see orders_stream_arn().
     orders_table_stream_arn: str | None = None
@@ -87,6 +94,8 @@ class Settings:
             stage=stage,
             region=e.get("AWS_REGION", e.get("AWS_DEFAULT_REGION", d.region)),
             aws_endpoint_url=e.get("AWS_ENDPOINT_URL") or None,
+            aws_endpoint_urls=_service_endpoints(e),
+            aws_parameter_validation=_flag(e.get("AWS_PARAMETER_VALIDATION"), d.aws_parameter_validation),
             orders_table=e.get("ORDERS_TABLE", d.orders_table),
             orders_table_stream_arn=e.get("ORDERS_TABLE_STREAM_ARN") or None,
             connections_table=e.get("CONNECTIONS_TABLE", d.connections_table),
@@ -130,6 +139,13 @@ class Settings:
                     "it is printed in the README and accepted only on the local stage")
         return None
 
+    def endpoint_for(self, service: str) -> str | None:
+        """Where a boto3 ``service`` (``dynamodb``, ``dynamodbstreams``, ``sqs``, …) is reached:
+        its own ``AWS_ENDPOINT_URL_<SERVICE>`` if set, else ``AWS_ENDPOINT_URL``, else AWS (None).
+        The suffix is the SDKs' (the service id in upper case, spaces as underscores)."""
+        key = _ENDPOINT_SUFFIXES.get(service, service.replace("-", "_"))
+        return self.aws_endpoint_urls.get(key) or self.aws_endpoint_url
+
     def orders_stream_arn(self) -> str:
         """The fan-out's event source. On AWS the package sets the table's real stream; the local
         default names only the table (its stream label is a placeholder), and the local stack's
@@ -149,6 +165,28 @@ class Settings:
         if self.ws_api_id:
             return f"https://{self.ws_api_id}.execute-api.{self.region}.amazonaws.com/{self.stage}"
         raise RuntimeError("set WS_MANAGEMENT_ENDPOINT or WS_API_ID to push WebSocket messages")
+
+
+_ENDPOINT_PREFIX = "AWS_ENDPOINT_URL_"
+# boto3 service names whose SDK service id differs from the name (``DynamoDB Streams``).
+_ENDPOINT_SUFFIXES = {"dynamodbstreams": "dynamodb_streams"}
+
+
+def _service_endpoints(env: Mapping[str, str]) -> dict[str, str]:
+    """``AWS_ENDPOINT_URL_<SERVICE>`` variables that are set, keyed by ``<service>`` in lower case."""
+    return {name[len(_ENDPOINT_PREFIX):].lower(): value for name, value in env.items()
+            if name.startswith(_ENDPOINT_PREFIX) and len(name) > len(_ENDPOINT_PREFIX) and value}
+
+
+def _flag(raw: str | None, default: bool) -> bool:
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"bad boolean {raw!r}: want true or false")
 
 
 def _api_keys(stage: str, raw: str | None) -> dict[str, str]:

@@ -12,7 +12,6 @@ traceback. Exit status: 0 done (a watched order confirmed), 1 failed, 2 bad comm
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import socket
@@ -433,14 +432,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # -- run ----------------------------------------------------------------------------------------
-_PORT_SETTINGS = (("REST_PORT", "--rest-port", "REST API"), ("WS_PORT", "--ws-port", "WebSocket gateway"))
+_PORT_SETTINGS = (("REST_PORT", "--rest-port", "REST API"), ("WS_PORT", "--ws-port", "WebSocket gateway"),
+                  ("AWS_PORT", "--aws-port", "AWS emulator (DynamoDB and the rest)"),
+                  ("SQS_PORT", "--sqs-port", "AWS emulator (SQS)"))
 
 
-def _busy_port(host: str, ports: tuple[int, int]) -> str | None:
+def _ports(args: argparse.Namespace) -> dict[tuple[str, str, str], int]:
+    """The stack's ports by (setting, flag, what): those this command serves on."""
+    return {setting: getattr(args, setting[1][2:].replace("-", "_")) for setting in _PORT_SETTINGS
+            if hasattr(args, setting[1][2:].replace("-", "_"))}
+
+
+def _busy_port(host: str, ports: dict[tuple[str, str, str], int]) -> str | None:
     """Which of the stack's ports cannot be listened on now, in words, or ``None``."""
     from .http_server import bind
 
-    for (setting, flag, what), port in zip(_PORT_SETTINGS, ports, strict=True):
+    for (setting, flag, what), port in ports.items():
         if port == 0:
             continue
         try:
@@ -454,31 +461,37 @@ def _busy_port(host: str, ports: tuple[int, int]) -> str | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    host = "127.0.0.1"
-    if args.rest_port == args.ws_port != 0:
-        raise CliError(f"REST_PORT and WS_PORT are both {args.rest_port}: give them different ports "
-                       f"(--rest-port, --ws-port)", status=2)
-    print(f"starting the local stack: REST :{args.rest_port}, WebSocket :{args.ws_port}…", flush=True)
-    from .stack import DevStack
+    """``run`` (the whole stack) and ``services`` (all but the REST API, for ``chalice local``)."""
+    from pathlib import Path
 
-    stack = DevStack(
-        rest_port=args.rest_port,
-        ws_port=args.ws_port,
+    from .stack import _project_dir
+    from .state import default_state_dir
+    from .supervise import Supervisor
+
+    host = "127.0.0.1"
+    ports = _ports(args)
+    taken: dict[int, str] = {}
+    for (setting, _flag, _what), port in ports.items():
+        if port != 0 and port in taken:
+            raise CliError(f"{taken[port]} and {setting} are both {port}: give them different ports", status=2)
+        taken[port] = setting
+    busy = _busy_port(host, ports)
+    if busy:
+        raise CliError(busy)
+    services = args.command == "services"
+    what = "services" if services else "stack"
+    print(f"starting the local {what}: " + ", ".join(f"{w.split(' (')[0]} :{p}" for (_s, _f, w), p in ports.items())
+          + "…", flush=True)
+    project = _project_dir(None)
+    state_dir = None if args.no_state else (Path(args.state_dir) if args.state_dir else default_state_dir(project))
+    supervisor = Supervisor(
+        rest_port=getattr(args, "rest_port", 0), ws_port=args.ws_port, aws_port=args.aws_port,
+        sqs_port=args.sqs_port, redis_port=args.redis_port, with_rest=not services,
         aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
         redis_url=os.environ.get("REDIS_URL") or None,
-        host=host,
+        project_dir=project, state_dir=state_dir, fresh=args.fresh, host=host,
     )
-    try:
-        stack.run_forever()
-    except OSError as exc:
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
-            busy = _busy_port(host, (args.rest_port, args.ws_port))
-            if busy:
-                raise CliError(busy) from None
-        raise CliError(f"the local stack could not start: {exc}") from None
-    except Exception as exc:  # an endpoint without DynamoDB, a Redis that refuses: one clear line
-        raise CliError(f"the local stack could not start: {exc or type(exc).__name__}") from None
-    return 0
+    return supervisor.run_forever(ready_file=Path(args.ready_file) if args.ready_file else None)
 
 
 # -- the command line -----------------------------------------------------------------------------
@@ -516,12 +529,24 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 RUN_DESCRIPTION = """\
-Start the whole local stack on 127.0.0.1 (AWS emulator, Redis, WebSocket gateway, pollers,
-REST API), print where everything is, and serve until Ctrl-C. A busy port is reported at once.
+Start the whole local stack on 127.0.0.1, one process per part (AWS emulator, Redis, WebSocket
+gateway, pollers, REST API), print where everything is, and serve until Ctrl-C. A busy port is
+reported at once. Tables, queues and orders are kept in .devstack/state across restarts
+(--fresh starts empty).
 
 example:
   order-engine run
   REST_PORT=8100 WS_PORT=8101 order-engine run     # `make run` takes the same variables
+  FRESH=1 make run                                 # forget the saved state
+"""
+SERVICES_DESCRIPTION = """\
+Start everything but the REST API (AWS emulator on fixed ports, Redis, WebSocket gateway,
+pollers), so that `chalice local --stage local` serves the routes, with Chalice's auto-reload,
+against them. The pollers and WebSocket handlers do not reload: restart this on their changes.
+
+example:
+  order-engine services          # then, in another terminal:
+  chalice local --stage local --port 8000
 """
 SUBMIT_DESCRIPTION = """\
 Submit one market order (POST /api/orders/execute) and print the answer, or with --watch
@@ -550,16 +575,38 @@ def _client_flags(p: argparse.ArgumentParser, timeout_help: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="order-engine", description=__doc__, formatter_class=_Formatter,
                                      epilog="`order-engine COMMAND --help` shows a command's flags and an example.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,submit,demo}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,services,submit,demo}")
 
-    run = sub.add_parser("run", help="start the whole local stack", description=RUN_DESCRIPTION,
-                         formatter_class=_Formatter)
-    run.add_argument("--rest-port", metavar="PORT", type=_port("REST_PORT"),
-                     default=os.environ.get("REST_PORT", "8000"),
-                     help="port of the REST API (env REST_PORT; default %(default)s; 0 picks a free one)")
-    run.add_argument("--ws-port", metavar="PORT", type=_port("WS_PORT"), default=os.environ.get("WS_PORT", "8001"),
-                     help="port of the WebSocket gateway (env WS_PORT; default %(default)s; 0 picks a free one)")
-    run.set_defaults(func=cmd_run)
+    for command, help_text, description in (
+            ("run", "start the whole local stack, one process per part", RUN_DESCRIPTION),
+            ("services", "start everything but the REST API, for `chalice local --stage local`",
+             SERVICES_DESCRIPTION)):
+        run = sub.add_parser(command, help=help_text, description=description, formatter_class=_Formatter)
+        if command == "run":
+            run.add_argument("--rest-port", metavar="PORT", type=_port("REST_PORT"),
+                             default=os.environ.get("REST_PORT", "8000"),
+                             help="port of the REST API (env REST_PORT; default %(default)s; 0 picks a free one)")
+        run.add_argument("--ws-port", metavar="PORT", type=_port("WS_PORT"), default=os.environ.get("WS_PORT", "8001"),
+                         help="port of the WebSocket gateway (env WS_PORT; default %(default)s; 0 picks a free one)")
+        run.add_argument("--aws-port", metavar="PORT", type=_port("AWS_PORT"),
+                         default=os.environ.get("AWS_PORT", "8002"),
+                         help="port of the AWS emulator for DynamoDB, its streams and every service but SQS "
+                              "(env AWS_PORT; default %(default)s; 0 picks a free one)")
+        run.add_argument("--sqs-port", metavar="PORT", type=_port("SQS_PORT"),
+                         default=os.environ.get("SQS_PORT", "8003"),
+                         help="port of the AWS emulator for SQS (env SQS_PORT; default %(default)s)")
+        run.add_argument("--redis-port", metavar="PORT", type=_port("REDIS_PORT"),
+                         default=os.environ.get("REDIS_PORT", "6379" if command == "services" else "0"),
+                         help="port of the embedded Redis, used when nothing answers at REDIS_URL or "
+                              "127.0.0.1:6379 (env REDIS_PORT; default %(default)s)")
+        run.add_argument("--fresh", action="store_true", default=os.environ.get("FRESH", "") not in ("", "0"),
+                         help="start empty: forget the saved tables, queues and Redis keys (env FRESH=1)")
+        run.add_argument("--state-dir", metavar="DIR",
+                         help="where the state is kept across restarts (default .devstack/state in the checkout)")
+        run.add_argument("--no-state", action="store_true", help="keep no state: start empty and save nothing")
+        run.add_argument("--ready-file", metavar="FILE",
+                         help="once ready, write the URLs and the process ids there as JSON (for scripts)")
+        run.set_defaults(func=cmd_run)
 
     submit = sub.add_parser("submit", help="submit one market order, and --watch it", description=SUBMIT_DESCRIPTION,
                             formatter_class=_Formatter)

@@ -13,6 +13,7 @@ concurrently.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -23,26 +24,77 @@ from typing import Any
 import httpx
 from chalice.local import LambdaContext as _ChaliceLambdaContext
 
-__all__ = ["ACCOUNT_ID", "AwsEmulator", "LambdaContext", "SerialDynamoDB"]
+__all__ = ["ACCOUNT_ID", "AwsEmulator", "LambdaContext", "PriorityLock", "SerialDynamoDB"]
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 log = logging.getLogger("devstack.emulator")
 
 
+class PriorityLock:
+    """A lock whose waiters are served by priority (lower first), then in arrival order."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held = False
+        self._waiting: list[tuple[int, int, threading.Event]] = []
+        self._arrivals = 0
+
+    def acquire(self, priority: int = 0) -> None:
+        with self._mutex:
+            if not self._held and not self._waiting:
+                self._held = True
+                return
+            self._arrivals += 1
+            turn = threading.Event()
+            heapq.heappush(self._waiting, (priority, self._arrivals, turn))
+        turn.wait()  # release() hands the lock over: held stays True
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiting:
+                heapq.heappop(self._waiting)[2].set()
+            else:
+                self._held = False
+
+    def __enter__(self) -> PriorityLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# Who waits least for DynamoDB, by the ``app/<id>`` that botocore adds to its User-Agent from
+# AWS_SDK_UA_APP_ID (the supervisor gives each part its name): intake first, then the socket's
+# handlers, then the workers and the fan-out. Execution queues behind execution, not intake.
+PRIORITIES = {"app/rest": 0, "app/gateway": 1}
+_LOWEST = 2
+
+
+def _priority(environ: dict[str, Any]) -> int:
+    agent = str(environ.get("HTTP_USER_AGENT", ""))
+    return min((p for tag, p in PRIORITIES.items() if tag in agent), default=_LOWEST)
+
+
 class SerialDynamoDB:
-    """WSGI middleware: DynamoDB (and DynamoDB Streams) requests one at a time, the rest as they come."""
+    """WSGI middleware: DynamoDB (and DynamoDB Streams) requests one at a time, the rest as they come.
+
+    Waiting requests are served by the priority of the part that sent them (``PRIORITIES``)."""
 
     _TARGETS = ("DynamoDB_", "DynamoDBStreams_")
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self._app = app
-        self._lock = threading.Lock()
+        self.lock = PriorityLock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith(self._TARGETS):
             return self._app(environ, start_response)
-        with self._lock:
+        self.lock.acquire(_priority(environ))
+        try:
             return list(self._app(environ, start_response))  # the whole response inside the lock
+        finally:
+            self.lock.release()
 
 
 class AwsEmulator:

@@ -1,15 +1,20 @@
 """Redis for the local stack: the one named by ``REDIS_URL`` when it answers, else an embedded one.
 
-The embedded server is fakeredis's ``TcpFakeServer``: the Redis protocol over TCP, from a thread.
+The embedded server is fakeredis's ``TcpFakeServer``: the Redis protocol over TCP, from a thread
+(``start_redis``) or from a process of its own (``serve_redis``, under ``order-engine run``).
+Its accepted sockets set ``TCP_NODELAY``: fakeredis writes each reply of a pipeline on its own,
+and with Nagle's algorithm the second waited for the client's delayed ACK, 40 ms a pipeline.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["redis_answers", "start_redis"]
+__all__ = ["DEFAULT_REDIS_URL", "embedded_server", "redis_answers", "start_redis"]
 
 log = logging.getLogger("devstack.redis")
 
@@ -42,9 +47,7 @@ def start_redis(url: str | None = None, host: str = "127.0.0.1", port: int = 0,
         log.warning("REDIS_URL %s does not answer; starting an embedded Redis", url)
     elif try_default and redis_answers(DEFAULT_REDIS_URL):
         return DEFAULT_REDIS_URL, lambda: None
-    from fakeredis import TcpFakeServer
-
-    server = TcpFakeServer((host, port))
+    server = embedded_server(host, port)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                               name="devstack-redis", daemon=True)
     thread.start()
@@ -60,3 +63,24 @@ def start_redis(url: str | None = None, host: str = "127.0.0.1", port: int = 0,
         thread.join(timeout=5)
 
     return f"redis://{host}:{bound_port}/0", stop
+
+
+def embedded_server(host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None) -> Any:
+    """fakeredis's TCP server, listening on ``host:port`` or on ``sock`` (bound already), with
+    ``TCP_NODELAY`` on every accepted socket."""
+    from fakeredis import TcpFakeServer
+
+    class NoDelayServer(TcpFakeServer):  # type: ignore[misc]
+        def get_request(self) -> tuple[socket.socket, Any]:
+            conn, address = super().get_request()
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return conn, address
+
+    if sock is None:
+        return NoDelayServer((host, port))
+    server = NoDelayServer(sock.getsockname()[:2], bind_and_activate=False)
+    server.socket.close()
+    server.socket = sock
+    server.server_address = sock.getsockname()
+    server.server_activate()
+    return server

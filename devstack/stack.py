@@ -27,22 +27,15 @@ from typing import Any
 from chalicelib.config import DEFAULT_API_KEYS, parse_api_keys
 
 from .emulator import AwsEmulator
+from .functions import Poller, Runtime, build_pollers, start_pollers, stop_pollers
 from .http_server import bind
 from .redis_server import start_redis
 from .rest import RestServer, chalice_config
-from .sqs_poller import SqsPoller
-from .stream_poller import StreamOptions, StreamPoller
 from .ws_gateway import WebSocketGateway
 
 __all__ = ["DevStack", "first_api_key"]
 
 log = logging.getLogger("devstack")
-# How often the stream poller reads a shard: Lambda reads four times a second; here ten, since a
-# read of the embedded emulator costs a few milliseconds and a status reaches its socket sooner.
-# After half a minute without a record, once a second: moto keeps every shard iterator it hands out
-# (about 1.7 KB a read), which would cost a stack left idle some 60 MB an hour at ten reads a second.
-STREAM_POLL_SECONDS = 0.1
-STREAM_IDLE_POLL_SECONDS = 1.0
 
 
 def first_api_key(raw: str | None) -> str:
@@ -100,10 +93,8 @@ class DevStack:
         self._ws_sock: socket.socket | None = None
         self._rest_sock: socket.socket | None = None
         self._gateway: WebSocketGateway | None = None
-        self._poller: SqsPoller | None = None
-        self._streams: StreamPoller | None = None
-        self._sqs: Any = None
-        self._stream_clients: list[Any] = []
+        self._runtime: Runtime | None = None
+        self._pollers: list[tuple[str, Poller]] = []
         self._rest: RestServer | None = None
         self._saved_env: dict[str, str] | None = None
         self._added_path: str | None = None
@@ -136,11 +127,9 @@ class DevStack:
         if self._saved_env is None:
             return
         rest, self._rest = self._rest, None
-        poller, self._poller = self._poller, None
-        streams, self._streams = self._streams, None
+        pollers, self._pollers = self._pollers, []
+        runtime, self._runtime = self._runtime, None
         gateway, self._gateway = self._gateway, None
-        sqs, self._sqs = self._sqs, None
-        stream_clients, self._stream_clients = self._stream_clients, []
         ws_sock, self._ws_sock = self._ws_sock, None
         rest_sock, self._rest_sock = self._rest_sock, None
         stop_redis, self._stop_redis = self._stop_redis, None
@@ -148,12 +137,10 @@ class DevStack:
         steps: list[tuple[str, Callable[[], None] | None]] = [
             ("REST API", rest.stop if rest else None),
             ("REST socket", rest_sock.close if rest_sock else None),  # the REST server closes it too
-            ("SQS poller", poller.stop if poller else None),
-            ("stream poller", streams.stop if streams else None),
+            ("event-source pollers", (lambda: stop_pollers(pollers)) if pollers else None),
             ("WebSocket gateway", gateway.stop if gateway else None),
             ("WebSocket socket", ws_sock.close if ws_sock else None),  # the gateway's server closes it too
-            ("SQS client", sqs.close if sqs else None),
-            *(("stream poller's client", client.close) for client in stream_clients),
+            ("pollers' clients", runtime.close if runtime else None),
             ("app clients", _reset_app_state),
             ("Redis", stop_redis),
             ("AWS emulator", emulator.stop if emulator else None),
@@ -245,19 +232,12 @@ class DevStack:
         )
         self._gateway.start()
 
-        import boto3
-
-        self._sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=env.get("AWS_REGION", self.region))
-        names = [source.name for source in self.app.event_sources]
-        scoped = {name: config.scope(self.stage, name) for name in names}
-        self._streams = self._stream_poller(endpoint, env.get("AWS_REGION", self.region), scoped)
-        self._streams.start()
-        self._poller = SqsPoller(
-            self.app, self._sqs, region=env.get("AWS_REGION", self.region), stage=self.stage,
-            function_timeouts={name: c.lambda_timeout or 60 for name, c in scoped.items()},
-            function_memory={name: c.lambda_memory_size or 128 for name, c in scoped.items()},
-        )
-        self._poller.start()
+        scoped = {source.name: config.scope(self.stage, source.name) for source in self.app.event_sources}
+        self._runtime = Runtime(self.app, self.stage, env.get("AWS_REGION", self.region),
+                                endpoints=dict.fromkeys(("sqs", "dynamodb", "dynamodbstreams"), endpoint),
+                                scoped=scoped, parameter_validation=False)
+        self._pollers = build_pollers(self._runtime)
+        start_pollers(self._pollers)
 
         self._rest = RestServer(self.app, self.host, stage=self.stage, config=config, sock=self._rest_sock)
         self._rest.start()
@@ -271,36 +251,21 @@ class DevStack:
             "api_key": first_api_key(env["API_KEYS"]),
         }
 
-    def _stream_poller(self, endpoint: str, region: str, scoped: Mapping[str, Any]) -> StreamPoller:
-        """The app's stream sources, set up as the package sets them up on AWS."""
-        import boto3
-
-        from infra.package import STREAM_EVENT_SOURCE, STREAM_FAILURE_QUEUE
-        from infra.provision import template_resources
-
-        streams = boto3.client("dynamodbstreams", endpoint_url=endpoint, region_name=region)
-        dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=region)
-        self._stream_clients = [streams, dynamodb]
-        failures = template_resources()[STREAM_FAILURE_QUEUE]["Properties"]["QueueName"]
-        return StreamPoller(
-            self.app, streams, dynamodb, region=region, stage=self.stage, sqs_client=self._sqs,
-            options=StreamOptions.from_properties(STREAM_EVENT_SOURCE, on_failure_queue=failures),
-            function_timeouts={name: c.lambda_timeout or 60 for name, c in scoped.items()},
-            function_memory={name: c.lambda_memory_size or 128 for name, c in scoped.items()},
-            poll_seconds=STREAM_POLL_SECONDS, idle_poll_seconds=STREAM_IDLE_POLL_SECONDS,
-        )
-
     def _environment(self, endpoint: str, redis_url: str, ws_port: int) -> dict[str, str]:
         """What the app reads: the stage's variables from .chalice/config.json, unless already set;
         the stack's own endpoints; then ``env`` given to the constructor, which wins."""
         current = os.environ
         from_config = chalice_config(None, self.stage, self.project_dir).environment_variables
-        env = {name: str(value) for name, value in from_config.items() if name not in current}
+        # The stage's endpoints are for `chalice local` against `order-engine services`; this stack
+        # serves every service from one emulator of its own.
+        env = {name: str(value) for name, value in from_config.items()
+               if name not in current and not name.startswith("AWS_ENDPOINT_URL")}
         embedded = self._emulator is not None and self._emulator.embedded
         env.update({
             "AWS_ENDPOINT_URL": endpoint,
             "REDIS_URL": redis_url,
             "STAGE": self.stage,
+            "AWS_PARAMETER_VALIDATION": "false",  # the emulator validates every request anyway
             "WS_MANAGEMENT_ENDPOINT": f"http://{self.host}:{ws_port}/{self.stage}",
             # The shell's, if set (a proxy or tunnel in front of the gateway); not the config
             # file's: the stack knows where its own gateway listens. The gateway stays on WS_PORT.

@@ -1,13 +1,17 @@
 """Create the queues and tables of ``infra/template.yaml`` on AWS, moto or LocalStack.
 
-The template is the single definition. It is deployed as a CloudFormation stack; where the
-endpoint has no CloudFormation, the same resources are created directly from the template's
-properties. Time to live is then enabled for every table whose template asks for it, because
-moto's CloudFormation ignores ``TimeToLiveSpecification``, and so is the stream of a table that
-exists without one (created by an earlier version of the template). An endpoint that lacks a service
-(LocalStack's free build here has no DynamoDB) gets what it can serve and a clear error.
+The template is the single definition; this creates its resources through the SQS and DynamoDB
+APIs, from the template's properties, with ``Ref`` and ``Fn::GetAtt`` resolved. One path for every
+endpoint: on the local stack's emulator it takes about 0.4 s where a CloudFormation stack took
+about 2 s (moto's CloudFormation alone takes a second to import), and it needs nothing but the two
+services, which LocalStack's free build (SQS only, here) and any emulator serve. On AWS the same
+resources come with the application's own stack (``make package``: the template is merged into
+Chalice's). It is idempotent: what exists is brought in line (queue attributes, time to live, the
+orders table's stream), nothing is created twice. An endpoint that lacks a service (LocalStack's
+free build here has no DynamoDB) gets what it can serve and a clear error.
 
     python -m infra.provision --endpoint-url http://127.0.0.1:4566 --region us-east-1
+    python -m infra.provision --endpoint-url http://127.0.0.1:8002 --sqs-endpoint-url http://127.0.0.1:8003
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import socket
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +33,6 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 __all__ = [
-    "DEFAULT_STACK_NAME",
     "QUEUE_TYPE",
     "TABLE_TYPE",
     "TEMPLATE_PATH",
@@ -42,13 +46,10 @@ __all__ = [
 ]
 
 TEMPLATE_PATH = Path(__file__).with_name("template.yaml")
-DEFAULT_STACK_NAME = "order-engine-resources"
 
 QUEUE_TYPE = "AWS::SQS::Queue"
 TABLE_TYPE = "AWS::DynamoDB::Table"
 
-_STACK_DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
-_STACK_FAILED = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED"}
 # The service behind each resource type, and a cheap call that shows whether an endpoint serves it.
 _SERVICES = {QUEUE_TYPE: "sqs", TABLE_TYPE: "dynamodb"}
 _PROBES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -84,12 +85,8 @@ class ProvisionError(RuntimeError):
     """The resources could not be created; the message says which and why."""
 
 
-class _CloudFormationUnavailableError(Exception):
-    """The endpoint answers, but not as CloudFormation."""
-
-
 def template_body() -> str:
-    """The template's text, as sent to CloudFormation."""
+    """The template's text."""
     return TEMPLATE_PATH.read_text(encoding="utf-8")
 
 
@@ -124,23 +121,20 @@ def reachable(endpoint_url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def _session(endpoint_url: str | None, region: str) -> boto3.session.Session:
+Endpoints = Mapping[str, str | None]  # boto3 service name -> endpoint URL; None: AWS
+
+
+def _session(endpoints: Endpoints, region: str) -> boto3.session.Session:
     session = boto3.session.Session(region_name=region)
-    if endpoint_url and session.get_credentials() is None:
+    if any(endpoints.values()) and session.get_credentials() is None:
         # Emulators accept any credentials; "test" is their convention.
         session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=region)
     return session
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _of_type(resources: Mapping[str, dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {name: r for name, r in resources.items() if r.get("Type") == kind}
-
-
-# ---------------------------------------------------------------- CloudFormation
+def _client(session: boto3.session.Session, endpoints: Endpoints, service: str, config: Config | None = None) -> Any:
+    make: Any = session.client  # the service name is a variable here
+    return make(service, endpoint_url=endpoints.get(service), config=config)
 
 
 def _not_served(exc: ClientError) -> bool:
@@ -151,68 +145,12 @@ def _not_served(exc: ClientError) -> bool:
     )
 
 
-def _stack_status(cfn: Any, stack_name: str) -> str | None:
-    try:
-        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as exc:
-        if _error_code(exc) == "ValidationError" and "does not exist" in str(exc):
-            return None
-        if _not_served(exc):
-            raise _CloudFormationUnavailableError(str(exc)) from exc
-        raise ProvisionError(f"cannot read stack {stack_name}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise _CloudFormationUnavailableError(str(exc)) from exc
-    return str(stacks[0]["StackStatus"]) if stacks else None
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _failure_reasons(cfn: Any, stack_name: str) -> str:
-    try:
-        events = cfn.describe_stack_events(StackName=stack_name)["StackEvents"]
-    except ClientError:
-        return "no stack events"
-    reasons = [
-        f"{e.get('LogicalResourceId')}: {e.get('ResourceStatusReason')}"
-        for e in events
-        if str(e.get("ResourceStatus", "")).endswith("FAILED") and e.get("ResourceStatusReason")
-    ]
-    return "; ".join(reasons) or "no reason given"
-
-
-def _wait(cfn: Any, waiter_name: str, stack_name: str) -> None:
-    waiter = cfn.get_waiter(waiter_name)
-    waiter.wait(StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 600})
-
-
-def _deploy_stack(cfn: Any, stack_name: str) -> None:
-    """Create the stack unless it is already complete; raises ProvisionError when creation fails."""
-    status = _stack_status(cfn, stack_name)
-    if status is not None and status.endswith("_IN_PROGRESS"):
-        waiter = {"DELETE": "stack_delete_complete", "UPDATE": "stack_update_complete"}.get(
-            status.split("_", 1)[0], "stack_create_complete")
-        try:
-            _wait(cfn, waiter, stack_name)
-        except WaiterError:
-            pass
-        status = _stack_status(cfn, stack_name)
-    if status in _STACK_DONE:
-        return
-    if status in _STACK_FAILED:
-        # A failed first creation leaves a stack that can only be deleted.
-        cfn.delete_stack(StackName=stack_name)
-        _wait(cfn, "stack_delete_complete", stack_name)
-    try:
-        stack_id = cfn.create_stack(StackName=stack_name, TemplateBody=template_body(), OnFailure="DELETE")["StackId"]
-    except ClientError as exc:
-        if _error_code(exc) == "AlreadyExistsException":
-            _wait(cfn, "stack_create_complete", stack_name)
-            return
-        if _not_served(exc):
-            raise _CloudFormationUnavailableError(str(exc)) from exc
-        raise ProvisionError(f"stack {stack_name} was refused: {exc}") from exc
-    try:
-        _wait(cfn, "stack_create_complete", stack_id)
-    except WaiterError as exc:
-        raise ProvisionError(f"stack {stack_name} was not created: {_failure_reasons(cfn, stack_id)}") from exc
+def _of_type(resources: Mapping[str, dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in resources.items() if r.get("Type") == kind}
 
 
 # ---------------------------------------------------------------- direct API
@@ -271,7 +209,7 @@ def _resolve(value: Any, attributes: Mapping[str, Mapping[str, str]]) -> Any:
 def _queue_attributes(props: Mapping[str, Any]) -> dict[str, str]:
     unknown = set(props) - set(_QUEUE_ATTRIBUTES) - {"QueueName", "Tags"}
     if unknown:
-        raise ProvisionError(f"queue properties not supported without CloudFormation: {sorted(unknown)}")
+        raise ProvisionError(f"queue properties this provisioning does not know: {sorted(unknown)}")
     attrs: dict[str, str] = {}
     for prop, attr in _QUEUE_ATTRIBUTES.items():
         if prop not in props:
@@ -304,7 +242,7 @@ def _create_queue(sqs: Any, props: Mapping[str, Any]) -> dict[str, str]:
 def _table_parameters(props: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(props) - set(_TABLE_PARAMETERS) - set(_TABLE_AFTER_CREATE) - {_TABLE_STREAM, "Tags"}
     if unknown:
-        raise ProvisionError(f"table properties not supported without CloudFormation: {sorted(unknown)}")
+        raise ProvisionError(f"table properties this provisioning does not know: {sorted(unknown)}")
     params = {k: props[k] for k in _TABLE_PARAMETERS if k in props}
     if props.get("Tags"):
         params["Tags"] = props["Tags"]
@@ -329,51 +267,46 @@ def _create_table(dynamodb: Any, props: Mapping[str, Any]) -> dict[str, str]:
     return {"Ref": name, "Arn": arn}
 
 
-def _create_directly(session: boto3.session.Session, endpoint_url: str | None,
+def _create_directly(session: boto3.session.Session, endpoints: Endpoints,
                      resources: Mapping[str, dict[str, Any]]) -> None:
-    """Create each resource through its service's API; what can be created is, then failures are raised."""
-    sqs = session.client("sqs", endpoint_url=endpoint_url)
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
+    """Create each resource through its service's API; what can be created is, then failures are raised.
+
+    The services' resources are created side by side (the local stack serves each service from a
+    process of its own) unless one refers to another service's."""
     attributes: dict[str, dict[str, str]] = {}
     failures: list[str] = []
-    for name in _creation_order(resources):
-        resource = resources[name]
-        try:
-            props = _resolve(resource.get("Properties", {}), attributes)
-            if resource["Type"] == QUEUE_TYPE:
-                attributes[name] = _create_queue(sqs, props)
-            elif resource["Type"] == TABLE_TYPE:
-                attributes[name] = _create_table(dynamodb, props)
-            else:
-                raise ProvisionError(f"{resource['Type']} cannot be created without CloudFormation")
-        except KeyError as exc:
-            failures.append(f"{name}: depends on {exc} which was not created")
-        except (ClientError, WaiterError, ProvisionError) as exc:
-            failures.append(f"{name}: {exc}")
+    order = _creation_order(resources)
+    by_service: dict[str, list[str]] = {}
+    for name in order:
+        by_service.setdefault(_SERVICES.get(resources[name].get("Type", ""), ""), []).append(name)
+
+    def create(names: list[str]) -> None:
+        clients: dict[str, Any] = {}
+        for name in names:
+            resource = resources[name]
+            service = _SERVICES.get(resource.get("Type", ""))
+            try:
+                props = _resolve(resource.get("Properties", {}), attributes)
+                if service is None:
+                    raise ProvisionError(f"{resource['Type']} is not a resource this provisioning creates")
+                client = clients.get(service) or clients.setdefault(service, _client(session, endpoints, service))
+                created = _create_queue(client, props) if service == "sqs" else _create_table(client, props)
+                attributes[name] = created
+            except KeyError as exc:
+                failures.append(f"{name}: depends on {exc} which was not created")
+            except (ClientError, WaiterError, ProvisionError) as exc:
+                failures.append(f"{name}: {exc}")
+
+    crossing = any(_SERVICES.get(resources.get(ref, {}).get("Type", "")) != _SERVICES.get(r.get("Type", ""))
+                   for r in resources.values() for ref in _references(r.get("Properties", {})) if ref in resources)
+    if crossing or len(by_service) < 2:
+        create(order)
+    else:
+        with ThreadPoolExecutor(max_workers=len(by_service)) as pool:
+            list(pool.map(create, by_service.values()))
     if failures:
-        created = ", ".join(attributes) or "nothing"
+        created = ", ".join(n for n in order if n in attributes) or "nothing"
         raise ProvisionError(f"created {created}; not created: " + "; ".join(failures))
-
-
-def _existing(session: boto3.session.Session, endpoint_url: str | None,
-              resources: Mapping[str, dict[str, Any]]) -> list[str]:
-    """Logical ids of the template's queues and tables that already exist under their names."""
-    found: list[str] = []
-    sqs = session.client("sqs", endpoint_url=endpoint_url)
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
-    for name, resource in resources.items():
-        props = resource.get("Properties", {})
-        try:
-            if resource.get("Type") == QUEUE_TYPE:
-                sqs.get_queue_url(QueueName=props["QueueName"])
-            elif resource.get("Type") == TABLE_TYPE:
-                dynamodb.describe_table(TableName=props["TableName"])
-            else:
-                continue
-        except ClientError:
-            continue
-        found.append(name)
-    return found
 
 
 # ---------------------------------------------------------------- after creation
@@ -416,13 +349,13 @@ def _enable_streams(dynamodb: Any, tables: Mapping[str, dict[str, Any]]) -> None
         dynamodb.update_table(TableName=name, StreamSpecification=wanted)
 
 
-def _describe(session: boto3.session.Session, endpoint_url: str | None,
+def _describe(session: boto3.session.Session, endpoints: Endpoints,
               resources: Mapping[str, dict[str, Any]]) -> dict[str, str]:
     """Names, URLs and ARNs, keyed like the template's Outputs."""
     result: dict[str, str] = {}
     queues = _of_type(resources, QUEUE_TYPE)
     if queues:
-        sqs = session.client("sqs", endpoint_url=endpoint_url)
+        sqs = _client(session, endpoints, "sqs")
         for name, resource in queues.items():
             url = sqs.get_queue_url(QueueName=resource["Properties"]["QueueName"])["QueueUrl"]
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
@@ -430,7 +363,7 @@ def _describe(session: boto3.session.Session, endpoint_url: str | None,
             result[f"{name}Arn"] = attrs["QueueArn"]
     tables = _of_type(resources, TABLE_TYPE)
     if tables:
-        dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
+        dynamodb = _client(session, endpoints, "dynamodb")
         for name, resource in tables.items():
             table = dynamodb.describe_table(TableName=resource["Properties"]["TableName"])["Table"]
             result[f"{name}Name"] = table["TableName"]
@@ -440,18 +373,17 @@ def _describe(session: boto3.session.Session, endpoint_url: str | None,
     return result
 
 
-def _unavailable_services(session: boto3.session.Session, endpoint_url: str | None,
+def _unavailable_services(session: boto3.session.Session, endpoints: Endpoints,
                           resources: Mapping[str, dict[str, Any]]) -> dict[str, str]:
     """Services the template needs that the endpoint does not serve, with the reason.
 
     An emulator may lack one (LocalStack's DynamoDB fetches DynamoDB Local at first use);
-    asking once, without retries, fails in a moment where a stack would wait for minutes.
+    asking once, without retries, fails in a moment where creating would wait on retries.
     """
     missing: dict[str, str] = {}
     for service in sorted({_SERVICES[r["Type"]] for r in resources.values() if r.get("Type") in _SERVICES}):
         operation, params = _PROBES[service]
-        make_client: Any = session.client  # the service name is a variable here
-        client = make_client(service, endpoint_url=endpoint_url, config=_PROBE_CONFIG)
+        client = _client(session, endpoints, service, _PROBE_CONFIG)
         try:
             getattr(client, operation)(**params)
         except ClientError as exc:
@@ -462,52 +394,35 @@ def _unavailable_services(session: boto3.session.Session, endpoint_url: str | No
     return missing
 
 
-def provision(endpoint_url: str | None, region: str = "us-east-1",
-              stack_name: str = DEFAULT_STACK_NAME) -> dict[str, str]:
+def provision(endpoint_url: str | None, region: str = "us-east-1", *,
+              endpoints: Mapping[str, str] | None = None, check_services: bool = True) -> dict[str, str]:
     """Create the template's resources (idempotent) and return their names, URLs and ARNs.
 
-    ``endpoint_url`` None means the default AWS endpoints (or moto's ``mock_aws``). A complete
-    stack is left as it is; resources that exist outside a stack (created by an earlier run
-    without CloudFormation) are brought in line directly, since a stack could not adopt them.
-    When the endpoint lacks a service, what it can serve is created and ProvisionError says
-    what it cannot.
+    ``endpoint_url`` None means the default AWS endpoints (or moto's ``mock_aws``); ``endpoints``
+    gives a service (``sqs``, ``dynamodb``) an endpoint of its own. Existing resources are brought
+    in line, not created again. When the endpoint lacks a service, what it can serve is created and
+    ProvisionError says what it cannot; ``check_services=False`` skips asking (an emulator known to
+    serve both).
     """
-    session = _session(endpoint_url, region)
+    where: dict[str, str | None] = {service: endpoint_url for service in _PROBES}
+    where.update(endpoints or {})
+    session = _session(where, region)
     resources = template_resources()
-    missing = _unavailable_services(session, endpoint_url, resources)
+    missing = _unavailable_services(session, where, resources) if check_services else {}
     if missing:
         served = {n: r for n, r in resources.items() if _SERVICES.get(r.get("Type", "")) not in missing}
         created = "nothing"
         if served:
-            _create_directly(session, endpoint_url, served)
+            _create_directly(session, where, served)
             created = ", ".join(served)
         reasons = "; ".join(f"{service}: {reason}" for service, reason in missing.items())
-        raise ProvisionError(f"{endpoint_url or 'the AWS endpoint'} does not serve {', '.join(missing)}; "
-                             f"created only: {created} ({reasons})")
-    cfn = session.client("cloudformation", endpoint_url=endpoint_url)
-    try:
-        status = _stack_status(cfn, stack_name)
-    except _CloudFormationUnavailableError:
-        use_stack = False
-    else:
-        use_stack = status in _STACK_DONE or not _existing(session, endpoint_url, resources)
-    if use_stack:
-        try:
-            _deploy_stack(cfn, stack_name)
-        except _CloudFormationUnavailableError:
-            use_stack = False
-        except ProvisionError as stack_error:
-            # e.g. an emulator whose CloudFormation cannot create one of the resource types.
-            try:
-                _create_directly(session, endpoint_url, resources)
-            except ProvisionError as direct_error:
-                raise ProvisionError(f"{stack_error}; then directly: {direct_error}") from direct_error
-    if not use_stack:
-        _create_directly(session, endpoint_url, resources)
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
+        at = ", ".join(sorted({str(where[s] or "the AWS endpoint") for s in missing}))
+        raise ProvisionError(f"{at} does not serve {', '.join(missing)}; created only: {created} ({reasons})")
+    _create_directly(session, where, resources)
+    dynamodb = _client(session, where, "dynamodb")
     _enable_time_to_live(dynamodb, _of_type(resources, TABLE_TYPE))
     _enable_streams(dynamodb, _of_type(resources, TABLE_TYPE))
-    return _describe(session, endpoint_url, resources)
+    return _describe(session, where, resources)
 
 
 def _localstack_endpoint() -> str:
@@ -525,8 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     where.add_argument("--endpoint-url", help="AWS-compatible endpoint (moto server, LocalStack); default: AWS")
     where.add_argument("--localstack", action="store_true",
                        help="the LocalStack endpoint from localstack-client (LOCALSTACK_HOST, AWS_ENDPOINT_URL)")
+    parser.add_argument("--sqs-endpoint-url", help="SQS's own endpoint, when it is not --endpoint-url's")
     parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--stack-name", default=DEFAULT_STACK_NAME)
     parser.add_argument("--probe", action="store_true",
                         help="only check that the endpoint answers: exit 0 if it does, 3 if not")
     args = parser.parse_args(argv)
@@ -536,7 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--probe needs --endpoint-url or --localstack")
         return 0 if reachable(endpoint) else 3
     try:
-        result = provision(endpoint, args.region, args.stack_name)
+        result = provision(endpoint, args.region,
+                           endpoints={"sqs": args.sqs_endpoint_url} if args.sqs_endpoint_url else None)
     except (ProvisionError, ClientError) as exc:
         print(f"provision failed: {exc}", file=sys.stderr)
         return 1

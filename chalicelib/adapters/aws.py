@@ -2,7 +2,10 @@
 
 Lazily, because importing the app must stay cheap (cold start) and because the local stack
 sets the endpoint in the environment before the first call. ``AWS_ENDPOINT_URL`` selects
-an emulator (the local stack's moto server, LocalStack); unset, boto3 talks to AWS.
+an emulator (the local stack's moto server, LocalStack), ``AWS_ENDPOINT_URL_<SERVICE>`` one
+service's (the local stack serves DynamoDB and SQS from separate processes); unset, boto3 talks
+to AWS. ``AWS_PARAMETER_VALIDATION=false`` skips botocore's client-side validation (the local
+stack's setting: the emulator validates anyway); on AWS it stays on unless configured.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ PUSH_CLIENT_CONFIG = Config(
     max_pool_connections=32,  # connections are pushed to in parallel (chalicelib/api/fanout.py)
 )
 
+_NO_VALIDATION = Config(parameter_validation=False)
+
 
 class AwsClients:
     """Clients built on first use and shared (boto3 clients are thread-safe)."""
@@ -51,7 +56,7 @@ class AwsClients:
 
     def client(self, service: str, endpoint_url: str | None = None, config: Config | None = None) -> Any:
         """One client per (service, endpoint, configuration); ``config`` replaces the default one."""
-        endpoint = endpoint_url or self._settings.aws_endpoint_url
+        endpoint = endpoint_url or self._settings.endpoint_for(service)
         config = config or _CLIENT_CONFIG
         key = (service, endpoint, config)
         client = self._clients.get(key)
@@ -60,6 +65,8 @@ class AwsClients:
             with self._lock:
                 client = self._clients.get(key)
                 if client is None:
+                    if not self._settings.aws_parameter_validation:
+                        config = config.merge(_NO_VALIDATION)
                     client = session.client(service, endpoint_url=endpoint, config=config)  # type: ignore[call-overload]
                     self._clients[key] = client
         return client

@@ -29,15 +29,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-def _no_cloudformation(cfn: Any, stack_name: str) -> None:
-    raise provision_module._CloudFormationUnavailableError("no CloudFormation here")
-
-
-@pytest.fixture(params=["cloudformation", "direct"])
-def created(request: pytest.FixtureRequest, aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Resources created through a stack, and through the fallback for endpoints without CloudFormation."""
-    if request.param == "direct":
-        monkeypatch.setattr(provision_module, "_deploy_stack", _no_cloudformation)
+@pytest.fixture
+def created(aws: None) -> dict[str, str]:
     return provision(None, REGION)
 
 
@@ -106,14 +99,13 @@ def test_the_fan_out_failures_queue_exists(created: dict[str, str]) -> None:
     assert int(attrs["MessageRetentionPeriod"]) == 14 * 24 * 3600
 
 
-def test_a_table_created_without_its_stream_gets_it(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_table_created_without_its_stream_gets_it(aws: None) -> None:
     # GIVEN the orders table as an earlier template created it: no stream
     props = template_resources()["OrdersTable"]["Properties"]
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     dynamodb.create_table(**{k: v for k, v in props.items() if k != "StreamSpecification"})
     assert "LatestStreamArn" not in dynamodb.describe_table(TableName=props["TableName"])["Table"]
     # WHEN the resources are provisioned (the existing table is adopted, not recreated)
-    monkeypatch.setattr(provision_module, "_deploy_stack", _no_cloudformation)
     created = provision(None, REGION)
     # THEN it streams new images
     table = dynamodb.describe_table(TableName=props["TableName"])["Table"]
@@ -137,20 +129,33 @@ def test_provisioning_twice_changes_nothing(aws: None) -> None:
     first = provision(None, REGION)
     second = provision(None, REGION)
     assert second == first
-    cfn = boto3.client("cloudformation", region_name=REGION)
-    (stack,) = cfn.describe_stacks(StackName="order-engine-resources")["Stacks"]
-    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    sqs = boto3.client("sqs", region_name=REGION)
+    assert len(sqs.list_queues()["QueueUrls"]) == len(provision_module._of_type(template_resources(),
+                                                                               provision_module.QUEUE_TYPE))
 
 
-def test_resources_created_without_a_stack_are_adopted_not_duplicated(aws: None,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    with monkeypatch.context() as patch:
-        patch.setattr(provision_module, "_deploy_stack", _no_cloudformation)
-        first = provision(None, REGION)
-    # CloudFormation is back: creating a stack would fail on the existing names, so none is created.
-    assert provision(None, REGION) == first
-    cfn = boto3.client("cloudformation", region_name=REGION)
-    assert [s for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"] == []
+def test_a_queue_that_exists_with_other_attributes_is_brought_in_line(aws: None) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    sqs.create_queue(QueueName="order-engine-orders-dlq", Attributes={"VisibilityTimeout": "5"})
+    created = provision(None, REGION)
+    props = template_resources()["OrdersDeadLetterQueue"]["Properties"]
+    attributes = _queue_attributes(created["OrdersDeadLetterQueueUrl"])
+    assert int(attributes["VisibilityTimeout"]) == props["VisibilityTimeout"]
+
+
+def test_each_service_may_have_an_endpoint_of_its_own(aws: None) -> None:
+    # moto's in-process mock answers any endpoint; what matters is that each client was given its own
+    seen: dict[str, str | None] = {}
+    real = provision_module._client
+
+    def client(session: Any, endpoints: Any, service: str, config: Any = None) -> Any:
+        seen[service] = endpoints.get(service)
+        return real(session, {}, service, config)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(provision_module, "_client", client)
+        provision("http://127.0.0.1:9", REGION, endpoints={"sqs": "http://127.0.0.1:10"}, check_services=False)
+    assert seen == {"sqs": "http://127.0.0.1:10", "dynamodb": "http://127.0.0.1:9"}
 
 
 def test_an_endpoint_without_dynamodb_gets_its_queues_and_an_error_naming_the_rest(

@@ -1,0 +1,337 @@
+"""The local stack's state across restarts: the emulator's tables and queues, and the embedded
+Redis's keys, saved under one folder (``.devstack/state/`` of the checkout by default).
+
+Each part saves its own file, written whole to a temporary name and renamed over the last one, so
+a file on disk is always a complete snapshot (a kill -9 during a write leaves the previous one):
+
+- ``dynamodb.json``: every table's definition and items (DynamoDB JSON), saved by the DynamoDB
+  emulator process;
+- ``sqs.json``: every queue's attributes and messages, with their receive counts, saved by the
+  SQS emulator process;
+- ``redis.json``: every key of the embedded Redis (``DUMP`` and its time to live), saved by the
+  embedded Redis's process. A Redis server of the machine keeps its own state.
+
+A part saves when something changed since its last save, at most every ``SNAPSHOT_SECONDS``
+(and never more than ``MAX_SHARE`` of its time: a big table is saved less often), and once more
+when the stack stops. On start, each part reads its file back; a file that cannot be read whole
+(corrupt, cut short, another format) is moved aside (``*.corrupt``) with one clear line, and that
+part starts empty: the stack never fails to start because of its state.
+
+Restoring is done inside the emulator's process, through moto's backends (the public API would
+lose each message's receive count, i.e. each order's attempt). A message in flight when the stack
+stopped belongs to a worker that is gone: it is visible again at once, with its receive count.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "FORMAT",
+    "SNAPSHOT_SECONDS",
+    "Snapshotter",
+    "StateError",
+    "default_state_dir",
+    "dump_dynamodb",
+    "dump_redis",
+    "dump_sqs",
+    "load_dynamodb",
+    "load_redis",
+    "load_sqs",
+    "read_state",
+    "write_state",
+]
+
+log = logging.getLogger("devstack.state")
+
+FORMAT = "order-engine-local-state"
+VERSION = 1
+SNAPSHOT_SECONDS = 2.0  # a kill -9 loses at most about this much (plus one save's duration)
+MAX_SHARE = 0.05  # a save takes at most this share of its process's time: the interval grows with it
+ACCOUNT = "123456789012"
+
+
+class StateError(Exception):
+    """A state file that cannot be used; the message says which and why."""
+
+
+def default_state_dir(project_dir: Path) -> Path:
+    return project_dir / ".devstack" / "state"
+
+
+# -- files ---------------------------------------------------------------------------------------
+def write_state(path: Path, part: str, body: dict[str, Any]) -> None:
+    """Write ``body`` as ``path`` atomically: a reader sees the previous file or this one, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {"format": FORMAT, "version": VERSION, "part": part, "savedAt": time.time(), **body}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(document, f, separators=(",", ":"))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_state(path: Path, part: str) -> dict[str, Any] | None:
+    """The saved state of ``part``; None when there is none. Raises StateError when the file is
+    there but cannot be used."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"{path}: cannot be read ({exc.strerror})") from exc
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StateError(f"{path}: not a complete snapshot ({exc})") from exc
+    if not isinstance(document, dict) or document.get("format") != FORMAT or document.get("part") != part:
+        raise StateError(f"{path}: not a {part} snapshot of this stack")
+    if document.get("version") != VERSION:
+        raise StateError(f"{path}: snapshot version {document.get('version')!r}, this stack reads {VERSION}")
+    return document
+
+
+def set_aside(path: Path, reason: str) -> None:
+    """Keep an unusable file for whoever wants to look, out of the next start's way."""
+    aside = path.with_name(path.name + ".corrupt")
+    try:
+        os.replace(path, aside)
+    except OSError:
+        aside = path
+    log.warning("%s; starting without it (kept as %s). Remove the folder %s to silence this.",
+                reason, aside, path.parent)
+    print(f"state: {reason}; this part starts empty (the file is kept as {aside})", flush=True)
+
+
+def restore(path: Path, part: str, load: Callable[[dict[str, Any]], str]) -> str | None:
+    """Read ``part`` from ``path`` and hand it to ``load``; a description of what was restored, or
+    None. Nothing here raises: an unusable snapshot is set aside and the part starts empty."""
+    try:
+        document = read_state(path, part)
+        if document is None:
+            return None
+        return load(document)
+    except StateError as exc:
+        set_aside(path, str(exc))
+    except Exception as exc:  # a snapshot whose content does not fit (hand-edited, another version)
+        set_aside(path, f"{path}: cannot be restored ({type(exc).__name__}: {exc})")
+    return None
+
+
+class Snapshotter:
+    """Saves a part every ``interval`` seconds while it is ``dirty`` (``save`` returns what to write
+    and may clear the flag), once more on ``stop()``; the interval stretches so that saving never
+    takes more than ``MAX_SHARE`` of the time."""
+
+    def __init__(self, path: Path, part: str, dump: Callable[[], dict[str, Any]], dirty: Callable[[], bool],
+                 interval: float = SNAPSHOT_SECONDS) -> None:
+        self.path = path
+        self.part = part
+        self._dump = dump
+        self._dirty = dirty
+        self._interval = interval
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.saves = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"devstack-state-{self.part}", daemon=True)
+        self._thread.start()
+
+    def save(self, force: bool = False) -> float:
+        """Save now if anything changed (or ``force``); returns the seconds it took."""
+        with self._lock:
+            if not force and not self._dirty():
+                return 0.0
+            started = time.perf_counter()
+            try:
+                write_state(self.path, self.part, self._dump())
+                self.saves += 1
+            except Exception:
+                log.exception("saving the %s state to %s failed", self.part, self.path)
+            return time.perf_counter() - started
+
+    def _run(self) -> None:
+        wait = self._interval
+        while not self._stop.wait(wait):
+            took = self.save()
+            wait = max(self._interval, took / MAX_SHARE - took)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.save()
+
+
+# -- DynamoDB (inside the DynamoDB emulator's process) ---------------------------------------------
+def _dynamodb_backend(region: str) -> Any:
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends[ACCOUNT][region]
+
+
+def dump_dynamodb(region: str) -> dict[str, Any]:
+    """Every table: its definition (as DescribeTable gives it) and its items. The caller holds
+    whatever serialises DynamoDB requests, so the snapshot is of one instant."""
+    backend = _dynamodb_backend(region)
+    tables = {}
+    for name, table in list(backend.tables.items()):
+        description = table.describe(base_key="Table")["Table"]
+        definition = {key: description[key] for key in ("KeySchema", "AttributeDefinitions", "BillingModeSummary",
+                                                         "GlobalSecondaryIndexes", "LocalSecondaryIndexes",
+                                                         "StreamSpecification") if key in description}
+        items = [item.to_json()["Attributes"] for item in table.all_items()]
+        tables[name] = {"definition": definition, "items": items}
+    return {"region": region, "tables": tables}
+
+
+def load_dynamodb(document: dict[str, Any]) -> str:
+    """Put every saved item back; a table the provisioning did not create is created first."""
+    backend = _dynamodb_backend(str(document["region"]))
+    counts = []
+    for name, saved in dict(document["tables"]).items():
+        if name not in backend.tables:
+            _create_table(backend, name, saved["definition"])
+        table = backend.get_table(name)
+        for item in saved["items"]:
+            table.put_item(item)
+        counts.append(f"{name} {len(saved['items'])}")
+    return "tables: " + (", ".join(counts) or "none")
+
+
+def _create_table(backend: Any, name: str, definition: dict[str, Any]) -> None:
+    def indexes(key: str) -> list[dict[str, Any]] | None:
+        found = definition.get(key)
+        if not found:
+            return None
+        return [{k: index[k] for k in ("IndexName", "KeySchema", "Projection") if k in index} for index in found]
+
+    backend.create_table(
+        name, schema=definition["KeySchema"], throughput=None, attr=definition["AttributeDefinitions"],
+        global_indexes=indexes("GlobalSecondaryIndexes"), indexes=indexes("LocalSecondaryIndexes"),
+        streams=definition.get("StreamSpecification"), billing_mode="PAY_PER_REQUEST", sse_specification=None,
+        tags=[], deletion_protection_enabled=False, warm_throughput=None,
+    )
+
+
+# -- SQS (inside the SQS emulator's process) -------------------------------------------------------
+_QUEUE_ATTRIBUTES = ("DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
+                     "VisibilityTimeout", "RedrivePolicy", "FifoQueue", "ContentBasedDeduplication")
+
+
+def _sqs_backend(region: str) -> Any:
+    from moto.sqs.models import sqs_backends
+
+    return sqs_backends[ACCOUNT][region]
+
+
+def dump_sqs(region: str) -> dict[str, Any]:
+    backend = _sqs_backend(region)
+    queues = {}
+    for name, queue in list(backend.queues.items()):
+        attributes = {key: str(value) for key, value in queue.attributes.items()
+                      if key in _QUEUE_ATTRIBUTES and value not in (None, "")}
+        messages = []
+        for m in list(queue._messages):
+            messages.append({
+                "id": m.id, "body": m.body, "messageAttributes": _jsonable(m.message_attributes),
+                "sentTimestamp": m.sent_timestamp, "receiveCount": m.approximate_receive_count,
+                "firstReceiveTimestamp": m.approximate_first_receive_timestamp,
+                "delayedUntil": m.delayed_until, "groupId": m.group_id, "deduplicationId": m.deduplication_id,
+                "sequenceNumber": m.sequence_number, "systemAttributes": _jsonable(m.system_attributes),
+            })
+        queues[name] = {"attributes": attributes, "messages": messages}
+    return {"region": region, "queues": queues}
+
+
+def load_sqs(document: dict[str, Any]) -> str:
+    """Every saved message back in its queue: visible now (whoever had one in flight is gone),
+    with its receive count; a queue the provisioning did not create is created first."""
+    from moto.sqs.models import Message
+
+    region = str(document["region"])
+    backend = _sqs_backend(region)
+    now = time.time()
+    counts = []
+    saved_queues = dict(document["queues"])
+    for name in sorted(saved_queues, key=lambda n: "RedrivePolicy" in saved_queues[n]["attributes"]):
+        saved = saved_queues[name]
+        if name not in backend.queues:
+            backend.create_queue(name, **saved["attributes"])
+        queue = backend.queues[name]
+        for raw in saved["messages"]:
+            message = Message(raw["id"], raw["body"], system_attributes=_from_jsonable(raw.get("systemAttributes")))
+            message.message_attributes = _from_jsonable(raw.get("messageAttributes")) or {}
+            message.sent_timestamp = raw["sentTimestamp"]
+            message.approximate_receive_count = int(raw["receiveCount"])
+            message.approximate_first_receive_timestamp = raw.get("firstReceiveTimestamp")
+            message.group_id = raw.get("groupId")
+            message.deduplication_id = raw.get("deduplicationId")
+            message.sequence_number = raw.get("sequenceNumber")
+            message.delayed_until = min(float(raw.get("delayedUntil") or 0.0), now)
+            message.visible_at = now
+            queue._messages.append(message)
+        counts.append(f"{name} {len(saved['messages'])}")
+    return "queues: " + (", ".join(counts) or "none")
+
+
+def _jsonable(value: Any) -> Any:
+    """Message attributes as JSON: binary values in base64 under a marker."""
+    if isinstance(value, bytes):
+        return {"__b64__": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _from_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__b64__"}:
+            return base64.b64decode(value["__b64__"])
+        return {k: _from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_jsonable(v) for v in value]
+    return value
+
+
+# -- Redis (the embedded one, through the Redis protocol) -------------------------------------------
+def dump_redis(client: Any) -> dict[str, Any]:
+    """Every key of database 0: its ``DUMP`` and its time to live in ms (-1: none)."""
+    keys = []
+    for key in client.scan_iter(count=1000):
+        with client.pipeline(transaction=False) as pipe:
+            pipe.dump(key)
+            pipe.pttl(key)
+            dumped, ttl = pipe.execute()
+        if dumped is None:  # expired or deleted meanwhile
+            continue
+        keys.append([base64.b64encode(key).decode(), base64.b64encode(dumped).decode(), int(ttl)])
+    return {"keys": keys, "savedAtMs": int(time.time() * 1000)}
+
+
+def load_redis(client: Any, document: dict[str, Any]) -> str:
+    """Every saved key back, with what remains of its time to live; those expired meanwhile are not."""
+    elapsed = int(time.time() * 1000) - int(document["savedAtMs"])
+    restored = 0
+    with client.pipeline(transaction=False) as pipe:
+        for key, dumped, ttl in document["keys"]:
+            remaining = 0 if ttl < 0 else ttl - elapsed
+            if ttl >= 0 and remaining <= 0:
+                continue
+            pipe.restore(base64.b64decode(key), remaining, base64.b64decode(dumped), replace=True)
+            restored += 1
+        pipe.execute()
+    return f"keys: {restored}"
