@@ -89,7 +89,9 @@ def post_and_follow(stack: Stack, **order: Any) -> tuple[str, list[dict[str, Any
         assert accepted.status_code == 202, accepted.text
         order_id = accepted.json()["orderId"]
     with connect(f"{stack.urls['ws']}/?apiKey={key}&orderId={order_id}", open_timeout=10) as ws:
-        return order_id, receive_until(ws, is_terminal_for(order_id), timeout=60)
+        # the order may have ended before the socket subscribed: then its snapshot is the end
+        return order_id, receive_until(ws, lambda m: is_terminal_for(order_id)(m) or (
+            m["type"] == "order.snapshot" and m["status"] in TERMINAL), timeout=60)
 
 
 def test_an_order_through_the_processes_then_ctrl_c_stops_every_part_and_frees_every_port(folder: Path) -> None:
