@@ -16,6 +16,8 @@ which its subscription in progress holds the order's claim for that connection.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,17 +144,47 @@ def _conditional_failed(exc: ClientError) -> bool:
     )
 
 
+class _Persisted:
+    """The mutable fields of orders as last read or written, by (order id, version), so that a
+    transition writes only what it changed: a version's fields never change once written, and
+    the write's condition on that version proves the stored item still holds them. Bounded;
+    an order it does not know is written whole."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._fields: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def remember(self, record: dict[str, Any]) -> None:
+        key = (str(record["orderId"]), int(record["version"]))
+        with self._lock:
+            self._fields[key] = {field: record.get(field) for field in _MUTABLE}
+            self._fields.move_to_end(key)
+            while len(self._fields) > self._capacity:
+                self._fields.popitem(last=False)
+
+    def take(self, order_id: str, version: int) -> dict[str, Any] | None:
+        with self._lock:
+            return self._fields.pop((order_id, version), None)
+
+
 class OrdersTable:
     """Speaks orders; one DynamoDB call per method."""
 
     def __init__(self, client: Any, table_name: str) -> None:
         self._db = client
         self._table = table_name
+        self._persisted = _Persisted()
+
+    def _read(self, item: dict[str, Any]) -> Order:
+        record = from_item(item)
+        self._persisted.remember(record)
+        return order_from_record(record)
 
     def get(self, order_id: str) -> Order | None:
         resp = self._db.get_item(TableName=self._table, Key={"orderId": {"S": order_id}}, ConsistentRead=True)
         item = resp.get("Item")
-        return order_from_record(from_item(item)) if item else None
+        return self._read(item) if item else None
 
     def get_with_subscribers(self, order_id: str) -> tuple[Order, list[str]] | None:
         resp = self._db.get_item(TableName=self._table, Key={"orderId": {"S": order_id}}, ConsistentRead=True)
@@ -175,33 +207,40 @@ class OrdersTable:
                 ConditionExpression="attribute_not_exists(orderId)",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
+            self._persisted.remember(order_to_record(order))
             return order, True
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
             old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
             if old:
-                return order_from_record(from_item(old)), False
+                return self._read(old), False
             existing = self.get(order.order_id)
             if existing is None:
                 raise
             return existing, False
 
     def save(self, order: Order, expected_version: int) -> None:
+        """Append the order's new events and write the fields it changed since ``expected_version``
+        (all of them when that version was not read here), iff it is still at that version."""
         record = order_to_record(order)
+        before = self._persisted.take(order.order_id, expected_version)
         new_events = [e.to_dict() for e in order.history if e.seq > expected_version]
         # evFrom: the events after the version this write moves from are the new ones.
         sets, removes = ["history = list_append(history, :events)", "evFrom = :expected"], []
-        names: dict[str, str] = {}
+        names: dict[str, str] = {"#version": "version", "#status": "status"}
         values: dict[str, Any] = {":events": new_events, ":expected": expected_version,
                                   ":expected_status": _status_at(order, expected_version)}
         for field in _MUTABLE:
+            value = record.get(field)
+            if before is not None and before.get(field) == value:
+                continue  # unchanged since the version this write is conditioned on
             names[f"#{field}"] = field
-            if record.get(field) is None:
+            if value is None:
                 removes.append(f"#{field}")
             else:
                 sets.append(f"#{field} = :{field}")
-                values[f":{field}"] = record[field]
+                values[f":{field}"] = value
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         try:
             self._db.update_item(
@@ -218,6 +257,7 @@ class OrdersTable:
             if _conditional_failed(exc):
                 raise StaleOrderError(f"order {order.order_id} is no longer at version {expected_version}") from exc
             raise
+        self._persisted.remember(record)
 
     def claim_subscription(self, order_id: str, client_id: str, connection_id: str, now_ms: int,
                            until_ms: int) -> SubscriptionClaim:
