@@ -4,7 +4,8 @@ The template is the single definition. It is deployed as a CloudFormation stack;
 endpoint has no CloudFormation, the same resources are created directly from the template's
 properties. Time to live is then enabled for every table whose template asks for it, because
 moto's CloudFormation ignores ``TimeToLiveSpecification``, and so is the stream of a table that
-exists without one (created by an earlier version of the template). An endpoint that lacks a service
+exists without one, and every global secondary index a table lacks (created by an earlier version
+of the template). An endpoint that lacks a service
 (LocalStack's free build here has no DynamoDB) gets what it can serve and a clear error.
 
     python -m infra.provision --endpoint-url http://127.0.0.1:4566 --region us-east-1
@@ -16,6 +17,7 @@ import argparse
 import json
 import socket
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -416,6 +418,39 @@ def _enable_streams(dynamodb: Any, tables: Mapping[str, dict[str, Any]]) -> None
         dynamodb.update_table(TableName=name, StreamSpecification=wanted)
 
 
+def _add_missing_indexes(dynamodb: Any, tables: Mapping[str, dict[str, Any]]) -> None:
+    """Give a table that exists without one of the template's global secondary indexes that index
+    (one per UpdateTable, as DynamoDB allows), and wait until it is active."""
+    for resource in tables.values():
+        props = resource.get("Properties", {})
+        name = props["TableName"]
+        wanted = props.get("GlobalSecondaryIndexes") or []
+        for index in wanted:
+            table = dynamodb.describe_table(TableName=name)["Table"]
+            if index["IndexName"] in {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}:
+                continue
+            keys = {k["AttributeName"] for k in index["KeySchema"]}
+            create: dict[str, Any] = {k: index[k] for k in ("IndexName", "KeySchema", "Projection")}
+            if props.get("BillingMode") != "PAY_PER_REQUEST" and "ProvisionedThroughput" in index:
+                create["ProvisionedThroughput"] = index["ProvisionedThroughput"]
+            dynamodb.update_table(
+                TableName=name,
+                AttributeDefinitions=[a for a in props["AttributeDefinitions"] if a["AttributeName"] in keys],
+                GlobalSecondaryIndexUpdates=[{"Create": create}],
+            )
+            _wait_for_index(dynamodb, name, index["IndexName"])
+
+
+def _wait_for_index(dynamodb: Any, table: str, index: str, attempts: int = 600) -> None:
+    for _ in range(attempts):
+        found = [i for i in dynamodb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+                 if i["IndexName"] == index]
+        if found and found[0].get("IndexStatus", "ACTIVE") == "ACTIVE":
+            return
+        time.sleep(1)
+    raise ProvisionError(f"index {index} of table {table} did not become active")
+
+
 def _describe(session: boto3.session.Session, endpoint_url: str | None,
               resources: Mapping[str, dict[str, Any]]) -> dict[str, str]:
     """Names, URLs and ARNs, keyed like the template's Outputs."""
@@ -507,6 +542,7 @@ def provision(endpoint_url: str | None, region: str = "us-east-1",
     dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
     _enable_time_to_live(dynamodb, _of_type(resources, TABLE_TYPE))
     _enable_streams(dynamodb, _of_type(resources, TABLE_TYPE))
+    _add_missing_indexes(dynamodb, _of_type(resources, TABLE_TYPE))
     return _describe(session, endpoint_url, resources)
 
 

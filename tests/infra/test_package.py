@@ -191,7 +191,8 @@ def test_each_function_consumes_only_its_own_queue(sam: dict[str, Any]) -> None:
         if not queues:
             assert consume == [], name
             continue
-        by_name = {resources[q]["Properties"]["QueueName"]: q for q in ("OrdersQueue", "OrdersDeadLetterQueue")}
+        by_name = {resources[q]["Properties"]["QueueName"]: q
+                   for q in ("OrdersQueue", "OrdersDeadLetterQueue", "MarketEventsQueue")}
         (statement,) = consume
         assert statement["Resource"] == [{"Fn::GetAtt": [by_name[q], "Arn"]} for q in queues]
 
