@@ -110,6 +110,10 @@ class OrderView(_Model):
     signature: str | None
     txHash: str | None
     error: dict[str, Any] | None = Field(description="code, message, attempt, retryable")
+    limitPrice: str | None = Field(default=None, pattern=_DECIMAL, examples=["160"],
+                                   description="A limit order's least tokenOut per tokenIn.")
+    expiresAt: str | None = Field(default=None, examples=["2026-12-01T00:00:00.000Z"],
+                                  description="When an order that waits ends `expired`.")
     history: list[OrderEventView]
 
 

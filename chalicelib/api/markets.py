@@ -1,0 +1,77 @@
+"""The Lambdas of orders that wait: the matcher on the market events queue, and two schedules,
+the market's tick and the expiry sweep.
+
+The matcher reads the whole batch of market events at once (several swaps on one pair become one
+look at it) and fails the whole batch on an error of its own, which SQS delivers again: an event
+only says "look again", so handling one twice costs a look and nothing else.
+
+On AWS each schedule runs at EventBridge's least rate, once a minute. The local stack runs them
+at a rate a setting shortens (``MARKET_TICK_SECONDS``, ``EXPIRY_SWEEP_SECONDS``: see
+``devstack/schedule_poller.py``), so that a limit order near the price triggers within seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
+
+from ..config import get_settings
+from ..execution.ports import WaitingOrder
+from ..execution.triggers import MarketEvent, sweep
+from .services import get_services
+
+__all__ = ["MATCHER_BATCH_SIZE", "MATCHER_CONCURRENCY", "bp", "expiry_sweep", "market_tick", "match_market_events"]
+
+bp = Blueprint(__name__)
+log = logging.getLogger("order_engine.markets")
+_settings = get_settings()
+
+MATCHER_BATCH_SIZE = 10
+# Two matchers at a time (the least SQS allows): more would mostly race each other for the same
+# orders, which the conditional write settles but the quotes cost.
+MATCHER_CONCURRENCY = 2
+
+
+@bp.on_sqs_message(queue=_settings.market_events_queue, batch_size=MATCHER_BATCH_SIZE,
+                   maximum_concurrency=MATCHER_CONCURRENCY)
+def match_market_events(event: SQSEvent) -> dict[str, Any]:
+    services = get_services().warm()
+    events = []
+    for record in event:
+        try:
+            events.append(MarketEvent.from_message(json.loads(record.body)))
+        except (ValueError, KeyError, TypeError):
+            log.error(json.dumps({"msg": "malformed market event dropped", "body": record.body[:200]}))
+    result = services.matcher.handle(events)
+    if result.triggered or result.rebuilt is not None:
+        log.info(json.dumps({"msg": "market events matched", "events": len(events), "pairs": result.pairs,
+                             "candidates": result.candidates, "triggered": len(result.triggered),
+                             "rebuilt": result.rebuilt}))
+    return {"batchItemFailures": []}
+
+
+@bp.schedule(Rate(1, unit=Rate.MINUTES), description="The simulated market's random walk, and its events")
+def market_tick(event: CloudWatchEvent) -> None:
+    """Moves the shared simulated market to now (its seeded random walk, and any transaction due
+    to land); the pools that moved go out as market events where orders wait on them."""
+    changes = get_services().warm().market.advance()
+    log.debug(json.dumps({"msg": "market tick", "poolsChanged": len(changes)}))
+
+
+@bp.schedule(Rate(1, unit=Rate.MINUTES), description="Ends overdue waiting orders expired")
+def expiry_sweep(event: CloudWatchEvent) -> None:
+    services = get_services()
+
+    def expired(order: WaitingOrder) -> None:
+        try:
+            services.state.remove_active(order.client_id, order.order_id)
+        except Exception:  # the active set is a cache: its next read drops a finished order
+            log.exception("could not drop %s from the active set", order.order_id)
+
+    services.matcher.ensure_book()  # a book Redis lost is back within one sweep, event or not
+    result = sweep(services.orders, services.book, services.queue, services.clock, on_expired=expired)
+    if result.expired or result.resent:
+        log.info(json.dumps({"msg": "expiry sweep", "expired": result.expired, "resent": result.resent}))
