@@ -1,11 +1,11 @@
 """The whole stack on one machine: AWS emulator, Redis, WebSocket gateway, event-source pollers
-(DynamoDB stream, SQS), REST API.
+(DynamoDB stream, SQS, schedules), REST API.
 
     with DevStack(rest_port=0, ws_port=0, env={"SWAP_LATENCY_MS": "0"}) as stack:
         print(stack.urls["rest"])
 
 Start order: emulator → Redis → environment → resources (``infra.provision``) → the app →
-WebSocket gateway → stream poller → SQS poller → REST last, so ``GET /health`` answers only once the
+WebSocket gateway → stream poller → SQS poller → schedules → REST last, so ``GET /health`` answers only once the
 rest is up (and the stream poller reads from the stream's end before any order is written).
 ``stop()`` goes in reverse and puts ``os.environ`` back as it was.
 """
@@ -30,6 +30,7 @@ from .emulator import AwsEmulator
 from .http_server import bind
 from .redis_server import start_redis
 from .rest import RestServer, chalice_config
+from .schedule_poller import SchedulePoller, rates_from_env
 from .sqs_poller import SqsPoller
 from .stream_poller import StreamOptions, StreamPoller
 from .ws_gateway import WebSocketGateway
@@ -102,6 +103,7 @@ class DevStack:
         self._gateway: WebSocketGateway | None = None
         self._poller: SqsPoller | None = None
         self._streams: StreamPoller | None = None
+        self._schedules: SchedulePoller | None = None
         self._sqs: Any = None
         self._stream_clients: list[Any] = []
         self._rest: RestServer | None = None
@@ -137,6 +139,7 @@ class DevStack:
         rest, self._rest = self._rest, None
         poller, self._poller = self._poller, None
         streams, self._streams = self._streams, None
+        schedules, self._schedules = self._schedules, None
         gateway, self._gateway = self._gateway, None
         sqs, self._sqs = self._sqs, None
         stream_clients, self._stream_clients = self._stream_clients, []
@@ -147,6 +150,7 @@ class DevStack:
         steps: list[tuple[str, Callable[[], None] | None]] = [
             ("REST API", rest.stop if rest else None),
             ("REST socket", rest_sock.close if rest_sock else None),  # the REST server closes it too
+            ("schedule poller", schedules.stop if schedules else None),
             ("SQS poller", poller.stop if poller else None),
             ("stream poller", streams.stop if streams else None),
             ("WebSocket gateway", gateway.stop if gateway else None),
@@ -256,6 +260,8 @@ class DevStack:
             function_memory={name: c.lambda_memory_size or 128 for name, c in scoped.items()},
         )
         self._poller.start()
+        self._schedules = self._schedule_poller(env.get("AWS_REGION", self.region), scoped)
+        self._schedules.start()
 
         self._rest = RestServer(self.app, self.host, stage=self.stage, config=config, sock=self._rest_sock)
         self._rest.start()
@@ -285,6 +291,18 @@ class DevStack:
             function_timeouts={name: c.lambda_timeout or 60 for name, c in scoped.items()},
             function_memory={name: c.lambda_memory_size or 128 for name, c in scoped.items()},
             poll_seconds=STREAM_POLL_SECONDS, idle_poll_seconds=STREAM_IDLE_POLL_SECONDS,
+        )
+
+    def _schedule_poller(self, region: str, scoped: Mapping[str, Any]) -> SchedulePoller:
+        """The app's schedules, at the rates the environment sets (``MARKET_TICK_SECONDS``, …)."""
+        from chalice.app import ScheduledEventConfig
+
+        names = [s.name for s in self.app.event_sources if isinstance(s, ScheduledEventConfig)]
+        rates, at_most = rates_from_env(names, os.environ)
+        return SchedulePoller(
+            self.app, region=region, stage=self.stage, rates=rates, at_most=at_most,
+            function_timeouts={name: c.lambda_timeout or 60 for name, c in scoped.items()},
+            function_memory={name: c.lambda_memory_size or 128 for name, c in scoped.items()},
         )
 
     def _environment(self, endpoint: str, redis_url: str, ws_port: int) -> dict[str, str]:
