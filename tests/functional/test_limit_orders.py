@@ -425,3 +425,49 @@ def test_amounts_in_the_waiting_data_are_decimal_strings(client: Any, services: 
     assert view["type"] == "limit" and view["limitPrice"] == "1000" and view["expiresAt"]
     assert view["status"] == "waiting"
     assert to_decimal_string(stored(services, order_id).required_out(), USDC) == "1500"
+
+
+def test_a_change_is_published_once_after_it_committed_even_when_its_transaction_ran_again(
+        client: Any, services: Services, redis_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.adapters.redis_sim_state import RedisSimState
+    from chalicelib.execution.triggers import MarketWatch
+    from chalicelib.routing.market import MarketSettings, SimulatedMarket
+
+    services.matcher.ensure_book()
+    submit_limit(client, best_price(services) * 2)
+    run_workers(client, services)
+    prefix = services.settings.redis_prefix
+    # The shared market as another container sees it, without its random walk (no tick is due
+    # while the test runs), its changes watched as Services wires them.
+    state = RedisSimState(redis_client, prefix=prefix)
+    published: list[tuple[dict[str, Any], bytes]] = []
+    watches: list[MarketWatch] = []
+    market = SimulatedMarket(MarketSettings(seed=services.settings.market_seed, drift_bps=0), services.clock,
+                             state=state, on_change=lambda changes: watches[0](changes))
+    venue = market.venues["raydium"]
+    pool = f"{prefix}:sim:pool:{venue.spec_for(USDC, SOL).pool_id}"
+
+    class Sink:
+        def publish(self, event: Any) -> None:
+            published.append((dict(event), redis_client.get(pool)))
+
+    watches.append(MarketWatch(services.book, Sink(), market.pair_of, services.clock))
+    real_transaction = state.transaction
+    runs: list[int] = []
+
+    def first_attempt_conflicts(body: Any) -> Any:
+        def attempt(txn: Any) -> Any:
+            result = body(txn)
+            runs.append(1)
+            if len(runs) == 1:  # another process writes the clock after this attempt watched it
+                redis_client.set(f"{prefix}:sim:clock", redis_client.get(f"{prefix}:sim:clock"))
+            return result
+        return real_transaction(attempt)
+
+    quote = venue.quote(USDC, SOL, 10_000 * 10**6)
+    monkeypatch.setattr(state, "transaction", first_attempt_conflicts)
+    venue.swap(quote, 0)
+    assert len(runs) == 2  # the swap's transaction ran again after the conflict
+    [(event, pool_then)] = published  # published once, not once per attempt
+    assert event["kind"] == "swap" and [SOL.mint, USDC.mint] in event["pairs"]
+    assert pool_then == redis_client.get(pool)  # and only once the swap was in Redis
