@@ -2,6 +2,8 @@
 
     order-engine run                                   # the whole stack on 127.0.0.1
     order-engine submit --from SOL --to USDC --amount 1.5 --watch
+    order-engine submit --type limit --limit-price 160 --amount 1.5 --watch
+    order-engine cancel ord_…
     order-engine demo --orders 20
 """
 
@@ -20,7 +22,7 @@ from urllib.parse import urlencode
 
 DEFAULT_REST = "http://127.0.0.1:8000"
 DEFAULT_WS = "ws://127.0.0.1:8001"
-TERMINAL = {"confirmed", "failed"}
+TERMINAL = {"confirmed", "failed", "expired", "cancelled"}
 
 
 def _default_key() -> str:
@@ -82,7 +84,7 @@ def _describe(msg: dict[str, Any]) -> str:
         return f"{err.get('code')}: {err.get('message')}"
     if status == "pending" and data.get("attempt"):
         return f"retry, attempt {data['attempt']}"
-    return ""
+    return _describe_waiting(status, data)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -90,8 +92,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from websockets.sync.client import connect
 
     console = Console()
-    body: dict[str, Any] = {"type": "market", "tokenIn": args.token_in, "tokenOut": args.token_out,
-                            "amount": args.amount, "slippageBps": args.slippage_bps}
+    body: dict[str, Any] = {"type": args.type, "tokenIn": args.token_in, "tokenOut": args.token_out,
+                            "amount": args.amount, "slippageBps": args.slippage_bps, **_limit_fields(args)}
     if args.client_order_id:
         body["clientOrderId"] = args.client_order_id
     started = time.monotonic()
@@ -119,6 +121,48 @@ def cmd_submit(args: argparse.Namespace) -> int:
                 continue
             if status in TERMINAL:
                 return 0 if status == "confirmed" else 1
+
+
+# -- limit orders and cancel ----------------------------------------------------------------------
+def _limit_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """A limit order's fields from ``submit --type limit --limit-price P [--expires-at T]``."""
+    if args.type != "limit":
+        if args.limit_price or args.expires_at:
+            raise SystemExit("--limit-price and --expires-at go with --type limit")
+        return {}
+    if not args.limit_price:
+        raise SystemExit("--type limit needs --limit-price (least tokenOut per tokenIn, e.g. 160)")
+    fields = {"limitPrice": args.limit_price}
+    if args.expires_at:
+        fields["expiresAt"] = args.expires_at
+    return fields
+
+
+def _describe_waiting(status: str, data: dict[str, Any]) -> str:
+    if status == "waiting":
+        slipped = "price slipped away; " if data.get("slipped") else ""
+        return (f"{slipped}limit {data.get('limitPrice')}, best now {data.get('bestPrice')}, "
+                f"expires {data.get('expiresAt')}")
+    if status == "expired":
+        return f"expired at {data.get('expiresAt')}"
+    if status == "cancelled":
+        return f"cancelled by {data.get('by')}"
+    return ""
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """``order-engine cancel ID``: DELETE the order; prints it, or the API's error."""
+    import httpx
+
+    resp = httpx.delete(f"{args.rest}/api/orders/{args.order_id}", headers={"x-api-key": args.api_key},
+                        timeout=args.timeout)
+    data: dict[str, Any] = resp.json()
+    if resp.status_code >= 400:
+        err = data.get("error", {})
+        print(f"error {resp.status_code} {err.get('code')}: {err.get('message')}", file=sys.stderr)
+        return 1
+    print(f"{data['orderId']} {data['status']}")
+    return 0
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -214,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--ws-port", type=int, default=int(os.environ.get("WS_PORT", 8001)))
     run.set_defaults(func=cmd_run)
 
-    for name, func, helptext in (("submit", cmd_submit, "submit one market order"),
+    for name, func, helptext in (("submit", cmd_submit, "submit one market or limit order"),
+                                 ("cancel", cmd_cancel, "cancel an order still pending or waiting"),
                                  ("demo", cmd_demo, "fire concurrent orders and watch them")):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--rest", default=os.environ.get("ORDER_ENGINE_REST", DEFAULT_REST))
@@ -229,6 +274,11 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--slippage-bps", type=int, default=50)
             p.add_argument("--client-order-id")
             p.add_argument("--watch", action="store_true", help="stream the lifecycle over the WebSocket")
+            p.add_argument("--type", choices=("market", "limit"), default="market")
+            p.add_argument("--limit-price", help="limit orders: least tokenOut per tokenIn, e.g. 160")
+            p.add_argument("--expires-at", help="limit orders: ISO time, e.g. 2026-12-01T00:00:00Z (default 24 h)")
+        elif name == "cancel":
+            p.add_argument("order_id", help="the order's id (ord_…)")
         else:
             p.add_argument("--orders", type=int, default=5)
     args = parser.parse_args(argv)

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from .conftest import Client, receive_until
 
 ENDED = {"confirmed", "failed", "expired", "cancelled"}
@@ -89,3 +91,19 @@ def test_a_client_cancels_over_its_socket_and_over_rest(client_a: Client, client
     assert again.status_code == 409 and again.json()["error"]["code"] == "not_cancellable"
     active = client_a.http.get("/api/orders", params={"status": "active"}).json()["orders"]
     assert {first, second}.isdisjoint(o["orderId"] for o in active)
+
+
+def test_the_cli_submits_a_limit_order_and_cancels_it(stack: Any, client_a: Client,
+                                                      capsys: Any) -> None:
+    from devstack.cli import main
+
+    common = ["--rest", stack.urls["rest"], "--ws", stack.urls["ws"], "--api-key", client_a.key]
+    assert main(["submit", *common, "--type", "limit", "--limit-price", "1000", "--amount", "1"]) == 0
+    order_id = json.loads(capsys.readouterr().out.split("\n", 1)[1])["orderId"]
+    wait_for(client_a, order_id, lambda o: o["status"] == "waiting")
+    assert main(["cancel", *common, order_id]) == 0
+    assert capsys.readouterr().out.strip() == f"{order_id} cancelled"
+    assert main(["cancel", *common, order_id]) == 1
+    assert "409 not_cancellable" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--limit-price"):
+        main(["submit", *common, "--type", "limit"])
