@@ -139,8 +139,10 @@ def scenario(name: str, env: dict[str, str], orders: int, senders: int, counter:
             time.sleep(1)  # the warm-up's sockets close and their $disconnect runs before counting starts
             if counter:
                 counter.reset()
+            published = _market_events_published() if stack else 0
             result = clients.submit(run_load, rest, ws, KEY, orders, senders, ORDER, rate_per_second=rate).result()
             time.sleep(1)  # the last acknowledgements and $disconnects are part of the run
+            published = (_market_events_published() if stack else 0) - published
         calls = counter.snapshot() if counter else None
         ids = [t.order_id for t in result.traces if t.final]
         processing = _processing_seconds(rest, ids[: min(len(ids), 100)])
@@ -149,7 +151,21 @@ def scenario(name: str, env: dict[str, str], orders: int, senders: int, counter:
         if stack:
             stack.stop()
             delete_keys(redis_url, prefix)
-    return summarise(name, result, calls, processing, size)
+    summary = summarise(name, result, calls, processing, size)
+    if stack:
+        # market orders where nobody waits: the market's changes go nowhere (no SendMessage)
+        summary["marketEventsPublished"] = published
+    return summary
+
+
+def _market_events_published() -> int:
+    """Market events this process's engine has published (the stack runs in this process)."""
+    from chalicelib.api.services import get_services
+
+    try:
+        return get_services().market_watch.published
+    except Exception:
+        return 0
 
 
 def summarise(name: str, result: LoadResult, calls: dict[str, Any] | None, processing: list[float],
@@ -218,6 +234,9 @@ def per_order_calls(calls: dict[str, Any], n: int) -> dict[str, Any]:
         "redis": {k: round(v / n, 2) for k, v in sorted(calls["redis"].items())},
         "redisTotal": round(sum(calls["redis"].values()) / n, 2),
         "redisConflictsPerOrder": round(calls.get("redisConflicts", 0) / n, 3),
+        # what the run's schedules (market tick, expiry sweep) cost in all, not per order
+        "scheduledAwsInRun": calls.get("scheduledAws", {}),
+        "scheduledRedisInRun": sum(calls.get("scheduledRedis", {}).values()),
         "pushesPerOrder": round(calls["aws"].get(("apigatewaymanagementapi", "PostToConnection"), 0) / n, 2),
         "recordsPerInvocation": round(calls["received"] / max(calls["nonEmptyReceives"], 1), 2),
         "streamRecordsPerOrder": round(calls["streamRecords"] / n, 2),
@@ -409,6 +428,11 @@ def table(results: dict[str, Any]) -> str:
         lines += [f"| {k.split(':')[0]} (event source poller) | {k.split(':')[1]} | {n} |"
                   for k, n in one["poller"].items()]
         lines += [f"| redis | {k} | {n} |" for k, n in sorted(one["redis"].items())]
+    if "limit" in results:
+        lines += ["", *limit_table(results["limit"])]
+    if "marketEventsPublished" in z:
+        lines += ["", f"Market events published by market orders while no limit order waited: "
+                      f"{z['marketEventsPublished']} (zero-latency run), {r.get('marketEventsPublished')} (realistic)"]
     return "\n".join(lines)
 
 
@@ -422,7 +446,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rest", help="use a running stack's REST URL (no call counts)")
     parser.add_argument("--ws", help="use a running stack's WebSocket URL (no call counts)")
     parser.add_argument("--no-cold-start", action="store_true")
+    parser.add_argument("--only", choices=("limit",), help="run one scenario alone (limit: trigger latency and "
+                        "the matcher's cost per event)")
     args = parser.parse_args(argv)
+    if args.only == "limit":
+        return _only_limit()
 
     import logging
 
@@ -456,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
         from .one_order import measure
 
         results["oneOrder"] = measure()
+    from .limit import run as limit_run
+
+    results["limit"] = limit_run(_redis_url())
     if not args.no_cold_start:
         results["coldStart"] = cold_start()
     results["benchSeconds"] = round(time.monotonic() - started, 1)
@@ -467,6 +498,44 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     print(f"\n(written to {out.relative_to(ROOT)}; {results['benchSeconds']} s)")
     return 0
+
+
+def _only_limit() -> int:
+    import logging
+
+    from .limit import run as limit_run
+
+    logging.getLogger().setLevel(logging.WARNING)
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    started = time.monotonic()
+    results = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+               "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+                          f"Python {platform.python_version()}; "
+                          f"Redis: {'a Redis server' if _redis_url() else 'embedded (fakeredis)'}",
+               "limit": limit_run(_redis_url())}
+    results["benchSeconds"] = round(time.monotonic() - started, 1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "limit-latest.json").write_text(json.dumps(results, indent=2, default=str))
+    print()
+    print("\n".join(limit_table(results["limit"])))
+    print(f"\n(written to bench/results/limit-latest.json; {results['benchSeconds']} s)")
+    return 0
+
+
+def limit_table(limit: dict[str, Any]) -> list[str]:
+    latency, cost = limit["triggerLatency"], limit["matcherCost"]
+    small, large = cost["1000"], cost["100000"]
+    return [
+        "| limit orders | |",
+        "|---|---|",
+        f"| trigger latency, market event → routing, p50 / p95 ({latency['samples']} triggers) | "
+        f"{latency['p50Ms']} / {latency['p95Ms']} ms (budget p50 ≤ {latency['budgetP50Ms']} ms) |",
+        f"| matcher per market event, 1,000 orders waiting elsewhere: median / p95 | {small['medianMs']} / "
+        f"{small['p95Ms']} ms, {small['redisCommandsPerEvent']} Redis commands |",
+        f"| the same, 100,000 orders waiting elsewhere | {large['medianMs']} / {large['p95Ms']} ms, "
+        f"{large['redisCommandsPerEvent']} Redis commands |",
+        f"| ratio 100,000 / 1,000 (median; target ≤ 2) | {cost['ratio']} |",
+    ]
 
 
 if __name__ == "__main__":
