@@ -109,16 +109,25 @@ class RedisTriggerBook:
         return [_entry(_text(m)) for m in members]
 
     def watched(self, pairs: Sequence[tuple[Token, Token]]) -> list[tuple[Token, Token]]:
+        """Two commands in one round trip while nobody waits on these pairs (the marker, and one
+        EXISTS of every book: a count); which books hold orders is asked only when some do."""
         if not pairs:
             return []
+        keys = [self.key(token_in, token_out) for token_in, token_out in pairs]
         pipe = self._r.pipeline(transaction=False)
         pipe.exists(self.ready_key)
-        for token_in, token_out in pairs:
-            pipe.exists(self.key(token_in, token_out))
-        ready, *exists = pipe.execute()
+        pipe.exists(*keys)
+        ready, held = pipe.execute()
         if not ready:
             return list(pairs)
-        return [pair for pair, n in zip(pairs, exists, strict=True) if n]
+        if not held:
+            return []
+        if held == len(keys) or len(keys) == 1:
+            return list(pairs)
+        pipe = self._r.pipeline(transaction=False)
+        for key in keys:
+            pipe.exists(key)
+        return [pair for pair, n in zip(pairs, pipe.execute(), strict=True) if n]
 
     def ready(self) -> bool:
         return bool(self._r.exists(self.ready_key))
