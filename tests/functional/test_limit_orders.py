@@ -471,3 +471,13 @@ def test_a_change_is_published_once_after_it_committed_even_when_its_transaction
     [(event, pool_then)] = published  # published once, not once per attempt
     assert event["kind"] == "swap" and [SOL.mint, USDC.mint] in event["pairs"]
     assert pool_then == redis_client.get(pool)  # and only once the swap was in Redis
+
+
+def test_every_key_a_waiting_order_writes_expires(client: Any, services: Services, redis_client: Any,
+                                                  redis_prefix: str) -> None:
+    submit_limit(client, best_price(services) * 2)
+    run_workers(client, services)
+    services.matcher.ensure_book()
+    keys = list(redis_client.scan_iter(match=f"{redis_prefix}:book:*"))
+    assert len(keys) == 2  # the book of SOL→USDC and its marker
+    assert all(redis_client.ttl(k) > 0 for k in keys), {k: redis_client.ttl(k) for k in keys}
