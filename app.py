@@ -2,7 +2,7 @@
 
 from chalice import Chalice
 
-from chalicelib.api import http, pages, streams, websocket, workers
+from chalicelib.api import http, markets, pages, streams, websocket, workers
 from chalicelib.api.fallback import complete_routes
 from chalicelib.config import get_settings
 from chalicelib.logs import configure_logging
@@ -14,6 +14,7 @@ app.register_blueprint(http.bp)
 app.register_blueprint(pages.bp)
 app.register_blueprint(workers.bp)
 app.register_blueprint(streams.bp)
+app.register_blueprint(markets.bp)
 
 # WebSocket handlers are registered on the app itself (see chalicelib/api/websocket.py).
 ws_connect = app.on_ws_connect()(websocket.ws_connect)

@@ -26,12 +26,21 @@ SQS_POLLER_OPERATIONS = {("sqs", "ReceiveMessage"), ("sqs", "DeleteMessageBatch"
 STREAM_POLLER_OPERATIONS = {("dynamodbstreams", "GetRecords"), ("dynamodbstreams", "GetShardIterator"),
                             ("dynamodbstreams", "DescribeStream")}
 POLLER_OPERATIONS = SQS_POLLER_OPERATIONS | STREAM_POLLER_OPERATIONS
+# Calls made by the scheduled functions (market tick, expiry sweep), which run on the local schedule
+# poller's threads: they cost per minute, not per order, so they are counted apart.
+SCHEDULE_THREADS = "devstack-schedule"
+
+
+def _scheduled() -> bool:
+    return threading.current_thread().name.startswith(SCHEDULE_THREADS)
 
 
 class CallCounter:
     def __init__(self) -> None:
         self.aws: Counter[tuple[str, str]] = Counter()
         self.redis: Counter[str] = Counter()
+        self.scheduled_aws: Counter[tuple[str, str]] = Counter()  # by the scheduled functions
+        self.scheduled_redis: Counter[str] = Counter()
         self.redis_conflicts = 0
         self.received_messages = 0
         self.non_empty_receives = 0
@@ -43,6 +52,8 @@ class CallCounter:
         with self._lock:
             self.aws.clear()
             self.redis.clear()
+            self.scheduled_aws.clear()
+            self.scheduled_redis.clear()
             self.redis_conflicts = 0
             self.received_messages = 0
             self.non_empty_receives = 0
@@ -52,6 +63,8 @@ class CallCounter:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"aws": dict(self.aws), "redis": dict(self.redis), "redisConflicts": self.redis_conflicts,
+                    "scheduledAws": {f"{s}:{o}": n for (s, o), n in self.scheduled_aws.items()},
+                    "scheduledRedis": dict(self.scheduled_redis),
                     "received": self.received_messages, "nonEmptyReceives": self.non_empty_receives,
                     "streamRecords": self.stream_records, "nonEmptyStreamReads": self.non_empty_stream_reads}
 
@@ -67,7 +80,8 @@ class CallCounter:
         def counted_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
             service = client.meta.service_model.service_name
             with counter._lock:
-                counter.aws[(service, operation)] += 1  # failed calls (conditional checks) count too
+                # failed calls (conditional checks) count too
+                (counter.scheduled_aws if _scheduled() else counter.aws)[(service, operation)] += 1
             result = real_call(client, operation, params)
             if operation == "ReceiveMessage":
                 n = len(result.get("Messages", []))
@@ -81,19 +95,23 @@ class CallCounter:
                     counter.non_empty_stream_reads += 1 if n else 0
             return result
 
+        def redis_counts() -> Counter[str]:
+            return counter.scheduled_redis if _scheduled() else counter.redis
+
         def counted_execute(client: Any, *args: Any, **options: Any) -> Any:
             with counter._lock:
-                counter.redis[str(args[0]).upper()] += 1
+                redis_counts()[str(args[0]).upper()] += 1
             return real_execute(client, *args, **options)
 
         def counted_pipeline(pipe: Any, raise_on_error: bool = True) -> Any:
             transaction = pipe.transaction or pipe.explicit_transaction
             with counter._lock:
+                counts = redis_counts()
                 for args, _ in pipe.command_stack:
-                    counter.redis[str(args[0]).upper()] += 1
+                    counts[str(args[0]).upper()] += 1
                 if transaction and (pipe.command_stack or pipe.watching):
-                    counter.redis["MULTI"] += 1
-                    counter.redis["EXEC"] += 1
+                    counts["MULTI"] += 1
+                    counts["EXEC"] += 1
             try:
                 return real_pipeline(pipe, raise_on_error)
             except redis.exceptions.WatchError:
@@ -103,13 +121,13 @@ class CallCounter:
 
         def counted_immediate(pipe: Any, *args: Any, **options: Any) -> Any:
             with counter._lock:
-                counter.redis[str(args[0]).upper()] += 1
+                redis_counts()[str(args[0]).upper()] += 1
             return real_immediate(pipe, *args, **options)
 
         def counted_reset(pipe: Any) -> None:
             if pipe.watching and pipe.connection:
                 with counter._lock:
-                    counter.redis["UNWATCH"] += 1
+                    redis_counts()["UNWATCH"] += 1
             real_reset(pipe)
 
         botocore.client.BaseClient._make_api_call = counted_call  # type: ignore[method-assign]

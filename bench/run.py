@@ -258,6 +258,9 @@ def per_order_calls(calls: dict[str, Any], n: int) -> dict[str, Any]:
         "redis": {k: round(v / n, 2) for k, v in sorted(calls["redis"].items())},
         "redisTotal": round(sum(calls["redis"].values()) / n, 2),
         "redisConflictsPerOrder": round(calls.get("redisConflicts", 0) / n, 3),
+        # what the run's schedules (market tick, expiry sweep) cost in all, not per order
+        "scheduledAwsInRun": calls.get("scheduledAws", {}),
+        "scheduledRedisInRun": sum(calls.get("scheduledRedis", {}).values()),
         "pushesPerOrder": round(calls["aws"].get(("apigatewaymanagementapi", "PostToConnection"), 0) / n, 2),
         "recordsPerInvocation": round(calls["received"] / max(calls["nonEmptyReceives"], 1), 2),
         "streamRecordsPerOrder": round(calls["streamRecords"] / n, 2),
@@ -456,6 +459,11 @@ def table(results: dict[str, Any]) -> str:
         lines += [f"| {k.split(':')[0]} (event source poller) | {k.split(':')[1]} | {n} |"
                   for k, n in one["poller"].items()]
         lines += [f"| redis | {k} | {n} |" for k, n in sorted(one["redis"].items())]
+    if "limit" in results:
+        lines += ["", *limit_table(results["limit"])]
+    if "marketEventsPublished" in z:
+        lines += ["", f"Market events published by market orders while no limit order waited: "
+                      f"{z['marketEventsPublished']} (zero-latency run), {r.get('marketEventsPublished')} (realistic)"]
     return "\n".join(lines)
 
 
@@ -470,11 +478,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ws", help="use a running stack's WebSocket URL (no call counts, no CPU)")
     parser.add_argument("--baseline", type=Path,
                         help="measure another checkout's `order-engine run` instead (a before/after on this machine)")
-    parser.add_argument("--only", choices=["zero", "realistic", "steady"], action="append",
-                        help="run only these scenarios (repeatable)")
+    parser.add_argument("--only", choices=["zero", "realistic", "steady", "limit"], action="append",
+                        help="run only these scenarios (repeatable; limit: trigger latency and the matcher's "
+                             "cost per event)")
     parser.add_argument("--no-cold-start", action="store_true")
     parser.add_argument("--no-one-order", action="store_true")
     args = parser.parse_args(argv)
+    if args.only == ["limit"]:
+        return _only_limit()
 
     import logging
 
@@ -491,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         "goals": GOALS,
     }
     started = time.monotonic()
-    only = set(args.only or ["zero", "realistic", "steady"])
+    only = set(args.only or ["zero", "realistic", "steady", "limit"])
     if args.rest is None:
         runs = [("zeroLatency", "zero", "zero venue latency", ZERO_LATENCY_ENV, args.orders, None),
                 ("realistic", "realistic", "realistic latency", REALISTIC_ENV, args.realistic_orders, None),
@@ -511,6 +522,10 @@ def main(argv: list[str] | None = None) -> int:
         from .one_order import measure
 
         results["oneOrder"] = measure()
+    if "limit" in only:
+        from .limit import run as limit_run
+
+        results["limit"] = limit_run(_redis_url())
     if not args.no_cold_start:
         results["coldStart"] = cold_start(args.baseline or ROOT)
     results["benchSeconds"] = round(time.monotonic() - started, 1)
@@ -524,6 +539,44 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     print(f"\n(written to {out.relative_to(ROOT)}; {results['benchSeconds']} s)")
     return 0
+
+
+def _only_limit() -> int:
+    import logging
+
+    from .limit import run as limit_run
+
+    logging.getLogger().setLevel(logging.WARNING)
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    started = time.monotonic()
+    results = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+               "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+                          f"Python {platform.python_version()}; "
+                          f"Redis: {'a Redis server' if _redis_url() else 'embedded (fakeredis)'}",
+               "limit": limit_run(_redis_url())}
+    results["benchSeconds"] = round(time.monotonic() - started, 1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "limit-latest.json").write_text(json.dumps(results, indent=2, default=str))
+    print()
+    print("\n".join(limit_table(results["limit"])))
+    print(f"\n(written to bench/results/limit-latest.json; {results['benchSeconds']} s)")
+    return 0
+
+
+def limit_table(limit: dict[str, Any]) -> list[str]:
+    latency, cost = limit["triggerLatency"], limit["matcherCost"]
+    small, large = cost["1000"], cost["100000"]
+    return [
+        "| limit orders | |",
+        "|---|---|",
+        f"| trigger latency, market event → routing, p50 / p95 ({latency['samples']} triggers) | "
+        f"{latency['p50Ms']} / {latency['p95Ms']} ms (budget p50 ≤ {latency['budgetP50Ms']} ms) |",
+        f"| matcher per market event, 1,000 orders waiting elsewhere: median / p95 | {small['medianMs']} / "
+        f"{small['p95Ms']} ms, {small['redisCommandsPerEvent']} Redis commands |",
+        f"| the same, 100,000 orders waiting elsewhere | {large['medianMs']} / {large['p95Ms']} ms, "
+        f"{large['redisCommandsPerEvent']} Redis commands |",
+        f"| ratio 100,000 / 1,000 (median; target ≤ 2) | {cost['ratio']} |",
+    ]
 
 
 if __name__ == "__main__":

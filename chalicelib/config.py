@@ -56,6 +56,7 @@ class Settings:
     connections_table: str = "order-engine-connections"
     orders_queue: str = "order-engine-orders"
     orders_dlq: str = "order-engine-orders-dlq"
+    market_events_queue: str = "order-engine-market-events"  # swaps and ticks, for the matcher
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "oe"  # every key the engine writes starts with "<prefix>:"
     api_keys: Mapping[str, str] = field(default_factory=lambda: parse_api_keys(DEFAULT_API_KEYS))
@@ -101,6 +102,7 @@ class Settings:
             connections_table=e.get("CONNECTIONS_TABLE", d.connections_table),
             orders_queue=e.get("ORDERS_QUEUE", d.orders_queue),
             orders_dlq=e.get("ORDERS_DLQ", d.orders_dlq),
+            market_events_queue=e.get("MARKET_EVENTS_QUEUE", d.market_events_queue),
             redis_url=e.get("REDIS_URL", d.redis_url),
             api_keys=_api_keys(stage, e.get("API_KEYS")),
             api_keys_parameter=parameter,

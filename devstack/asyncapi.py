@@ -26,12 +26,16 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
     "ExecuteAction": [{"action": "execute", "order": {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1.5",
                                                        "slippageBps": 50}}],
     "PingAction": [{"action": "ping"}],
+    "CancelAction": [{"action": "cancel", "orderId": "ord_01jd5x3k9q7v8w2m4n6p8r0t2y"}],
     "OrderStatusMessage": [{"type": "order.status", "orderId": "ord_01jd5x3k9q7v8w2m4n6p8r0t2y",
                             "status": "confirmed", "seq": 5, "at": "2026-11-25T17:46:51.821Z",
                             "data": {"txHash": "5RsrQe23Lb6o…", "amountOut": "228.969391",
                                      "executedPrice": "152.646260666666667", "venue": "raydium"}}],
     "ErrorMessage": [{"type": "error", "code": "already_subscribed",
-                      "message": "this connection already receives the events of ord_…", "orderId": "ord_…"}],
+                      "message": "this connection already receives the events of ord_…", "orderId": "ord_…"},
+                     {"type": "error", "code": "not_cancellable", "status": 409, "field": "orderId",
+                      "message": "order ord_… is submitted; only pending or waiting orders can be cancelled",
+                      "orderId": "ord_…"}],
     "PongMessage": [{"type": "pong"}],
 }
 

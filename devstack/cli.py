@@ -2,6 +2,8 @@
 
     order-engine run                                   # the whole stack on 127.0.0.1
     order-engine submit --from SOL --to USDC --amount 1.5 --watch
+    order-engine submit --type limit --limit-price 160 --amount 1.5 --watch
+    order-engine cancel ord_…
     order-engine demo --orders 20
 
 A failure is one line on stderr saying what went wrong and which setting to change, never a
@@ -203,6 +205,14 @@ def _describe(status: str, data: dict[str, Any]) -> str:
         return f"{err.get('code')}: {err.get('message')}"
     if status == "pending" and data.get("attempt"):
         return f"retry, attempt {data['attempt']}"
+    if status == "waiting":
+        slipped = "price slipped away; " if data.get("slipped") else ""
+        return (f"{slipped}limit {data.get('limitPrice')}, best now {data.get('bestPrice')}, "
+                f"expires {data.get('expiresAt')}")
+    if status == "expired":
+        return f"expired at {data.get('expiresAt')}"
+    if status == "cancelled":
+        return f"cancelled by {data.get('by')}"
     return ""
 
 
@@ -265,8 +275,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from websockets.exceptions import ConnectionClosed
 
     console = _console()
-    body: dict[str, Any] = {"type": "market", "tokenIn": args.token_in, "tokenOut": args.token_out,
-                            "amount": args.amount, "slippageBps": args.slippage_bps}
+    body: dict[str, Any] = {"type": args.type, "tokenIn": args.token_in, "tokenOut": args.token_out,
+                            "amount": args.amount, "slippageBps": args.slippage_bps, **_limit_fields(args)}
     if args.client_order_id:
         body["clientOrderId"] = args.client_order_id
     started = time.monotonic()
@@ -307,6 +317,28 @@ def cmd_submit(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         raise CliError(f"interrupted; {later}", status=130) from None
     return 0 if watch.status == "confirmed" else 1
+
+
+# -- limit orders and cancel ----------------------------------------------------------------------
+def _limit_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """A limit order's fields from ``submit --type limit --limit-price P [--expires-at T]``."""
+    if args.type != "limit":
+        if args.limit_price or args.expires_at:
+            raise CliError("--limit-price and --expires-at go with --type limit", status=2)
+        return {}
+    if not args.limit_price:
+        raise CliError("--type limit needs --limit-price (least tokenOut per tokenIn, e.g. 160)", status=2)
+    fields = {"limitPrice": args.limit_price}
+    if args.expires_at:
+        fields["expiresAt"] = args.expires_at
+    return fields
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """``order-engine cancel ID``: DELETE the order; prints it, or the API's error in one line."""
+    order = _rest_call(args.rest, args.api_key, "DELETE", f"/api/orders/{args.order_id}")
+    print(f"{order.get('orderId')} {order.get('status')}")
+    return 0
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -548,13 +580,22 @@ example:
   order-engine services          # then, in another terminal:
   chalice local --stage local --port 8000
 """
+CANCEL_DESCRIPTION = """\
+Cancel an order still pending or waiting (DELETE /api/orders/ID): prints it, now cancelled.
+An order that has left pending/waiting is not cancellable (409), and says so.
+
+example:
+  order-engine cancel ord_01m8a9z6efdpvhhc05g2gr8f0b
+"""
 SUBMIT_DESCRIPTION = """\
-Submit one market order (POST /api/orders/execute) and print the answer, or with --watch
-follow it over the WebSocket until it is confirmed or failed (exit status 0 or 1). A late
-watch still shows every earlier step, from the order's history.
+Submit one market or limit order (POST /api/orders/execute) and print the answer, or with --watch
+follow it over the WebSocket until it ends: confirmed (exit status 0), failed, expired or
+cancelled (1). A limit order waits until a full-size quote reaches its price. A late watch
+still shows every earlier step, from the order's history.
 
 example:
   order-engine submit --from SOL --to USDC --amount 1.5 --watch
+  order-engine submit --type limit --limit-price 160 --amount 1.5 --watch
   ORDER_ENGINE_REST=http://127.0.0.1:8100 order-engine submit --amount 2 --slippage-bps 100
 """
 DEMO_DESCRIPTION = """\
@@ -566,16 +607,17 @@ example:
 """
 
 
-def _client_flags(p: argparse.ArgumentParser, timeout_help: str) -> None:
+def _client_flags(p: argparse.ArgumentParser, timeout_help: str | None) -> None:
     p.add_argument("--api-key", metavar="KEY", default=_default_key(),
                    help="the x-api-key to send (default: the first key of API_KEYS, else local-dev-key)")
-    p.add_argument("--timeout", metavar="SECONDS", type=_positive(float), default=60.0, help=timeout_help)
+    if timeout_help is not None:
+        p.add_argument("--timeout", metavar="SECONDS", type=_positive(float), default=60.0, help=timeout_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="order-engine", description=__doc__, formatter_class=_Formatter,
                                      epilog="`order-engine COMMAND --help` shows a command's flags and an example.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,services,submit,demo}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,services,submit,cancel,demo}")
 
     for command, help_text, description in (
             ("run", "start the whole local stack, one process per part", RUN_DESCRIPTION),
@@ -630,7 +672,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="idempotency key: submitting the same id and body again returns the same order")
     submit.add_argument("--watch", action="store_true",
                         help="follow the order's statuses over the WebSocket until it finishes")
+    submit.add_argument("--type", choices=("market", "limit"), default="market",
+                        help="market: execute now; limit: wait until --limit-price is reached (default %(default)s)")
+    submit.add_argument("--limit-price", metavar="DECIMAL",
+                        help="limit orders: the least --to per --from accepted, e.g. 160 (USDC per SOL)")
+    submit.add_argument("--expires-at", metavar="TIME",
+                        help="limit orders: when to stop waiting, ISO 8601 such as 2026-12-01T00:00:00Z "
+                             "(default 24 h; at most 30 days)")
     submit.set_defaults(func=cmd_submit)
+
+    cancel = sub.add_parser("cancel", help="cancel an order still pending or waiting",
+                            description=CANCEL_DESCRIPTION, formatter_class=_Formatter)
+    cancel.add_argument("order_id", metavar="ORDER_ID", help="the order's id (ord_…)")
+    cancel.add_argument("--rest", metavar="URL", default=os.environ.get("ORDER_ENGINE_REST", DEFAULT_REST),
+                        help="the REST API's base URL (env ORDER_ENGINE_REST; default %(default)s)")
+    _client_flags(cancel, None)
+    cancel.set_defaults(func=cmd_cancel)
 
     demo = sub.add_parser("demo", help="fire concurrent orders and watch them in a live table",
                           description=DEMO_DESCRIPTION, formatter_class=_Formatter)

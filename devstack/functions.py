@@ -2,7 +2,7 @@
 source mappings, locally), built the same way in a thread of ``DevStack`` and in a process of
 its own under ``order-engine run``.
 
-``POLLERS`` lists how each kind of source is built; a new kind (schedules) is one more entry.
+``POLLERS`` lists how each kind of source is built: SQS queues, DynamoDB streams, schedules.
 Each builder gets the ``Runtime`` (the app, its stage's config, the region and the AWS endpoint
 of each service) and returns a poller with ``start()``/``stop()``, or None when the app declares
 no such source.
@@ -99,10 +99,27 @@ def _sqs_poller(runtime: Runtime, sqs: Any) -> Any:
                      function_timeouts=runtime.timeouts(), function_memory=runtime.memory())
 
 
+def _schedule_poller(runtime: Runtime, sqs: Any) -> Any:
+    """The app's schedules, at the rates the environment sets (``MARKET_TICK_SECONDS``, …)."""
+    import os
+
+    from chalice.app import ScheduledEventConfig
+
+    from .schedule_poller import SchedulePoller, rates_from_env
+
+    names = [s.name for s in runtime.app.event_sources if isinstance(s, ScheduledEventConfig)]
+    if not names:
+        return None
+    rates, at_most = rates_from_env(names, os.environ)
+    return SchedulePoller(runtime.app, region=runtime.region, stage=runtime.stage, rates=rates, at_most=at_most,
+                          function_timeouts=runtime.timeouts(), function_memory=runtime.memory())
+
+
 # In start order: the stream poller reads from the stream's end before any order is written.
 POLLERS: list[tuple[str, Callable[[Runtime, Any], Any]]] = [
     ("stream poller", _stream_poller),
     ("SQS poller", _sqs_poller),
+    ("schedule poller", _schedule_poller),
 ]
 
 

@@ -33,6 +33,7 @@ also send:
 {"action": "subscribe", "orderId": "ord_…"}
 {"action": "subscribe", "orderId": "ord_…", "afterSeq": 3}
 {"action": "execute", "order": {"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1.5"}}
+{"action": "cancel", "orderId": "ord_…"}
 {"action": "ping"}
 ```
 
@@ -71,6 +72,15 @@ def _test_script(op_id: str, operation: dict[str, Any], example: str | None) -> 
         ]
         if example:
             lines.append(f'pm.collectionVariables.set("{example}OrderId", accepted.orderId);')
+    if op_id == "cancelOrder":
+        lines += [
+            'pm.test("the limit order, now cancelled by its client", function () {',
+            '    const order = pm.response.json();',
+            f'    pm.expect(order.orderId).to.eql(pm.variables.get("{PATH_IDS[op_id]}"));',
+            '    pm.expect(order.status).to.eql("cancelled");',
+            '    pm.expect(order.history[order.history.length - 1].data.by).to.eql("client");',
+            "});",
+        ]
     if op_id == "getOrder":
         lines += [
             'pm.test("the order asked for, with its history", function () {',

@@ -15,8 +15,10 @@ dict merge and the function logical ids are only known once Chalice has run:
 - every function's environment takes the table and queue names from the resources
   (``Ref`` / ``Fn::GetAtt``) and the WebSocket API id and URLs from Chalice's ``WebsocketAPI``;
 - every function's role gets a policy scoped to the template's tables (and their indexes),
-  the orders queue, its own event-source queue or stream (and on-failure queue), Lambda log
-  groups and, for the functions that push (``PUSHERS``), the WebSocket API's ``@connections``;
+  the orders queue and the market events queue (any function that reads the simulated market
+  may land a swap, which is published there when orders wait on its pair), its own event-source
+  queue or stream (and on-failure queue), Lambda log groups and, for the functions that push
+  (``PUSHERS``), the WebSocket API's ``@connections``;
 - ``ApiKeys`` and ``RedisUrl`` become stack parameters;
 - the REST API's OpenAPI definition gets the gateway responses of ``infra.gateway_responses``
   (``x-amazon-apigateway-gateway-responses``), so what API Gateway answers by itself (an unknown
@@ -69,6 +71,7 @@ ENVIRONMENT: dict[str, dict[str, Any]] = {
     "CONNECTIONS_TABLE": {"Ref": "ConnectionsTable"},
     "ORDERS_QUEUE": {"Fn::GetAtt": ["OrdersQueue", "QueueName"]},
     "ORDERS_DLQ": {"Fn::GetAtt": ["OrdersDeadLetterQueue", "QueueName"]},
+    "MARKET_EVENTS_QUEUE": {"Fn::GetAtt": ["MarketEventsQueue", "QueueName"]},
     "ORDERS_TABLE_STREAM_ARN": {"Fn::GetAtt": ["OrdersTable", "StreamArn"]},
 }
 # The functions that push to WebSocket connections, by handler name: the $default handler (replies
@@ -210,6 +213,9 @@ def build_policy(consumed_queues: Sequence[str], ws_stage: str | None, *, read_s
         })
     statements.append({"Sid": "EnqueueOrders", "Effect": "Allow", "Action": QUEUE_SEND_ACTIONS,
                        "Resource": [_arn("OrdersQueue")]})
+    if "MarketEventsQueue" in infra:
+        statements.append({"Sid": "PublishMarketEvents", "Effect": "Allow", "Action": QUEUE_SEND_ACTIONS,
+                           "Resource": [_arn("MarketEventsQueue")]})
     if consumed_queues:
         statements.append({"Sid": "ConsumeEventSource", "Effect": "Allow", "Action": QUEUE_CONSUME_ACTIONS,
                            "Resource": [_arn(q) for q in consumed_queues]})

@@ -7,7 +7,8 @@ about 2 s (moto's CloudFormation alone takes a second to import), and it needs n
 services, which LocalStack's free build (SQS only, here) and any emulator serve. On AWS the same
 resources come with the application's own stack (``make package``: the template is merged into
 Chalice's). It is idempotent: what exists is brought in line (queue attributes, time to live, the
-orders table's stream), nothing is created twice. An endpoint that lacks a service (LocalStack's
+orders table's stream and its indexes: a table made by an earlier version of the template gets
+the indexes it lacks), nothing is created twice. An endpoint that lacks a service (LocalStack's
 free build here has no DynamoDB) gets what it can serve and a clear error.
 
     python -m infra.provision --endpoint-url http://127.0.0.1:4566 --region us-east-1
@@ -20,6 +21,7 @@ import argparse
 import json
 import socket
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -349,6 +351,39 @@ def _enable_streams(dynamodb: Any, tables: Mapping[str, dict[str, Any]]) -> None
         dynamodb.update_table(TableName=name, StreamSpecification=wanted)
 
 
+def _add_missing_indexes(dynamodb: Any, tables: Mapping[str, dict[str, Any]]) -> None:
+    """Give a table that exists without one of the template's global secondary indexes that index
+    (one per UpdateTable, as DynamoDB allows), and wait until it is active."""
+    for resource in tables.values():
+        props = resource.get("Properties", {})
+        name = props["TableName"]
+        wanted = props.get("GlobalSecondaryIndexes") or []
+        for index in wanted:
+            table = dynamodb.describe_table(TableName=name)["Table"]
+            if index["IndexName"] in {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}:
+                continue
+            keys = {k["AttributeName"] for k in index["KeySchema"]}
+            create: dict[str, Any] = {k: index[k] for k in ("IndexName", "KeySchema", "Projection")}
+            if props.get("BillingMode") != "PAY_PER_REQUEST" and "ProvisionedThroughput" in index:
+                create["ProvisionedThroughput"] = index["ProvisionedThroughput"]
+            dynamodb.update_table(
+                TableName=name,
+                AttributeDefinitions=[a for a in props["AttributeDefinitions"] if a["AttributeName"] in keys],
+                GlobalSecondaryIndexUpdates=[{"Create": create}],
+            )
+            _wait_for_index(dynamodb, name, index["IndexName"])
+
+
+def _wait_for_index(dynamodb: Any, table: str, index: str, attempts: int = 600) -> None:
+    for _ in range(attempts):
+        found = [i for i in dynamodb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+                 if i["IndexName"] == index]
+        if found and found[0].get("IndexStatus", "ACTIVE") == "ACTIVE":
+            return
+        time.sleep(1)
+    raise ProvisionError(f"index {index} of table {table} did not become active")
+
+
 def _describe(session: boto3.session.Session, endpoints: Endpoints,
               resources: Mapping[str, dict[str, Any]]) -> dict[str, str]:
     """Names, URLs and ARNs, keyed like the template's Outputs."""
@@ -422,6 +457,7 @@ def provision(endpoint_url: str | None, region: str = "us-east-1", *,
     dynamodb = _client(session, where, "dynamodb")
     _enable_time_to_live(dynamodb, _of_type(resources, TABLE_TYPE))
     _enable_streams(dynamodb, _of_type(resources, TABLE_TYPE))
+    _add_missing_indexes(dynamodb, _of_type(resources, TABLE_TYPE))
     return _describe(session, where, resources)
 
 

@@ -12,22 +12,33 @@ Every write says which of its image's events are new, in ``evFrom``: the events 
 moved from, and every other write (subscribing, unsubscribing, dropping a gone connection) the
 item's own ``version``: no event. ``subscribing`` maps a connection to the time (epoch ms) until
 which its subscription in progress holds the order's claim for that connection.
+
+Orders that wait are in a sparse index, ``waiting``: its key, ``waitKey`` (the order's type),
+exists only while an order waits, and from the matcher's trigger until a worker picks the order
+up; its sort key ``waitUntil`` is when the sweep must look at it: the order's ``expiresAt``
+while it waits, ``TRIGGER_GRACE`` after its trigger while it is ``routing`` (a trigger whose
+message to the worker was lost is sent again then). The index is the truth the trigger book
+in Redis is rebuilt from, and what the expiry sweep reads.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..domain import TERMINAL, Order, OrderEvent, OrderStatus, OrderType, Token, get_token
-from ..execution.ports import StaleOrderError
+from ..domain import TERMINAL, Order, OrderEvent, OrderStatus, OrderType, Token, get_token, iso, parse_iso
+from ..execution.ports import StaleOrderError, TransitionRefused, WaitingOrder
 from .dynamo import from_item, to_item
 
 __all__ = [
+    "TRIGGER_GRACE",
+    "WAITING_INDEX",
     "AlreadySubscribedError",
     "ClaimLostError",
     "OrdersTable",
@@ -57,11 +68,25 @@ class SubscriptionClaim:
 # Fields a transition may change; everything else is fixed at creation.
 _MUTABLE = (
     "status", "version", "attempts", "updatedAt", "venue", "quotes", "amountOut", "minAmountOut",
-    "executedPrice", "signature", "lastValidBlockHeight", "tx", "txHash", "error",
+    "executedPrice", "signature", "lastValidBlockHeight", "tx", "txHash", "error", "waitKey", "waitUntil",
 )
+WAITING_INDEX = "waiting"
+# How long a triggered order may sit in ``routing`` before the sweep sends it to the worker again:
+# well past any worker's pick-up and the 60 s a worker may run.
+TRIGGER_GRACE = timedelta(seconds=90)
+
+
+def _wait_index(order: Order) -> tuple[str | None, str | None]:
+    """(waitKey, waitUntil) of the ``waiting`` index, or (None, None) when the order is not in it."""
+    if order.status is OrderStatus.WAITING and order.expires_at:
+        return order.type.value, order.expires_at
+    if order.trigger is not None:
+        return order.type.value, iso(parse_iso(order.last_event.at) + TRIGGER_GRACE)
+    return None, None
 
 
 def order_to_record(order: Order) -> dict[str, Any]:
+    wait_key, wait_until = _wait_index(order)
     return {
         "orderId": order.order_id,
         "clientId": order.client_id,
@@ -94,6 +119,9 @@ def order_to_record(order: Order) -> dict[str, Any]:
         "error": order.error,
         "limitPrice": order.limit_price,
         "maxPrice": order.max_price,
+        "expiresAt": order.expires_at,
+        "waitKey": wait_key,
+        "waitUntil": wait_until,
         "history": [e.to_dict() for e in order.history],
     }
 
@@ -128,6 +156,7 @@ def order_from_record(r: dict[str, Any]) -> Order:
         history=[OrderEvent.from_dict(order_id, e) for e in r.get("history", [])],
         limit_price=r.get("limitPrice"),
         max_price=r.get("maxPrice"),
+        expires_at=r.get("expiresAt"),
     )
 
 
@@ -412,6 +441,80 @@ class OrdersTable:
             if not _conditional_failed(exc):
                 raise
 
+    # -- orders that wait ---------------------------------------------------------------------
+    def waiting(self, order_type: str, due_by: str | None = None) -> Iterator[WaitingOrder]:
+        """The ``waiting`` index for one order type, soonest ``waitUntil`` first (every page)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": WAITING_INDEX,
+            "KeyConditionExpression": "waitKey = :kind" + (" AND waitUntil <= :due" if due_by else ""),
+            "ExpressionAttributeValues": to_item({":kind": order_type, ":due": due_by}),
+        }
+        while True:
+            resp = self._db.query(**kwargs)
+            for item in resp.get("Items", []):
+                yield _waiting_order(from_item(item))
+            if "LastEvaluatedKey" not in resp:
+                return
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def transition_unread(self, order_id: str, expected_version: int, expected_status: OrderStatus,
+                          event: OrderEvent, *, fields: Mapping[str, Any] | None = None,
+                          expires_before: str | None = None, expires_after: str | None = None,
+                          ) -> TransitionRefused | None:
+        """One conditional write that moves an order known only from an index or a cache (the
+        trigger book, the ``waiting`` index): the event's seq follows the expected version."""
+        if event.seq != expected_version + 1:
+            raise ValueError(f"event seq {event.seq} does not follow version {expected_version}")
+        # The order's place in the ``waiting`` index follows its new status.
+        index: dict[str, Any] = {"waitKey": None, "waitUntil": None}
+        if event.status is OrderStatus.ROUTING and "trigger" in event.data:
+            index = {"waitUntil": iso(parse_iso(event.at) + TRIGGER_GRACE)}
+        elif event.status is OrderStatus.WAITING:
+            raise ValueError("an order starts waiting through save(), which knows its expiry")
+        fields = {**index, **(fields or {})}
+        sets = ["#status = :to", "#version = :next", "updatedAt = :at", "history = list_append(history, :events)",
+                "evFrom = :expected"]
+        removes: list[str] = []
+        names = {"#status": "status", "#version": "version"}
+        values: dict[str, Any] = {":to": event.status.value, ":next": event.seq, ":at": event.at,
+                                  ":events": [event.to_dict()], ":expected": expected_version,
+                                  ":expected_status": expected_status.value}
+        for i, (name, value) in enumerate(fields.items()):
+            names[f"#f{i}"] = name
+            if value is None:
+                removes.append(f"#f{i}")
+            else:
+                sets.append(f"#f{i} = :f{i}")
+                values[f":f{i}"] = value
+        # version_matches and status_matches: the order is where the index or cache said it was;
+        condition = "#version = :expected AND #status = :expected_status"
+        if expires_before is not None:  # overdue: its expiry has passed
+            condition += " AND expiresAt <= :before"
+            values[":before"] = expires_before
+        if expires_after is not None:  # not overdue: it may still trigger
+            condition += " AND expiresAt > :after"
+            values[":after"] = expires_after
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"orderId": {"S": order_id}},
+                UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_item(values),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return None
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+            old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+            if not old:
+                return TransitionRefused(None, 0)
+            record = from_item(old)
+            return TransitionRefused(OrderStatus(record["status"]), int(record["version"]))
+
     def list_for_client(self, client_id: str, *, status: str | None = None, limit: int = 50) -> list[Order]:
         """Newest first, from the ``byClient`` index; filtered by status when asked."""
         orders: list[Order] = []
@@ -434,6 +537,14 @@ class OrdersTable:
                 break
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
         return orders[:limit]
+
+
+def _waiting_order(r: dict[str, Any]) -> WaitingOrder:
+    status = OrderStatus(r["status"])
+    return WaitingOrder(
+        order_id=r["orderId"], client_id=r["clientId"], status=status, version=int(r["version"]),
+        type=r["type"], token_in=get_token(r["tokenIn"]), token_out=get_token(r["tokenOut"]),
+        amount_in=int(r["amountIn"]), limit_price=r.get("limitPrice"), expires_at=r["expiresAt"])
 
 
 def _status_at(order: Order, version: int) -> str:

@@ -118,6 +118,10 @@ class OrderView(_Model):
     txHash: str | None
     error: dict[str, Any] | None = Field(description="code, message, attempt, retryable; chainError: the chain's own "
                                          "error when it refused the transaction")
+    limitPrice: str | None = Field(default=None, pattern=_DECIMAL, examples=["160"],
+                                   description="A limit order's least tokenOut per tokenIn.")
+    expiresAt: str | None = Field(default=None, examples=["2026-12-01T00:00:00.000Z"],
+                                  description="When an order that waits ends `expired`.")
     history: list[OrderEventView]
 
 

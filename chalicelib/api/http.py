@@ -14,12 +14,13 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from ..domain import DomainError, Order, to_base_units, to_decimal_string
+from .cancel import cancel_order
 from .errors import ApiError, error_body
 from .intake import authenticate, submit_order
-from .markets import launch_token, markets_view
 from .models import LaunchRequest, ListOrdersQuery, QuoteQuery, first_error
 from .openapi import document
 from .services import Services, get_services
+from .simulation import launch_token, markets_view
 from .views import order_view
 
 __all__ = ["bp"]
@@ -132,6 +133,15 @@ def get_order(order_id: str) -> Response:
     if order is None or order.client_id != client_id:  # another client's order does not exist for you
         raise ApiError(404, "not_found", f"order {order_id} not found", field="orderId")
     return _json(200, order_view(order))
+
+
+@bp.route("/api/orders/{order_id}", methods=["DELETE"])
+@api_route
+def delete_order(order_id: str) -> Response:
+    """Cancel: the order, now ``cancelled``."""
+    services = get_services()
+    client_id = _client(services)
+    return _json(200, order_view(cancel_order(services, client_id, order_id)))
 
 
 @bp.route("/api/orders", methods=["GET"])

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from ..domain import DomainError, Order, OrderStatus, OrderType, request_fingerprint, to_base_units
+from ..domain import DomainError, Order, OrderStatus, OrderType, iso, request_fingerprint, to_base_units
 from .errors import ApiError
 from .keys import KeysUnavailableError
 from .models import IDEMPOTENCY_KEY, OrderRequest, first_error, parse_order_body
@@ -90,6 +90,7 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
                            "clientOrderId and the Idempotency-Key header differ; send one, or the same key in both",
                            field="Idempotency-Key")
         key, key_field = header_key, ("clientOrderId" if key is not None else "Idempotency-Key")
+    expires_at = getattr(request, "expiresAt", None)
     try:
         token_in = services.market.token(request.tokenIn, field="tokenIn")
         token_out = services.market.token(request.tokenOut, field="tokenOut")
@@ -109,9 +110,13 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
                 "slippageBps": request.slippageBps,
                 "limitPrice": _canonical(getattr(request, "limitPrice", None)),
                 "maxPrice": _canonical(getattr(request, "maxPrice", None)),
+                # as given, to the millisecond; only when given, so a replay without it is the same
+                # order, and the fingerprints of orders stored before it existed do not change
+                **({"expiresAt": iso(expires_at)} if expires_at is not None else {}),
             }),
             limit_price=getattr(request, "limitPrice", None),
             max_price=getattr(request, "maxPrice", None),
+            expires_at=expires_at,
         )
     except DomainError as exc:
         raise ApiError(400, exc.code, exc.message, field=exc.field) from None

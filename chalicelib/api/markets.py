@@ -1,80 +1,77 @@
-"""The simulated market as API.md shows it: ``GET /api/markets`` and ``POST /api/sim/launches``."""
+"""The Lambdas of orders that wait: the matcher on the market events queue, and two schedules,
+the market's tick and the expiry sweep.
+
+The matcher reads the whole batch of market events at once (several swaps on one pair become one
+look at it) and fails the whole batch on an error of its own, which SQS delivers again: an event
+only says "look again", so handling one twice costs a look and nothing else.
+
+On AWS each schedule runs at EventBridge's least rate, once a minute. The local stack runs them
+at a rate a setting shortens (``MARKET_TICK_SECONDS``, ``EXPIRY_SWEEP_SECONDS``: see
+``devstack/schedule_poller.py``), so that a limit order near the price triggers within seconds.
+"""
 
 from __future__ import annotations
 
-import os
-from collections import defaultdict
-from decimal import Decimal
+import json
+import logging
 from typing import Any
 
-from ..domain import Token, ValidationError, parse_decimal, to_base_units, to_decimal_string
-from ..routing.launches import SOL, Launch, LaunchTerms
-from ..routing.market import SimulatedMarket
-from .models import LaunchRequest
+from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
 
-__all__ = ["launch_token", "markets_view", "price_text"]
+from ..config import get_settings
+from ..execution.ports import WaitingOrder
+from ..execution.triggers import MarketEvent, sweep
+from .services import get_services
 
-MAX_TOKEN_UNITS = 2**64 - 1
+__all__ = ["MATCHER_BATCH_SIZE", "MATCHER_CONCURRENCY", "bp", "expiry_sweep", "market_tick", "match_market_events"]
 
+bp = Blueprint(__name__)
+log = logging.getLogger("order_engine.markets")
+_settings = get_settings()
 
-def price_text(value: Decimal, significant: int = 12) -> str:
-    """A price as a plain decimal string with at most ``significant`` significant digits."""
-    if value <= 0:
-        return "0"
-    quantum = Decimal(1).scaleb(value.adjusted() - significant + 1)
-    text = format(value.quantize(quantum), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _token(token: Token) -> dict[str, Any]:
-    return {"symbol": token.symbol, "mint": token.mint, "decimals": token.decimals}
+MATCHER_BATCH_SIZE = 10
+# Two matchers at a time (the least SQS allows): more would mostly race each other for the same
+# orders, which the conditional write settles but the quotes cost.
+MATCHER_CONCURRENCY = 2
 
 
-def markets_view(market: SimulatedMarket) -> dict[str, Any]:
-    """Every pair with each venue's price and liquidity now, launched tokens included."""
-    now_ms = market.elapsed_ms()
-    pairs: dict[tuple[str, str], dict[str, Any]] = {}
-    venues: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for spec, pool, launch in market.markets():
-        base, quote = spec.token_x, spec.token_y
-        key = (base.mint, quote.mint)
-        reserve_base, reserve_quote = pool.reserves()
-        spot: Decimal = pool.spot_price(base) * Decimal(10) ** (base.decimals - quote.decimals)
-        venues[key].append({
-            "venue": spec.venue,
-            "pool": spec.pool_id,
-            "price": price_text(spot),
-            "liquidity": {"base": to_decimal_string(reserve_base, base),
-                          "quote": to_decimal_string(reserve_quote, quote)},
-            "open": now_ms >= spec.open_ms,
-            "openSlot": market.slot_at(spec.open_ms) if launch is not None else None,
-        })
-        pairs.setdefault(key, {"base": _token(base), "quote": _token(quote), "launch": _launch(market, launch)})
-    markets = [{**pair, "venues": sorted(venues[key], key=lambda v: v["venue"])} for key, pair in pairs.items()]
-    markets.sort(key=lambda m: (m["launch"] is not None, m["base"]["symbol"], m["quote"]["symbol"]))
-    return {"slot": market.slot_at(now_ms), "markets": markets}
+@bp.on_sqs_message(queue=_settings.market_events_queue, batch_size=MATCHER_BATCH_SIZE,
+                   maximum_concurrency=MATCHER_CONCURRENCY)
+def match_market_events(event: SQSEvent) -> dict[str, Any]:
+    services = get_services().warm()
+    events = []
+    for record in event:
+        try:
+            events.append(MarketEvent.from_message(json.loads(record.body)))
+        except (ValueError, KeyError, TypeError):
+            log.error(json.dumps({"msg": "malformed market event dropped", "body": record.body[:200]}))
+    result = services.matcher.handle(events)
+    if result.triggered or result.rebuilt is not None:
+        log.info(json.dumps({"msg": "market events matched", "events": len(events), "pairs": result.pairs,
+                             "candidates": result.candidates, "triggered": len(result.triggered),
+                             "rebuilt": result.rebuilt}))
+    return {"batchItemFailures": []}
 
 
-def _launch(market: SimulatedMarket, launch: Launch | None) -> dict[str, Any] | None:
-    if launch is None:
-        return None
-    return {"openSlot": market.slot_at(launch.open_ms), "launchedSlot": market.slot_at(launch.created_ms),
-            "mintRenounced": launch.mint_renounced, "freezeRenounced": launch.freeze_renounced,
-            "lpBurned": launch.lp_burned, "launchPrice": price_text(launch.price)}
+@bp.schedule(Rate(1, unit=Rate.MINUTES), description="The simulated market's random walk, and its events")
+def market_tick(event: CloudWatchEvent) -> None:
+    """Moves the shared simulated market to now (its seeded random walk, and any transaction due
+    to land); the pools that moved go out as market events where orders wait on them."""
+    changes = get_services().warm().market.advance()
+    log.debug(json.dumps({"msg": "market tick", "poolsChanged": len(changes)}))
 
 
-def launch_token(market: SimulatedMarket, request: LaunchRequest) -> dict[str, Any]:
-    """Launch a token as ``request`` says; 201's body. Raises ``ValidationError`` naming the field."""
-    liquidity = to_base_units(request.liquidity, SOL, field="liquidity")
-    price = parse_decimal(request.price, field="price")
-    if price <= 0:
-        raise ValidationError("price must be greater than zero", field="price")
-    terms = LaunchTerms(request.symbol, request.decimals, request.venue, liquidity, price, request.openInSlots,
-                        request.mintRenounced, request.freezeRenounced, request.lpBurned)
-    amount = Decimal(liquidity) / (price * Decimal(10) ** (SOL.decimals - request.decimals))
-    if amount >= MAX_TOKEN_UNITS:
-        raise ValidationError("at this price the pool would hold more tokens than a u64 can count", field="price")
-    launch = market.launch(terms, nonce=os.urandom(32))
-    return {"mint": launch.token.mint, "pool": launch.pool_id, "venue": launch.venue,
-            "openSlot": market.slot_at(launch.open_ms), "symbol": launch.token.symbol,
-            "decimals": launch.token.decimals}
+@bp.schedule(Rate(1, unit=Rate.MINUTES), description="Ends overdue waiting orders expired")
+def expiry_sweep(event: CloudWatchEvent) -> None:
+    services = get_services()
+
+    def expired(order: WaitingOrder) -> None:
+        try:
+            services.state.remove_active(order.client_id, order.order_id)
+        except Exception:  # the active set is a cache: its next read drops a finished order
+            log.exception("could not drop %s from the active set", order.order_id)
+
+    services.matcher.ensure_book()  # a book Redis lost is back within one sweep, event or not
+    result = sweep(services.orders, services.book, services.queue, services.clock, on_expired=expired)
+    if result.expired or result.resent:
+        log.info(json.dumps({"msg": "expiry sweep", "expired": result.expired, "resent": result.resent}))

@@ -24,6 +24,7 @@ __all__ = [
     "CLIENT_ACTIONS",
     "IDEMPOTENCY_KEY",
     "ORDER_REQUESTS",
+    "CancelAction",
     "ClientOrderId",
     "ExecuteAction",
     "ExecuteOrderRequest",
@@ -198,7 +199,7 @@ class ListOrdersQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["pending", "waiting", "routing", "building", "submitted", "confirmed", "failed",
-                    "active"] | None = None
+                    "expired", "cancelled", "active"] | None = None
     limit: int = Field(default=50, ge=1, le=200)
 
 
@@ -244,13 +245,22 @@ class PingAction(_Action):
     action: Literal["ping"]
 
 
-CLIENT_ACTIONS: tuple[type[BaseModel], ...] = (SubscribeAction, UnsubscribeAction, ExecuteAction, PingAction)
+class CancelAction(_Action):
+    """Cancel an order still ``pending`` or ``waiting``. Its subscribers get ``cancelled`` as an
+    ``order.status``; a refusal (``not_cancellable``, ``not_found``) comes back as an ``error``."""
+
+    action: Literal["cancel"]
+    orderId: StrictStr = _order_id()
+
+
+CLIENT_ACTIONS: tuple[type[BaseModel], ...] = (SubscribeAction, UnsubscribeAction, ExecuteAction, PingAction,
+                                               CancelAction)
 
 
 class WsMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    action: Literal["subscribe", "unsubscribe", "execute", "ping"]
+    action: Literal["subscribe", "unsubscribe", "execute", "ping", "cancel"]
     orderId: StrictStr | None = Field(default=None, min_length=1, max_length=64)
     afterSeq: StrictInt | None = Field(default=None, ge=0)
     order: dict[str, Any] | None = None

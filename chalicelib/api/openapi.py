@@ -76,11 +76,19 @@ ORDER_LINKS: dict[str, dict[str, Any]] = {
     "GetOrder": {"operationId": "getOrder", "parameters": {"orderId": "$response.body#/orderId"},
                  "description": "The order just accepted, with its status and history."},
 }
+ACCEPTED_LINKS: dict[str, dict[str, Any]] = {
+    **ORDER_LINKS,
+    "CancelOrder": {"operationId": "cancelOrder", "parameters": {"orderId": "$response.body#/orderId"},
+                    "description": "Cancel the order just accepted, while it is pending or waiting."},
+}
 
 ASSET_TYPES = ("text/javascript", "text/css", "image/svg+xml")
 ORDER_ID = {"type": "string", "pattern": "^ord_[0-9a-z]{26}$"}
 MARKET_EXAMPLE = {"type": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1.5", "slippageBps": 50,
                   "clientOrderId": "my-order-1"}
+# Far above the price (SOL trades near 150 USDC): it waits, until cancelled or expired.
+LIMIT_EXAMPLE = {"type": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1.5", "limitPrice": "1000",
+                 "slippageBps": 50}
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -94,9 +102,9 @@ OPERATIONS: tuple[Operation, ...] = (
         description=("Validates, persists the order as `pending` and queues it; the answer comes before any "
                      "venue is asked. Watch it on `wsUrl`. The same `clientOrderId` (or `Idempotency-Key` "
                      "header) with the same body returns the same order (200), never a second one."),
-        body=ExecuteOrderRequest, body_examples={"market": MARKET_EXAMPLE},
+        body=ExecuteOrderRequest, body_examples={"market": MARKET_EXAMPLE, "limit": LIMIT_EXAMPLE},
         responses=(
-            Response(202, "Accepted: the order is queued.", AcceptedOrder, links=ORDER_LINKS),
+            Response(202, "Accepted: the order is queued.", AcceptedOrder, links=ACCEPTED_LINKS),
             Response(200, "The same idempotency key and body were seen before: that order.", AcceptedOrder,
                      links=ORDER_LINKS),
             _e400(), E401,
@@ -111,6 +119,18 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET", "/api/orders/{orderId}", "getOrder", "One order, with its whole history", "orders",
         path_parameters={"orderId": ("The id POST returned (`ord_…`).", ORDER_ID)},
         responses=(Response(200, "The order.", OrderView), E401, E404_ORDER, E503_KEYS),
+    ),
+    Operation(
+        "DELETE", "/api/orders/{orderId}", "cancelOrder", "Cancel an order that has not started executing",
+        "orders",
+        description=("An order still `pending` or `waiting` ends `cancelled` (`data.by`: `client`); its "
+                     "subscribers get that status like any other. One conditional write: a cancel racing a "
+                     "trigger or the worker either wins whole or answers 409."),
+        path_parameters={"orderId": ("The id POST returned (`ord_…`).", ORDER_ID)},
+        responses=(Response(200, "The order, now `cancelled`.", OrderView), E401,
+                   Response(409, "`not_cancellable`: the order has left `pending`/`waiting` (it executes, or "
+                            "has finished)."),
+                   E404_ORDER, E503_KEYS),
     ),
     Operation(
         "GET", "/api/orders", "listOrders", "The caller's orders, newest first", "orders",

@@ -6,6 +6,7 @@ Tests replace the whole container with ``set_services``; nothing else is global.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -15,13 +16,16 @@ from ..adapters.connections_table import ConnectionsTable
 from ..adapters.notifier import Notifier
 from ..adapters.orders_table import OrdersTable
 from ..adapters.parameters import ParameterStore
-from ..adapters.queue import OrdersQueue
+from ..adapters.queue import MarketEventsQueue, OrdersQueue
+from ..adapters.redis_book import RedisTriggerBook
 from ..adapters.redis_sim_state import RedisSimState
 from ..adapters.redis_state import RedisState
 from ..config import Settings, get_settings
+from ..domain import PoolChange
 from ..domain.clock import Clock, SystemClock
 from ..execution.chain import ChainSettings, SimulatedChain
 from ..execution.executor import Executor
+from ..execution.triggers import MarketWatch, Matcher
 from ..routing.market import MarketSettings, SimulatedMarket
 from ..routing.router import Router
 from ..routing.state import SimState
@@ -90,6 +94,10 @@ class Services:
         return OrdersQueue(self._aws.client("sqs"), self.settings.orders_dlq)
 
     @cached_property
+    def market_events(self) -> MarketEventsQueue:
+        return MarketEventsQueue(self._aws.client("sqs"), self.settings.market_events_queue)
+
+    @cached_property
     def notifier(self) -> Notifier:
         endpoint = self.settings.management_endpoint()
         return Notifier(self._aws.client("apigatewaymanagementapi", endpoint_url=endpoint))
@@ -127,6 +135,11 @@ class Services:
         return RedisSimState(self.redis, prefix=self.settings.redis_prefix)
 
     @cached_property
+    def book(self) -> RedisTriggerBook:
+        """Waiting limit orders by pair, direction and price (a cache of the ``waiting`` index)."""
+        return RedisTriggerBook(self.redis, prefix=self.settings.redis_prefix)
+
+    @cached_property
     def market(self) -> SimulatedMarket:
         s = self.settings
         return SimulatedMarket(
@@ -138,7 +151,20 @@ class Services:
             ),
             self.clock,
             state=self.cluster_state,
+            on_change=self._market_changed,
         )
+
+    @cached_property
+    def market_watch(self) -> MarketWatch:
+        """Publishes the market's changes where orders wait on them (the matcher's events)."""
+        return MarketWatch(self.book, self.market_events, self.market.pair_of, self.clock)
+
+    def _market_changed(self, changes: Sequence[PoolChange]) -> None:
+        self.market_watch(changes)
+
+    @cached_property
+    def matcher(self) -> Matcher:
+        return Matcher(self.orders, self.book, self.router, self.queue, self.clock)
 
     @cached_property
     def chain(self) -> SimulatedChain:
@@ -182,6 +208,7 @@ class Services:
             max_confirm_wait_seconds=s.confirm_wait_ms / 1000,
             dead_letter_wait_seconds=s.dead_letter_wait_ms / 1000,
             on_terminal=lambda order: self.state.remove_active(order.client_id, order.order_id),
+            book=self.book,
         )
 
 

@@ -31,6 +31,8 @@ def order_view(order: Order) -> dict[str, Any]:
         "signature": order.signature,
         "txHash": order.tx_hash,
         "error": order.error,
+        "limitPrice": order.limit_price,
+        "expiresAt": order.expires_at,
         "history": [e.to_dict() for e in order.history],
     }
 

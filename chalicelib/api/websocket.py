@@ -21,6 +21,7 @@ from chalice.app import Response, WebsocketEvent
 from pydantic import ValidationError as PydanticValidationError
 
 from ..domain import iso, utc_now
+from .cancel import cancel_order
 from .errors import ApiError
 from .intake import authenticate, submit_order
 from .models import WsMessage, first_error
@@ -97,7 +98,7 @@ def handle_message(services: Services, connection_id: str, body: str) -> None:
         return
     if message.action == "ping":
         send(services, connection_id, {"type": "pong"})
-    elif message.action in ("subscribe", "unsubscribe") and not message.orderId:
+    elif message.action in ("subscribe", "unsubscribe", "cancel") and not message.orderId:
         send(services, connection_id, _error("validation_error", "orderId is required", field="orderId"))
     elif message.action == "subscribe" and message.orderId:
         subscribe(services, connection_id, client_id, message.orderId, message.afterSeq)
@@ -106,6 +107,20 @@ def handle_message(services: Services, connection_id: str, body: str) -> None:
         send(services, connection_id, {"type": "order.unsubscribed", "orderId": message.orderId})
     elif message.action == "execute":
         _execute(services, connection_id, client_id, message.order)
+    elif message.action == "cancel" and message.orderId:
+        _cancel(services, connection_id, client_id, message.orderId)
+
+
+def _cancel(services: Services, connection_id: str, client_id: str, order_id: str) -> None:
+    """Nothing is sent on success: ``cancelled`` reaches the order's subscribers as any status does,
+    an ``order.status`` from the orders table's stream. A refusal is an ``error`` message."""
+    try:
+        cancel_order(services, client_id, order_id)
+    except ApiError as exc:
+        extra: dict[str, Any] = {"status": exc.status, "orderId": order_id}
+        if exc.field:
+            extra["field"] = exc.field
+        send(services, connection_id, _error(exc.code, exc.message, **extra))
 
 
 def _execute(services: Services, connection_id: str, client_id: str, order: dict[str, Any] | None) -> None:

@@ -3,7 +3,7 @@
 Imports only the standard library.
 """
 
-from .amounts import parse_decimal, price, price_string, to_base_units, to_decimal_string
+from .amounts import min_out_at_price, parse_decimal, price, price_string, to_base_units, to_decimal_string
 from .chain import (
     Blockhash,
     Instruction,
@@ -18,6 +18,10 @@ from .chain import (
 from .errors import *  # noqa: F403
 from .errors import __all__ as _errors_all
 from .orders import (
+    CANCELLABLE,
+    DEFAULT_WAIT,
+    MAX_WAIT,
+    SUPPORTED_TYPES,
     TERMINAL,
     TRANSITIONS,
     Order,
@@ -26,6 +30,7 @@ from .orders import (
     OrderType,
     iso,
     new_order_id,
+    parse_iso,
     request_fingerprint,
     utc_now,
 )
@@ -42,6 +47,10 @@ __all__ = [
     "Transaction",
     "UnwrapSol",
     "WrapSol",
+    "CANCELLABLE",
+    "DEFAULT_WAIT",
+    "MAX_WAIT",
+    "SUPPORTED_TYPES",
     "describe_transaction_error",
     "TERMINAL",
     "TRANSITIONS",
@@ -51,6 +60,7 @@ __all__ = [
     "OrderType",
     "iso",
     "new_order_id",
+    "parse_iso",
     "request_fingerprint",
     "utc_now",
     "Fill",
@@ -61,6 +71,7 @@ __all__ = [
     "WSOL_MINT",
     "Token",
     "get_token",
+    "min_out_at_price",
     "parse_decimal",
     "price",
     "price_string",

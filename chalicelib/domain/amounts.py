@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import re
-from decimal import ROUND_DOWN, Context, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, Context, Decimal
 
 from .errors import ValidationError
 from .tokens import Token
 
-__all__ = ["MAX_BASE_UNITS", "PRICE_SIGNIFICANT_DIGITS", "parse_decimal", "price", "price_string", "to_base_units",
-           "to_decimal_string"]
+__all__ = [
+    "MAX_BASE_UNITS",
+    "PRICE_SIGNIFICANT_DIGITS",
+    "min_out_at_price",
+    "parse_decimal",
+    "price",
+    "price_string",
+    "to_base_units",
+    "to_decimal_string",
+]
 
 _EXACT = Context(prec=60)  # wide enough for any amount that passes the size check
 
@@ -95,3 +103,12 @@ def price_string(amount_in: int, token_in: Token, amount_out: int, token_out: To
     rounded = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN, context=_EXACT)
     text = format(rounded, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def min_out_at_price(amount_in: int, token_in: Token, unit_price: Decimal, token_out: Token) -> int:
+    """The least ``token_out`` base units that ``amount_in`` base units of ``token_in`` fetch at
+    ``unit_price`` (``token_out`` per ``token_in``, in token units), rounded up: exact, so a
+    fill of at least this many units is at the price or better."""
+    exact = _EXACT.multiply(_EXACT.multiply(Decimal(amount_in), unit_price),
+                            Decimal(1).scaleb(token_out.decimals - token_in.decimals))
+    return int(exact.to_integral_value(rounding=ROUND_CEILING))

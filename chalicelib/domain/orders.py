@@ -7,16 +7,22 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from .amounts import MAX_BASE_UNITS, min_out_at_price, parse_decimal
 from .errors import InvalidOrderTransitionError, UnsupportedOrderTypeError, ValidationError
 from .tokens import Token
 
 __all__ = [
+    "CANCELLABLE",
+    "DEFAULT_WAIT",
     "MAX_SLIPPAGE_BPS",
+    "MAX_WAIT",
     "MIN_SLIPPAGE_BPS",
+    "SUPPORTED_TYPES",
     "TERMINAL",
     "TRANSITIONS",
     "Order",
@@ -25,12 +31,15 @@ __all__ = [
     "OrderType",
     "iso",
     "new_order_id",
+    "parse_iso",
     "request_fingerprint",
     "utc_now",
 ]
 
 MIN_SLIPPAGE_BPS = 1
 MAX_SLIPPAGE_BPS = 5000
+DEFAULT_WAIT = timedelta(hours=24)  # how long a limit order waits when it names no expiresAt
+MAX_WAIT = timedelta(days=30)  # the furthest expiresAt may lie ahead
 
 
 class OrderStatus(StrEnum):
@@ -41,6 +50,8 @@ class OrderStatus(StrEnum):
     SUBMITTED = "submitted"
     CONFIRMED = "confirmed"
     FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
 
 
 class OrderType(StrEnum):
@@ -53,18 +64,25 @@ S = OrderStatus
 # The whole state machine. A retry after a transient failure goes back to pending; so does a
 # submitted order whose transaction provably can never land (its blockhash expired unseen):
 # it is rebuilt with a fresh blockhash, as Solana clients do.
-# ``waiting`` belongs to limit and sniper orders (price not reached, pool not live yet).
+# ``waiting`` belongs to limit and sniper orders (price not reached, pool not live yet): the
+# matcher triggers them (``waiting → routing``), and a limit order whose price slipped away
+# before its swap rests again (``routing → waiting``). A client cancels an order that has not
+# started executing (``pending``/``waiting → cancelled``); a waiting order past its
+# ``expiresAt`` ends ``expired``.
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    S.PENDING: frozenset({S.ROUTING, S.WAITING, S.FAILED}),
-    S.WAITING: frozenset({S.ROUTING, S.FAILED}),
-    S.ROUTING: frozenset({S.BUILDING, S.FAILED, S.PENDING}),
+    S.PENDING: frozenset({S.ROUTING, S.WAITING, S.FAILED, S.CANCELLED}),
+    S.WAITING: frozenset({S.ROUTING, S.EXPIRED, S.CANCELLED, S.FAILED}),
+    S.ROUTING: frozenset({S.BUILDING, S.FAILED, S.PENDING, S.WAITING}),
     S.BUILDING: frozenset({S.SUBMITTED, S.FAILED, S.PENDING}),
     S.SUBMITTED: frozenset({S.CONFIRMED, S.FAILED, S.PENDING}),
     S.CONFIRMED: frozenset(),
     S.FAILED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.CANCELLED: frozenset(),
 }
 TERMINAL: frozenset[OrderStatus] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
-SUPPORTED_TYPES: frozenset[OrderType] = frozenset({OrderType.MARKET})
+CANCELLABLE: frozenset[OrderStatus] = frozenset(s for s, nxt in TRANSITIONS.items() if S.CANCELLED in nxt)
+SUPPORTED_TYPES: frozenset[OrderType] = frozenset({OrderType.MARKET, OrderType.LIMIT})
 
 
 def utc_now() -> datetime:
@@ -74,6 +92,11 @@ def utc_now() -> datetime:
 def iso(at: datetime) -> str:
     """API.md's timestamps: UTC, millisecond precision, trailing Z."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> datetime:
+    """An ``iso`` timestamp (or any ISO 8601 one with a zone) back to an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -166,6 +189,7 @@ class Order:
     history: list[OrderEvent] = field(default_factory=list)
     limit_price: str | None = None
     max_price: str | None = None
+    expires_at: str | None = None  # when a waiting order ends ``expired`` (``iso``)
 
     @classmethod
     def create(
@@ -181,9 +205,15 @@ class Order:
         request_hash: str = "",
         limit_price: str | None = None,
         max_price: str | None = None,
+        expires_at: datetime | None = None,
         now: datetime | None = None,
     ) -> Order:
-        """Validate and create a pending order (its first event, seq 1, included)."""
+        """Validate and create a pending order (its first event, seq 1, included).
+
+        A limit order needs ``limit_price`` (above zero, least ``token_out`` per ``token_in``);
+        ``expires_at`` defaults to ``DEFAULT_WAIT`` from now, lies at most ``MAX_WAIT`` ahead and
+        never in the past.
+        """
         if order_type not in SUPPORTED_TYPES:
             raise UnsupportedOrderTypeError(
                 f"{order_type.value} orders are not supported yet; only market orders execute",
@@ -198,7 +228,12 @@ class Order:
                 f"slippageBps must be between {MIN_SLIPPAGE_BPS} and {MAX_SLIPPAGE_BPS}",
                 field="slippageBps",
             )
-        at = iso(now or utc_now())
+        created = now or utc_now()
+        expiry: str | None = None
+        if order_type is OrderType.LIMIT:
+            limit_price = _limit_price(limit_price, amount_in, token_in, token_out)
+            expiry = iso(_expiry(expires_at, created))
+        at = iso(created)
         order = cls(
             order_id=new_order_id(client_id, client_order_id),
             client_id=client_id,
@@ -215,6 +250,7 @@ class Order:
             updated_at=at,
             limit_price=limit_price,
             max_price=max_price,
+            expires_at=expiry,
         )
         order.history.append(OrderEvent(order.order_id, 1, OrderStatus.PENDING, at, {}))
         return order
@@ -226,6 +262,33 @@ class Order:
     @property
     def last_event(self) -> OrderEvent:
         return self.history[-1]
+
+    @property
+    def is_cancellable(self) -> bool:
+        return self.status in CANCELLABLE
+
+    @property
+    def limit(self) -> Decimal | None:
+        """A limit order's price as a ``Decimal`` (``None`` for any other order)."""
+        return None if self.limit_price is None else Decimal(self.limit_price)
+
+    def required_out(self) -> int:
+        """The least ``token_out`` (base units) a limit order accepts: ``ceil(amount · limitPrice)``."""
+        if self.limit is None:
+            raise ValueError(f"order {self.order_id} has no limit price")
+        return min_out_at_price(self.amount_in, self.token_in, self.limit, self.token_out)
+
+    def is_overdue(self, now: datetime) -> bool:
+        return self.expires_at is not None and parse_iso(self.expires_at) <= now
+
+    @property
+    def trigger(self) -> dict[str, Any] | None:
+        """What triggered the order, while it is ``routing`` because the matcher (or its arming)
+        found its condition met; ``None`` otherwise (a crashed worker's ``routing``, for one)."""
+        if self.status is not OrderStatus.ROUTING or not self.history:
+            return None
+        trigger = self.last_event.data.get("trigger")
+        return trigger if isinstance(trigger, dict) else None
 
     def can_transition(self, to: OrderStatus) -> bool:
         return to in TRANSITIONS[self.status]
@@ -246,6 +309,31 @@ class Order:
 
     def events_after(self, seq: int) -> list[OrderEvent]:
         return [e for e in self.history if e.seq > seq]
+
+
+def _limit_price(text: str | None, amount_in: int, token_in: Token, token_out: Token) -> str:
+    """The limit price, checked and in its canonical form ("160.50" → "160.5")."""
+    if text is None:
+        raise ValidationError("limitPrice is required for a limit order", field="limitPrice")
+    value = parse_decimal(text, field="limitPrice")
+    if value <= 0:
+        raise ValidationError("limitPrice must be greater than zero", field="limitPrice")
+    if amount_in > 0 and min_out_at_price(amount_in, token_in, value, token_out) > MAX_BASE_UNITS:
+        raise ValidationError(f"limitPrice asks for more {token_out.symbol} than any balance can hold",
+                              field="limitPrice")
+    return format(value.normalize(), "f")
+
+
+def _expiry(expires_at: datetime | None, now: datetime) -> datetime:
+    if expires_at is None:
+        return now + DEFAULT_WAIT
+    if expires_at.tzinfo is None:
+        raise ValidationError("expiresAt needs a time zone, e.g. 2026-12-01T00:00:00Z", field="expiresAt")
+    if expires_at <= now:
+        raise ValidationError(f"expiresAt {iso(expires_at)} is in the past", field="expiresAt")
+    if expires_at > now + MAX_WAIT:
+        raise ValidationError(f"expiresAt may be at most {MAX_WAIT.days} days ahead", field="expiresAt")
+    return expires_at
 
 
 def request_fingerprint(body: dict[str, Any]) -> str:

@@ -34,6 +34,22 @@ many attempts there were; ``fail_stuck`` (the dead-letter path) reconciles it wi
 before anything else.
 One invocation waits at most ``max_confirm_wait_seconds`` for a landing, well inside the
 worker's timeout; a longer wait becomes a retry.
+
+Limit orders (see ``execution/triggers.py`` for the matcher):
+
+* a ``pending`` limit order is *armed*: a full-size quote of every venue, then ``pending →
+  waiting`` (data: ``limitPrice``, ``expiresAt``, ``bestPrice``) with its entry added to the
+  trigger book *before* that write, so the matcher can never miss it; if the best quote already
+  meets the limit, it triggers at once (``waiting → routing``) and executes in this invocation;
+* a ``routing`` limit order whose last event is a trigger was moved there by the matcher: it
+  continues from ``routing`` (re-quoted; if the full-size quote no longer meets the limit it rests
+  again, ``routing → waiting``), where any other order found in ``routing`` belongs to a crashed
+  worker and restarts from ``pending``;
+* the swap's ``minAmountOut`` is at least ``ceil(amount · limitPrice)``, so the limit holds on
+  chain; a swap refused or failed for slippage never landed, so the order goes back to
+  ``pending`` and is armed again, instead of failing;
+* a ``waiting`` order delivered again (a worker died between arming and triggering at once, or a
+  duplicate message) is checked once more and otherwise left to wait.
 """
 
 from __future__ import annotations
@@ -42,7 +58,8 @@ import json
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -53,8 +70,10 @@ from ..domain import (
     Order,
     OrderEvent,
     OrderStatus,
+    OrderType,
     PermanentExecutionError,
     Route,
+    RouteLeg,
     SignatureStatus,
     SlippageExceededError,
     Transaction,
@@ -65,7 +84,7 @@ from ..domain import (
 )
 from ..domain.clock import Clock
 from ..routing.router import Router
-from .ports import Chain, OrderStore, StaleOrderError
+from .ports import Chain, OrderStore, StaleOrderError, TriggerBook
 from .transactions import build_transaction, transaction_from_dict, transaction_to_dict
 
 __all__ = ["Executor", "Outcome", "OutcomeKind"]
@@ -115,6 +134,7 @@ class Executor:
         max_confirm_wait_seconds: float = 20.0,
         dead_letter_wait_seconds: float = DEAD_LETTER_WAIT_SECONDS,
         on_terminal: Callable[[Order], None] | None = None,
+        book: TriggerBook | None = None,
     ) -> None:
         self._store = store
         self._router = router
@@ -126,6 +146,7 @@ class Executor:
         self._max_wait = max_confirm_wait_seconds
         self._dead_letter_wait = dead_letter_wait_seconds
         self._on_terminal = on_terminal
+        self._book = book
 
     # -- entry point -------------------------------------------------------------------------
     def execute(self, order_id: str, receive_count: int = 1) -> Outcome:
@@ -155,6 +176,8 @@ class Executor:
 
     # -- the happy path ----------------------------------------------------------------------
     def _run(self, order: Order, receive_count: int) -> Outcome:
+        if order.type is OrderType.LIMIT:
+            return self._run_limit(order, receive_count)
         if order.status in (OrderStatus.ROUTING, OrderStatus.BUILDING):
             # A worker died mid-flight before sending anything: start this attempt afresh.
             self._move(order, OrderStatus.PENDING, {"attempt": receive_count, "resumed": True})
@@ -167,7 +190,10 @@ class Executor:
             raise exc
         order.quotes = [q.to_data() for q in route.quotes]
         self._move(order, OrderStatus.ROUTING, {"quotes": order.quotes, "rejected": list(route.rejected)})
+        return self._execute_route(order, route)
 
+    def _execute_route(self, order: Order, route: Route) -> Outcome:
+        """From ``routing`` with the route chosen: build, persist the signature, send, confirm."""
         tx = self._build(order, route)
         self._move(order, OrderStatus.BUILDING, {
             "venue": order.venue,
@@ -186,6 +212,100 @@ class Executor:
             "lastValidBlockHeight": order.last_valid_block_height,
         })
         return self._send_and_confirm(order, tx)
+
+    # -- limit orders --------------------------------------------------------------------------
+    def _run_limit(self, order: Order, receive_count: int) -> Outcome:
+        if order.trigger is not None:
+            return self._execute_triggered(order)
+        if order.status in (OrderStatus.ROUTING, OrderStatus.BUILDING):
+            # A worker died mid-flight before sending anything: arm the order afresh.
+            self._move(order, OrderStatus.PENDING, {"attempt": receive_count, "resumed": True})
+        return self._arm(order)
+
+    def _arm(self, order: Order) -> Outcome:
+        """A pending limit order starts waiting (or triggers at once); a waiting one is checked again."""
+        route = self._router.route(order.token_in, order.token_out, order.amount_in, order.slippage_bps)
+        best_price = price_string(order.amount_in, order.token_in, route.amount_out, order.token_out)
+        meets = route.amount_out >= order.required_out() and not order.is_overdue(self._now())
+        if order.status is OrderStatus.PENDING:
+            waiting_at = order.version + 1
+            if not meets:
+                self._book_add(order, waiting_at)  # before the write: once it waits, the matcher finds it
+            try:
+                self._move(order, OrderStatus.WAITING, {"limitPrice": order.limit_price,
+                                                        "expiresAt": order.expires_at, "bestPrice": best_price})
+            except StaleOrderError:
+                if not meets:  # cancelled meanwhile: it will never wait at that version
+                    self._book_remove(order, waiting_at)
+                raise
+        elif not meets:
+            self._book_add(order, order.version)  # a redelivery: make sure the matcher knows it
+        if not meets:
+            return Outcome(OutcomeKind.DONE, order, reason="waiting")
+        order.attempts += 1
+        order.quotes = [q.to_data() for q in route.quotes]
+        self._move(order, OrderStatus.ROUTING, {
+            "trigger": {"kind": "price", "price": best_price, "limitPrice": order.limit_price,
+                        "slot": self._chain.get_block_height(), "cause": "armed"},
+            "quotes": order.quotes,
+        })
+        return self._execute_route(order, self._holding_limit(order, route))
+
+    def _execute_triggered(self, order: Order) -> Outcome:
+        """The matcher moved the order to ``routing``: quote again, then swap or rest again."""
+        order.attempts += 1
+        route = self._router.route(order.token_in, order.token_out, order.amount_in, order.slippage_bps)
+        order.quotes = [q.to_data() for q in route.quotes]
+        if route.amount_out < order.required_out():
+            best_price = price_string(order.amount_in, order.token_in, route.amount_out, order.token_out)
+            self._rest_again(order, OrderStatus.WAITING, {"limitPrice": order.limit_price,
+                                                          "expiresAt": order.expires_at, "bestPrice": best_price,
+                                                          "slipped": True})
+            return Outcome(OutcomeKind.DONE, order, reason="waiting")
+        return self._execute_route(order, self._holding_limit(order, route))
+
+    def _rest_again(self, order: Order, to: OrderStatus, data: dict[str, Any]) -> None:
+        waiting_at = order.version + 1
+        self._book_add(order, waiting_at)
+        try:
+            self._move(order, to, data)
+        except StaleOrderError:
+            self._book_remove(order, waiting_at)
+            raise
+
+    @staticmethod
+    def _holding_limit(order: Order, route: Route) -> Route:
+        """The route with each leg's minimum raised to the limit: it holds on chain too."""
+        floor = order.required_out()
+        legs = tuple(RouteLeg(leg.quote, max(leg.min_amount_out, floor)) for leg in route.legs)
+        return replace(route, legs=legs)
+
+    def _slipped(self, order: Order, exc: ExecutionError, attempt: int) -> Outcome:
+        """A limit order's swap refused or failed for slippage never landed and never will: back to
+        ``pending`` (its signature retired), then armed again."""
+        order.error = self._error(exc, attempt)
+        data: dict[str, Any] = {"attempt": attempt, "error": order.error, "slipped": True,
+                                "expiredSignature": order.signature}
+        order.signature = order.tx = order.last_valid_block_height = None
+        self._move(order, OrderStatus.PENDING, data)
+        try:
+            return self._arm(order)
+        except ExecutionError as again:
+            return self._handle_failure(order, again, attempt)
+
+    def _book_add(self, order: Order, version: int) -> None:
+        if self._book is not None:
+            self._book.add(order, version)
+
+    def _book_remove(self, order: Order, version: int) -> None:
+        if self._book is not None:
+            try:
+                self._book.remove(order, version)
+            except Exception:  # a stale entry only costs the matcher one refused write
+                log.exception("could not remove %s from the trigger book", order.order_id)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.now(), UTC)
 
     def _build(self, order: Order, route: Route) -> Transaction:
         leg = route.legs[0]
@@ -234,6 +354,8 @@ class Executor:
             exc = (SlippageExceededError(message, chain_error=status.err)
                    if status.err.get("name") == "SlippageToleranceExceeded"
                    else PermanentExecutionError(message, chain_error=status.err))
+            if order.type is OrderType.LIMIT and isinstance(exc, SlippageExceededError):
+                return self._slipped(order, exc, order.attempts or 1)
             return self._fail(order, exc, order.attempts or 1)
         amount_out = sum(f.amount_out for f in status.fills)
         order.amount_out = amount_out
@@ -275,6 +397,18 @@ class Executor:
                                 "status": order.status.value}))
         if order.is_terminal:
             return Outcome(OutcomeKind.DONE, order)
+        if order.status is OrderStatus.WAITING:
+            # Checked again on a redelivery and the check failed: it still waits, in the book.
+            self._book_add(order, order.version)
+            return Outcome(OutcomeKind.DONE, order, reason="waiting")
+        if order.type is OrderType.LIMIT and isinstance(exc, SlippageExceededError) and (
+                order.status is OrderStatus.SUBMITTED):
+            return self._slipped(order, exc, attempt)  # refused by the preflight: it never landed
+        if order.status is OrderStatus.PENDING and isinstance(exc, TransientExecutionError) and (
+                attempt < self._max_attempts):
+            # Not armed yet (a limit order's quotes failed): nothing to undo, ask again later.
+            order.error = self._error(exc, attempt)
+            return Outcome(OutcomeKind.RETRY, order, self.backoff(attempt), exc.code)
         retry_possible = (
             isinstance(exc, TransientExecutionError)
             and attempt < self._max_attempts
@@ -314,6 +448,9 @@ class Executor:
         order = self._store.get(order_id)
         if order is None or order.is_terminal:
             return Outcome(OutcomeKind.IGNORED, order, reason="not_found" if order is None else "terminal")
+        if order.status is OrderStatus.WAITING:
+            # Not stuck: it rests until the matcher, a cancel or its expiry moves it.
+            return Outcome(OutcomeKind.IGNORED, order, reason="waiting")
         try:
             if order.status is OrderStatus.SUBMITTED:
                 try:

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
 
-from ..domain import Blockhash, DomainError, Order, SignatureStatus, Transaction
+from ..domain import Blockhash, DomainError, Order, OrderEvent, OrderStatus, SignatureStatus, Token, Transaction
 
-__all__ = ["Chain", "OrderConflictError", "OrderStore", "StaleOrderError"]
+__all__ = [
+    "BookEntry",
+    "Chain",
+    "MarketEventSink",
+    "OrderConflictError",
+    "OrderQueue",
+    "OrderStore",
+    "StaleOrderError",
+    "TransitionRefused",
+    "TriggerBook",
+    "WaitingOrder",
+    "WaitingOrders",
+]
 
 
 class StaleOrderError(DomainError):
@@ -65,3 +79,106 @@ class Chain(Protocol):
         ...
 
     def get_block_height(self) -> int: ...
+
+
+# -- orders that wait ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BookEntry:
+    """A waiting limit order as the trigger book holds it: enough to confirm it with a quote and
+    to move it with one conditional write, without reading the order."""
+
+    order_id: str
+    version: int  # the seq of its ``waiting`` event: the write that triggers it expects this version
+    amount_in: int
+    required_out: int  # ceil(amount · limitPrice), base units of token_out
+    expires_ms: int  # epoch ms
+    limit_price: Decimal
+    ref: str = ""  # the book's own handle on the entry
+
+
+@dataclass(frozen=True)
+class WaitingOrder:
+    """An order in the orders table's index of waiting orders: ``waiting``, or ``routing`` once
+    triggered until a worker picks it up."""
+
+    order_id: str
+    client_id: str
+    status: OrderStatus
+    version: int
+    type: str
+    token_in: Token
+    token_out: Token
+    amount_in: int
+    limit_price: str | None
+    expires_at: str  # iso
+
+
+@dataclass(frozen=True)
+class TransitionRefused:
+    """A conditional write that did not apply, and the order as it stood (None: no such order)."""
+
+    status: OrderStatus | None
+    version: int
+
+
+class TriggerBook(Protocol):
+    """Waiting limit orders by pair and direction, ordered by limit price. A cache of the orders
+    table's index of waiting orders: entries may be stale (the conditional write that moves an
+    order is the guard), and a book whose ``ready`` marker is gone is rebuilt before use."""
+
+    def add(self, order: Order, version: int) -> None:
+        """Add ``order`` as it waits at ``version`` (before the write that makes it wait)."""
+        ...
+
+    def remove(self, order: Order, version: int) -> None: ...
+
+    def forget(self, order: WaitingOrder) -> None:
+        """Remove the entry of an order the ``waiting`` index describes."""
+        ...
+
+    def discard(self, token_in: Token, token_out: Token, entries: Sequence[BookEntry]) -> None: ...
+
+    def candidates(self, token_in: Token, token_out: Token, best_price: Decimal) -> list[BookEntry]:
+        """The entries whose limit price is at most ``best_price``: the only ones a trade can fill now."""
+        ...
+
+    def watched(self, pairs: Sequence[tuple[Token, Token]]) -> list[tuple[Token, Token]]:
+        """Of these (ordered) pairs, the ones with waiting orders, every one when the book needs
+        rebuilding: in one round trip."""
+        ...
+
+    def ready(self) -> bool: ...
+
+    def rebuild(self, orders: Iterable[WaitingOrder]) -> int:
+        """Fill the book from the truth and mark it ready; returns how many entries it holds."""
+        ...
+
+
+class WaitingOrders(Protocol):
+    """The orders table's side of waiting: its index, and transitions written without a read."""
+
+    def waiting(self, order_type: str, due_by: str | None = None) -> Iterator[WaitingOrder]:
+        """Orders of ``order_type`` in the index (waiting, or triggered and not yet picked up),
+        soonest first; with ``due_by`` (iso) only those due by then."""
+        ...
+
+    def transition_unread(self, order_id: str, expected_version: int, expected_status: OrderStatus,
+                          event: OrderEvent, *, fields: Mapping[str, Any] | None = None,
+                          expires_before: str | None = None, expires_after: str | None = None,
+                          ) -> TransitionRefused | None:
+        """Append ``event`` (seq = expected_version + 1) and move the order to its status iff it
+        is still ``expected_status`` at ``expected_version`` (and, when given, its expiresAt is
+        before / after the given iso time): one conditional write. None when it applied."""
+        ...
+
+
+class OrderQueue(Protocol):
+    def send_orders(self, order_ids: Sequence[str]) -> None:
+        """Queue these orders for the worker (batched)."""
+        ...
+
+
+class MarketEventSink(Protocol):
+    def publish(self, event: Mapping[str, Any]) -> None: ...

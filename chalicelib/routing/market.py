@@ -61,6 +61,7 @@ __all__ = [
     "ClusterClock",
     "MarketSettings",
     "PoolBook",
+    "PoolSnapshot",
     "PoolSpec",
     "Scheduled",
     "SimulatedMarket",
@@ -256,6 +257,41 @@ class SimulatedVenue:
         self.spec_for(quote.token_in, quote.token_out)
         return self._market.swap_now(quote, min_amount_out)
 
+    def snapshot(self, token_a: Token, token_b: Token) -> PoolSnapshot:
+        """The pair's pool as it is now, read once (one request, with the venue's latency)."""
+        spec = self.spec_for(token_a, token_b)
+        delay = self._market.network_delay(self.name)
+        [raw] = self._market.read([pool_key(spec.pool_id)], settled=False)
+        snapshot = PoolSnapshot(self.name, spec, self._market.decode(spec.pool_id, raw), self._market.elapsed_ms(),
+                                self._market.clock.now() + self._market.settings.quote_ttl_seconds)
+        self._market.clock.sleep(delay)
+        return snapshot
+
+
+class PoolSnapshot:
+    """One pool as read once (implements ``VenueSnapshot``): quotes against it change nothing."""
+
+    def __init__(self, venue: str, spec: PoolSpec, pool: Pool, at_ms: int, expires_at: float) -> None:
+        self.venue = venue
+        self.spec = spec
+        self._pool = pool
+        self._at = at_ms / 1000
+        self._expires_at = expires_at
+
+    def marginal_price(self, token_in: Token, token_out: Token) -> Decimal:
+        spec_in, spec_out = self.spec.token(token_in.mint), self.spec.token(token_out.mint)
+        base: Decimal = self._pool.spot_price(spec_in)
+        return base.scaleb(spec_in.decimals - spec_out.decimals)
+
+    def quote(self, token_in: Token, token_out: Token, amount_in: int) -> Quote:
+        if amount_in <= 0:
+            raise ValidationError("amount must be positive", field="amount")
+        self.spec.token(token_out.mint)
+        result = self._pool.simulate(self.spec.token(token_in.mint), amount_in, self._at)
+        return Quote(venue=self.venue, pool_id=self.spec.pool_id, token_in=token_in, token_out=token_out,
+                     amount_in=amount_in, amount_out=result.amount_out, fee=result.fee,
+                     price_impact_bps=result.price_impact_bps, expires_at=self._expires_at)
+
 
 class SimulatedMarket:
     def __init__(self, settings: MarketSettings | None = None, clock: Clock | None = None, *,
@@ -433,6 +469,11 @@ class SimulatedMarket:
 
     def pairs(self) -> list[tuple[Token, Token]]:
         return [(s.token_x, s.token_y) for s in self.specs.values() if s.venue == VENUES[0]]
+
+    def pair_of(self, pool_id: str) -> tuple[Token, Token]:
+        """The two tokens a pool trades."""
+        spec = self._spec(pool_id)
+        return spec.token_x, spec.token_y
 
     def has_pair(self, token_in: Token, token_out: Token) -> bool:
         key = frozenset({token_in.mint, token_out.mint})

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeVar
 
 from ..domain import (
     DomainError,
@@ -26,9 +27,11 @@ from ..domain import (
     ValidationError,
 )
 from ..domain.clock import Clock
-from .venue import Venue
+from .venue import Venue, VenueSnapshot
 
 __all__ = ["Router", "min_amount_out"]
+
+T = TypeVar("T")
 
 QUOTE_TIMEOUT_SECONDS = 2.0
 MAX_PRICE_IMPACT_BPS = 3_000  # a quote that moves the pool more than 30 % is not a fill, it is a mistake
@@ -58,48 +61,77 @@ class Router:
             raise ValidationError("tokenIn and tokenOut must differ", field="tokenOut")
         if amount_in <= 0:
             raise ValidationError("amount must be positive", field="amount")
-        results: list[tuple[Venue, Quote | DomainError]] = []
-        if len(self._venues) == 1:
-            results.append((self._venues[0], self._ask(self._venues[0], token_in, token_out, amount_in)))
-        else:
-            pool = ThreadPoolExecutor(max_workers=min(self._max_workers, len(self._venues)),
-                                      thread_name_prefix="quote")
-            try:
-                futures = {pool.submit(self._ask, v, token_in, token_out, amount_in): v for v in self._venues}
-                done, _ = wait(futures, timeout=self._timeout)
-                for future, venue in futures.items():
-                    if future in done:
-                        results.append((venue, future.result()))
-                    else:
-                        results.append((venue, QuoteTimeoutError(f"{venue.name} gave no quote within "
-                                                                 f"{self._timeout:g}s")))
-            finally:
-                pool.shutdown(wait=False, cancel_futures=True)
+        results = self._ask_all(lambda venue: venue.quote(token_in, token_out, amount_in), "quote")
+        return self.usable([(venue.name, result) for venue, result in results])
+
+    def usable(self, results: Sequence[tuple[str, Quote | DomainError]]) -> tuple[list[Quote], list[dict[str, Any]]]:
+        """The quotes worth routing on, best first, and why the others were dropped."""
         now = self._clock.now()
         quotes: list[Quote] = []
         rejected: list[dict[str, Any]] = []
         for venue, result in results:
             if isinstance(result, Quote):
                 if result.expires_at <= now:
-                    rejected.append({"venue": venue.name, "code": "quote_expired",
+                    rejected.append({"venue": venue, "code": "quote_expired",
                                      "message": "the quote expired before routing finished"})
                 elif result.price_impact_bps > self._max_impact:
-                    rejected.append({"venue": venue.name, "code": InsufficientLiquidityError.code,
+                    rejected.append({"venue": venue, "code": InsufficientLiquidityError.code,
                                      "message": f"price impact {result.price_impact_bps} bps is above the "
                                                 f"{self._max_impact} bps limit"})
                 else:
                     quotes.append(result)
             else:
-                rejected.append({"venue": venue.name, "code": result.code, "message": result.message})
+                rejected.append({"venue": venue, "code": result.code, "message": result.message})
         quotes.sort(key=lambda q: (-q.amount_out, q.venue))
         return quotes, rejected
 
+    def snapshots(self, token_a: Token, token_b: Token) -> list[VenueSnapshot]:
+        """Every venue's pool for the pair, each read once, at once; venues that cannot answer
+        (no such pool, a timeout) are left out."""
+        results = self._ask_all(lambda venue: venue.snapshot(token_a, token_b), "snapshot")
+        return [result for _venue, result in results if not isinstance(result, DomainError)]
+
+    def quotes_from(self, snapshots: Sequence[VenueSnapshot], token_in: Token, token_out: Token,
+                    amount_in: int) -> tuple[list[Quote], list[dict[str, Any]]]:
+        """``quotes``, against pools already read: no request per quote."""
+        results: list[tuple[str, Quote | DomainError]] = []
+        for snapshot in snapshots:
+            try:
+                results.append((snapshot.venue, snapshot.quote(token_in, token_out, amount_in)))
+            except DomainError as exc:
+                results.append((snapshot.venue, exc))
+        return self.usable(results)
+
     @staticmethod
-    def _ask(venue: Venue, token_in: Token, token_out: Token, amount_in: int) -> Quote | DomainError:
+    def marginal_price(snapshots: Sequence[VenueSnapshot], token_in: Token, token_out: Token) -> Decimal | None:
+        """The best price any trade could get from these pools now (``None`` without a pool)."""
+        prices = [s.marginal_price(token_in, token_out) for s in snapshots]
+        return max(prices) if prices else None
+
+    def _ask_all(self, ask: Callable[[Venue], T], what: str) -> list[tuple[Venue, T | DomainError]]:
+        """``ask`` every venue at once; a venue that raises or misses the timeout gives its error."""
+        def one(venue: Venue) -> T | DomainError:
+            try:
+                return ask(venue)
+            except DomainError as exc:
+                return exc
+
+        if len(self._venues) == 1:
+            return [(self._venues[0], one(self._venues[0]))]
+        results: list[tuple[Venue, T | DomainError]] = []
+        pool = ThreadPoolExecutor(max_workers=min(self._max_workers, len(self._venues)), thread_name_prefix=what)
         try:
-            return venue.quote(token_in, token_out, amount_in)
-        except DomainError as exc:
-            return exc
+            futures = {pool.submit(one, v): v for v in self._venues}
+            done, _ = wait(futures, timeout=self._timeout)
+            for future, venue in futures.items():
+                if future in done:
+                    results.append((venue, future.result()))
+                else:
+                    results.append((venue, QuoteTimeoutError(f"{venue.name} gave no {what} within "
+                                                             f"{self._timeout:g}s")))
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return results
 
     def route(self, token_in: Token, token_out: Token, amount_in: int, slippage_bps: int) -> Route:
         quotes, rejected = self.quotes(token_in, token_out, amount_in)

@@ -182,7 +182,6 @@ def test_phone_width_stacks_every_panel_without_overlap(new_dashboard: Any) -> N
     assert page.evaluate("document.activeElement.id") == "submit-button"
 
 
-@pytest.mark.xfail(strict=True, reason="needs limit orders and cancel (issue 13)")
 def test_a_limit_order_waits_at_its_level_and_can_be_cancelled(dashboard: Dashboard) -> None:
     page = dashboard.open()
     page.locator("label[for=type-limit]").click()

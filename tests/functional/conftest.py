@@ -89,6 +89,26 @@ def make_settings(**overrides: Any) -> Settings:
 
 
 @pytest.fixture
+def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies the writes to one item one at a time, so a conditional write is atomic;
+    moto's in-process backend takes no lock, so two writes racing from threads could both pass
+    their conditions. Tests that race writes serve DynamoDB's calls one at a time, as the local
+    stack's emulator does (``devstack.emulator.SerialDynamoDB``)."""
+    import botocore.client
+
+    real = botocore.client.BaseClient._make_api_call
+    lock = threading.Lock()
+
+    def serial(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        if client.meta.service_model.service_name != "dynamodb":
+            return real(client, operation, params)
+        with lock:
+            return real(client, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", serial)
+
+
+@pytest.fixture
 def settings() -> Settings:
     return make_settings()
 

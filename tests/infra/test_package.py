@@ -92,7 +92,7 @@ def test_infra_resources_are_merged_unchanged(sam: dict[str, Any]) -> None:
 
 def test_every_sqs_event_reports_partial_batch_failures(sam: dict[str, Any]) -> None:
     events = list(_sqs_events(sam))
-    assert len(events) == 2  # the orders worker and the dead-letter handler
+    assert len(events) == 3  # the orders worker, the dead-letter handler and the matcher
     for _, props in events:
         assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
@@ -101,7 +101,29 @@ def test_sqs_events_name_queues_of_the_template(sam: dict[str, Any]) -> None:
     names = {r["Properties"]["QueueName"] for r in template_resources().values() if r["Type"] == "AWS::SQS::Queue"}
     read = {props["Queue"]["Fn::Sub"].rsplit(":", 1)[-1] for _, props in _sqs_events(sam)}
     assert read <= names
-    assert read == {"order-engine-orders", "order-engine-orders-dlq"}  # the failures queue is only written to
+    # the failures queue is only written to
+    assert read == {"order-engine-orders", "order-engine-orders-dlq", "order-engine-market-events"}
+
+
+def test_the_matcher_reads_market_events_in_batches_two_at_a_time(sam: dict[str, Any]) -> None:
+    (matcher,) = [f for f in _functions(sam).values()
+                  if f["Properties"]["Handler"].endswith(".match_market_events")]
+    (event,) = [e["Properties"] for e in matcher["Properties"]["Events"].values()]
+    assert event["BatchSize"] == 10 and event["ScalingConfig"] == {"MaximumConcurrency": 2}
+    assert event["Queue"]["Fn::Sub"].endswith(":order-engine-market-events")
+
+
+def test_the_tick_and_the_sweep_run_every_minute(sam: dict[str, Any]) -> None:
+    schedules = {_handler(sam, name): event["Properties"]["Schedule"] for name, f in _functions(sam).items()
+                 for event in (f["Properties"].get("Events") or {}).values() if event["Type"] == "Schedule"}
+    assert schedules == {"market_tick": "rate(1 minute)", "expiry_sweep": "rate(1 minute)"}
+
+
+def test_every_function_may_publish_market_events(sam: dict[str, Any]) -> None:
+    for name in _functions(sam):
+        (publish,) = [s for s in _role_statements(sam, name) if s.get("Sid") == "PublishMarketEvents"]
+        assert publish["Resource"] == [{"Fn::GetAtt": ["MarketEventsQueue", "Arn"]}], name
+        assert "sqs:SendMessage" in publish["Action"] and "sqs:ReceiveMessage" not in publish["Action"]
 
 
 def test_the_fan_out_reads_the_orders_tables_real_stream_with_partial_failures_and_bisect(
@@ -191,7 +213,8 @@ def test_each_function_consumes_only_its_own_queue(sam: dict[str, Any]) -> None:
         if not queues:
             assert consume == [], name
             continue
-        by_name = {resources[q]["Properties"]["QueueName"]: q for q in ("OrdersQueue", "OrdersDeadLetterQueue")}
+        by_name = {resources[q]["Properties"]["QueueName"]: q
+                   for q in ("OrdersQueue", "OrdersDeadLetterQueue", "MarketEventsQueue")}
         (statement,) = consume
         assert statement["Resource"] == [{"Fn::GetAtt": [by_name[q], "Arn"]} for q in queues]
 

@@ -42,7 +42,7 @@ def _queue_attributes(url: str) -> dict[str, str]:
 
 def test_queues_have_the_template_attributes(created: dict[str, str]) -> None:
     resources = template_resources()
-    for name in ("OrdersQueue", "OrdersDeadLetterQueue"):
+    for name in ("OrdersQueue", "OrdersDeadLetterQueue", "MarketEventsQueue"):
         props = resources[name]["Properties"]
         attrs = _queue_attributes(created[f"{name}Url"])
         assert created[f"{name}Url"].endswith("/" + props["QueueName"])
@@ -111,6 +111,25 @@ def test_a_table_created_without_its_stream_gets_it(aws: None) -> None:
     table = dynamodb.describe_table(TableName=props["TableName"])["Table"]
     assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
     assert created["OrdersTableStreamArn"] == table["LatestStreamArn"]
+
+
+def test_a_table_created_without_the_waiting_index_gets_it(aws: None) -> None:
+    # GIVEN the orders table as the template created it before orders could wait: no waiting index
+    props = template_resources()["OrdersTable"]["Properties"]
+    earlier = {**props, "GlobalSecondaryIndexes": [i for i in props["GlobalSecondaryIndexes"]
+                                                   if i["IndexName"] != "waiting"],
+               "AttributeDefinitions": [a for a in props["AttributeDefinitions"]
+                                        if a["AttributeName"] not in ("waitKey", "waitUntil")]}
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb.create_table(**{k: v for k, v in earlier.items() if k != "StreamSpecification"})
+    # WHEN the resources are provisioned (the existing table is adopted, not recreated)
+    provision(None, REGION)
+    # THEN it has the index, keyed as the template says
+    indexes = {i["IndexName"]: i for i in dynamodb.describe_table(TableName=props["TableName"])["Table"][
+        "GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"byClient", "waiting"}
+    assert indexes["waiting"]["KeySchema"] == [{"AttributeName": "waitKey", "KeyType": "HASH"},
+                                               {"AttributeName": "waitUntil", "KeyType": "RANGE"}]
 
 
 def test_time_to_live_is_enabled_where_the_template_asks(created: dict[str, str]) -> None:

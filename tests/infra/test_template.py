@@ -47,7 +47,7 @@ def test_template_reads_with_a_plain_yaml_loader() -> None:
     parsed = yaml.safe_load(TEMPLATE_PATH.read_text(encoding="utf-8"))
     assert parsed["AWSTemplateFormatVersion"] == "2010-09-09"
     assert set(parsed["Resources"]) == {"OrdersQueue", "OrdersDeadLetterQueue", "OrdersTable", "ConnectionsTable",
-                                        "FanoutFailuresQueue"}
+                                        "FanoutFailuresQueue", "MarketEventsQueue"}
 
 
 def test_resource_names_are_the_settings_defaults(resources: dict[str, dict[str, Any]],
@@ -58,6 +58,7 @@ def test_resource_names_are_the_settings_defaults(resources: dict[str, dict[str,
     assert _props(resources, "OrdersDeadLetterQueue")["QueueName"] == defaults.orders_dlq == env["ORDERS_DLQ"]
     assert _props(resources, "OrdersTable")["TableName"] == defaults.orders_table == env["ORDERS_TABLE"]
     assert _props(resources, "ConnectionsTable")["TableName"] == defaults.connections_table == env["CONNECTIONS_TABLE"]
+    assert _props(resources, "MarketEventsQueue")["QueueName"] == defaults.market_events_queue
 
 
 def test_orders_queue_redrives_to_the_dlq_after_three_receives(resources: dict[str, dict[str, Any]]) -> None:
@@ -73,6 +74,16 @@ def test_visibility_timeouts_are_six_times_the_function_timeouts(resources: dict
         chalice_config, "process_orders")
     assert _props(resources, "OrdersDeadLetterQueue")["VisibilityTimeout"] >= 6 * _function_timeout(
         chalice_config, "process_dead_letters")
+    assert _props(resources, "MarketEventsQueue")["VisibilityTimeout"] >= 6 * _function_timeout(
+        chalice_config, "match_market_events")
+
+
+def test_market_events_are_short_lived_hints_without_a_dead_letter_queue(resources: dict[str, dict[str, Any]]) -> None:
+    # A later event supersedes an earlier one (the matcher reads the market as it is), so an old
+    # one is worth nothing: kept five minutes, never dead-lettered.
+    props = _props(resources, "MarketEventsQueue")
+    assert props["MessageRetentionPeriod"] == 300
+    assert "RedrivePolicy" not in props
 
 
 def test_dead_letters_outlive_the_orders_queue(resources: dict[str, dict[str, Any]]) -> None:
@@ -86,14 +97,26 @@ def test_orders_table_is_keyed_by_order_with_a_by_client_index(resources: dict[s
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["KeySchema"] == [{"AttributeName": "orderId", "KeyType": "HASH"}]
     types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
-    assert types == {"orderId": "S", "clientId": "S", "createdAt": "S"}
-    (index,) = props["GlobalSecondaryIndexes"]
+    assert types == {"orderId": "S", "clientId": "S", "createdAt": "S", "waitKey": "S", "waitUntil": "S"}
+    index, _waiting = props["GlobalSecondaryIndexes"]
     assert index == {
         "IndexName": "byClient",
         "KeySchema": [{"AttributeName": "clientId", "KeyType": "HASH"},
                       {"AttributeName": "createdAt", "KeyType": "RANGE"}],
         "Projection": {"ProjectionType": "ALL"},
     }
+
+
+def test_orders_that_wait_are_in_a_sparse_index_by_when_to_look_at_them(
+        resources: dict[str, dict[str, Any]]) -> None:
+    _by_client, index = _props(resources, "OrdersTable")["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "waiting"
+    assert index["KeySchema"] == [{"AttributeName": "waitKey", "KeyType": "HASH"},
+                                  {"AttributeName": "waitUntil", "KeyType": "RANGE"}]
+    # what the expiry sweep and the book's rebuild read, without a read of the order itself
+    assert index["Projection"]["ProjectionType"] == "INCLUDE"
+    assert {"status", "version", "type", "tokenIn", "tokenOut", "amountIn", "limitPrice", "expiresAt",
+            "clientId"} <= set(index["Projection"]["NonKeyAttributes"])
 
 
 def test_orders_table_streams_new_images_to_the_fan_out(resources: dict[str, dict[str, Any]]) -> None:
@@ -122,5 +145,5 @@ def test_outputs_name_every_queue_and_table() -> None:
     assert set(outputs) == {
         "OrdersQueueUrl", "OrdersQueueArn", "OrdersDeadLetterQueueUrl", "OrdersDeadLetterQueueArn",
         "OrdersTableName", "OrdersTableArn", "OrdersTableStreamArn", "ConnectionsTableName", "ConnectionsTableArn",
-        "FanoutFailuresQueueUrl", "FanoutFailuresQueueArn",
+        "FanoutFailuresQueueUrl", "FanoutFailuresQueueArn", "MarketEventsQueueUrl", "MarketEventsQueueArn",
     }

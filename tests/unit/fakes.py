@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
 
-from chalicelib.domain import Order
-from chalicelib.execution.ports import StaleOrderError
+from chalicelib.domain import Order, OrderEvent, OrderStatus, Token, parse_iso
+from chalicelib.execution.ports import BookEntry, StaleOrderError, TransitionRefused, WaitingOrder
 
 
 @dataclass
@@ -33,3 +36,80 @@ class InMemoryOrderStore:
             if current.version != expected_version:
                 raise StaleOrderError(f"{order.order_id} at {current.version}, not {expected_version}")
             self.orders[order.order_id] = copy.deepcopy(order)
+
+    def transition_unread(self, order_id: str, expected_version: int, expected_status: OrderStatus,
+                          event: OrderEvent, *, fields: Mapping[str, Any] | None = None,
+                          expires_before: str | None = None, expires_after: str | None = None,
+                          ) -> TransitionRefused | None:
+        with self.lock:
+            current = self.orders.get(order_id)
+            if current is None:
+                return TransitionRefused(None, 0)
+            expiry = current.expires_at or ""
+            if (current.version != expected_version or current.status is not expected_status
+                    or (expires_before is not None and not expiry <= expires_before)
+                    or (expires_after is not None and not expiry > expires_after)):
+                return TransitionRefused(current.status, current.version)
+            current.transition(event.status, event.data)
+            current.history[-1] = event
+            if fields and "quotes" in fields:
+                current.quotes = list(fields["quotes"])
+            return None
+
+    def waiting(self, order_type: str, due_by: str | None = None) -> Iterator[WaitingOrder]:
+        with self.lock:
+            found = [o for o in self.orders.values() if o.type.value == order_type
+                     and (o.status is OrderStatus.WAITING or o.trigger is not None)]
+        for o in found:
+            if due_by is None or (o.expires_at or "") <= due_by:
+                yield WaitingOrder(o.order_id, o.client_id, o.status, o.version, o.type.value, o.token_in,
+                                   o.token_out, o.amount_in, o.limit_price, o.expires_at or "")
+
+
+@dataclass
+class InMemoryBook:
+    """The trigger book's contract in memory: entries by (mintIn, mintOut), a version per entry."""
+
+    entries: dict[tuple[str, str], dict[tuple[str, int], BookEntry]] = field(default_factory=dict)
+    is_ready: bool = True
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, order: Order, version: int) -> None:
+        assert order.limit is not None and order.expires_at is not None
+        entry = BookEntry(order.order_id, version, order.amount_in, order.required_out(),
+                          int(parse_iso(order.expires_at).timestamp() * 1000), order.limit)
+        with self.lock:
+            self.entries.setdefault((order.token_in.mint, order.token_out.mint), {})[(order.order_id, version)] = entry
+
+    def remove(self, order: Order, version: int) -> None:
+        with self.lock:
+            self.entries.get((order.token_in.mint, order.token_out.mint), {}).pop((order.order_id, version), None)
+
+    def forget(self, order: WaitingOrder) -> None:
+        with self.lock:
+            self.entries.get((order.token_in.mint, order.token_out.mint), {}).pop((order.order_id, order.version),
+                                                                                None)
+
+    def discard(self, token_in: Token, token_out: Token, entries: Sequence[BookEntry]) -> None:
+        with self.lock:
+            for e in entries:
+                self.entries.get((token_in.mint, token_out.mint), {}).pop((e.order_id, e.version), None)
+
+    def candidates(self, token_in: Token, token_out: Token, best_price: Decimal) -> list[BookEntry]:
+        with self.lock:
+            book = self.entries.get((token_in.mint, token_out.mint), {})
+            return sorted((e for e in book.values() if e.limit_price <= best_price), key=lambda e: e.limit_price)
+
+    def watched(self, pairs: Sequence[tuple[Token, Token]]) -> list[tuple[Token, Token]]:
+        with self.lock:
+            return [p for p in pairs if not self.is_ready or self.entries.get((p[0].mint, p[1].mint))]
+
+    def ready(self) -> bool:
+        return self.is_ready
+
+    def rebuild(self, orders: Iterable[WaitingOrder]) -> int:
+        raise NotImplementedError
+
+    def versions(self, order_id: str) -> list[int]:
+        with self.lock:
+            return sorted(v for book in self.entries.values() for (i, v) in book if i == order_id)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -24,9 +26,9 @@ SOL, USDC = get_token("SOL"), get_token("USDC")
 
 # DESIGN.md §3, written out independently of the code's table.
 LEGAL = {
-    (S.PENDING, S.ROUTING), (S.PENDING, S.FAILED), (S.PENDING, S.WAITING),
-    (S.WAITING, S.ROUTING), (S.WAITING, S.FAILED),
-    (S.ROUTING, S.BUILDING), (S.ROUTING, S.FAILED), (S.ROUTING, S.PENDING),
+    (S.PENDING, S.ROUTING), (S.PENDING, S.FAILED), (S.PENDING, S.WAITING), (S.PENDING, S.CANCELLED),
+    (S.WAITING, S.ROUTING), (S.WAITING, S.FAILED), (S.WAITING, S.EXPIRED), (S.WAITING, S.CANCELLED),
+    (S.ROUTING, S.BUILDING), (S.ROUTING, S.FAILED), (S.ROUTING, S.PENDING), (S.ROUTING, S.WAITING),
     (S.BUILDING, S.SUBMITTED), (S.BUILDING, S.FAILED), (S.BUILDING, S.PENDING),
     (S.SUBMITTED, S.CONFIRMED), (S.SUBMITTED, S.FAILED), (S.SUBMITTED, S.PENDING),
 }
@@ -41,7 +43,7 @@ def order_in(status: OrderStatus) -> Order:
 def test_the_table_is_exactly_the_design() -> None:
     table = {(a, b) for a, targets in TRANSITIONS.items() for b in targets}
     assert table == LEGAL
-    assert {S.CONFIRMED, S.FAILED} == TERMINAL
+    assert {S.CONFIRMED, S.FAILED, S.EXPIRED, S.CANCELLED} == TERMINAL
 
 
 @pytest.mark.parametrize(("src", "dst"), sorted(set(itertools.product(S, S)) - LEGAL))
@@ -85,11 +87,63 @@ def test_event_message_has_api_shape() -> None:
     assert msg["type"] == "order.status" and msg["seq"] == 2
 
 
-@pytest.mark.parametrize("kind", [OrderType.LIMIT, OrderType.SNIPER])
-def test_limit_and_sniper_are_modelled_but_rejected(kind: OrderType) -> None:
+def test_sniper_is_modelled_but_rejected() -> None:
     with pytest.raises(UnsupportedOrderTypeError) as err:
-        Order.create(client_id="c", token_in=SOL, token_out=USDC, amount_in=1, slippage_bps=50, order_type=kind)
+        Order.create(client_id="c", token_in=SOL, token_out=USDC, amount_in=1, slippage_bps=50,
+                     order_type=OrderType.SNIPER)
     assert err.value.field == "type"
+
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def limit_order(limit_price: str | None = "160", expires_at: datetime | None = None,
+                amount_in: int = 1_500_000_000) -> Order:
+    return Order.create(client_id="c", token_in=SOL, token_out=USDC, amount_in=amount_in, slippage_bps=50,
+                        order_type=OrderType.LIMIT, limit_price=limit_price, expires_at=expires_at, now=NOW)
+
+
+def test_a_limit_order_keeps_its_price_canonical_and_waits_a_day_by_default() -> None:
+    order = limit_order("160.50")
+    assert order.limit_price == "160.5" and order.limit == Decimal("160.5")
+    assert order.expires_at == "2026-11-26T12:00:00.000Z"
+    # 1.5 SOL at 160.5 USDC each: 240.75 USDC, in base units, exactly
+    assert order.required_out() == 240_750_000
+
+
+def test_the_least_amount_out_rounds_up_so_the_limit_always_holds() -> None:
+    order = limit_order("0.0000001", amount_in=1)  # 1 lamport at 1e-7 USDC per SOL: 1e-16 base units
+    assert order.required_out() == 1
+    assert limit_order("150.0000011").required_out() == 225_000_002  # 225.00000165 USDC, rounded up
+
+
+@pytest.mark.parametrize(
+    ("limit_price", "expires_at", "field", "message"),
+    [
+        (None, None, "limitPrice", "required"),
+        ("0", None, "limitPrice", "greater than zero"),
+        ("0.000", None, "limitPrice", "greater than zero"),
+        ("-1", None, "limitPrice", "plain decimal"),
+        ("1e3", None, "limitPrice", "plain decimal"),
+        ("9" * 40, None, "limitPrice", "more USDC than any balance"),
+        ("160", NOW - timedelta(seconds=1), "expiresAt", "in the past"),
+        ("160", NOW, "expiresAt", "in the past"),
+        ("160", NOW + timedelta(days=30, seconds=1), "expiresAt", "at most 30 days"),
+    ],
+)
+def test_a_bad_limit_order_names_its_field(limit_price: str | None, expires_at: datetime | None, field: str,
+                                           message: str) -> None:
+    with pytest.raises(ValidationError, match=message) as err:
+        limit_order(limit_price, expires_at)
+    assert err.value.field == field
+
+
+def test_expiry_may_be_thirty_days_ahead_exactly() -> None:
+    assert limit_order(expires_at=NOW + timedelta(days=30)).expires_at == "2026-12-25T12:00:00.000Z"
+
+
+def test_only_pending_and_waiting_orders_are_cancellable() -> None:
+    assert {s for s in S if order_in(s).is_cancellable} == {S.PENDING, S.WAITING}
 
 
 @pytest.mark.parametrize(
