@@ -16,7 +16,7 @@ from pydantic import ValidationError as PydanticValidationError
 from ..domain import DomainError, Order, get_token, to_base_units, to_decimal_string
 from .errors import ApiError, error_body
 from .intake import authenticate, submit_order
-from .models import ListOrdersQuery, QuoteQuery, first_error
+from .models import ListOrdersQuery, QuoteQuery, error_code, first_error
 from .openapi import document
 from .services import Services, get_services
 from .views import order_view
@@ -152,7 +152,7 @@ def _parse_query(model: type[_Query]) -> _Query:
         return model.model_validate(params)
     except PydanticValidationError as exc:
         field, message = first_error(exc)
-        raise ApiError(400, "validation_error", message, field=field) from None
+        raise ApiError(400, error_code(exc), message, field=field) from None
 
 
 def _active_orders(services: Services, client_id: str, limit: int) -> list[Order]:
