@@ -382,7 +382,7 @@ def through_local_gateway(services: Services) -> Iterator[Callable[..., httpx.Re
 
 
 @pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/nope"), ("POST", "/api/order/execute"), ("GET", "/api/orders/ord_1/extra"), ("DELETE", "/"),
+    ("GET", "/nope"), ("POST", "/api/order/execute"), ("GET", "/api/orders/ord_1/extra"), ("DELETE", "/api"),
 ])
 def test_an_unknown_path_is_404_in_the_contracts_shape(through_local_gateway: Callable[..., httpx.Response],
                                                         method: str, path: str) -> None:
