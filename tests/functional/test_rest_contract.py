@@ -333,6 +333,8 @@ def test_a_body_that_is_not_json_is_415_naming_the_content_type(client: Any, con
     ("POST", "/api/orders/ord_123", "GET, HEAD"),
     ("PATCH", "/api/quotes", "GET, HEAD"),
     ("OPTIONS", "/api/orders", "GET, HEAD"),
+    ("TRACE", "/health", "GET, HEAD"),  # a method no route names: Chalice answers, Allow as above
+    ("CONNECT", "/api/orders/execute", "POST"),
 ])
 def test_a_method_the_path_does_not_serve_is_405_with_allow(client: Any, method: str, path: str, allow: str) -> None:
     resp = client.http.request(method, path, headers={"x-api-key": API_KEY_A, "Content-Type": "text/plain"},
