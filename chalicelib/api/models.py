@@ -65,9 +65,12 @@ _MAX_DECIMALS = max(t.decimals for t in TOKENS.values())
 
 def _amount_pattern(decimals: int, trailing_zeros: bool = False) -> str:
     """Amounts above zero and below 10⁹ token units, with at most ``decimals`` decimals (zeros after
-    them allowed when ``trailing_zeros``: "1.5000000" USDC is 1.5 USDC)."""
+    them allowed when ``trailing_zeros``: "1.5000000" USDC is 1.5 USDC). Below 1, one of the decimals
+    is not zero: "0.10" but not "0.00", said without lookahead, which not every regex engine has."""
     zeros = "0*" if trailing_zeros else ""
-    return rf"^([1-9][0-9]{{0,8}}(\.[0-9]{{1,{decimals}}}{zeros})?|0\.[0-9]{{0,{decimals - 1}}}[1-9]{zeros})$"
+    below_one = "|".join(f"{'0' * k}[1-9]" + (f"[0-9]{{0,{decimals - 1 - k}}}" if k < decimals - 1 else "")
+                         for k in range(decimals))
+    return rf"^([1-9][0-9]{{0,8}}(\.[0-9]{{1,{decimals}}}{zeros})?|0\.({below_one}){zeros})$"
 
 
 # Any listed token's amount; each token then allows only as many decimals as it has (see _cross_field_rules).

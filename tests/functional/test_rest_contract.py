@@ -124,6 +124,7 @@ def test_what_the_document_refuses_the_code_refuses(client: Any, overrides: dict
 
 @pytest.mark.parametrize("overrides", [
     {"amount": "0.000000001"},  # a lamport: SOL has 9 decimals
+    {"amount": "0.10"},
     {"tokenIn": "USDC", "tokenOut": "SOL", "amount": "1.5000000"},  # zeros past USDC's 6 decimals change nothing
     {"slippageBps": 75.0},  # an integer as JSON Schema counts one
 ])
