@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run services test lint typecheck check bench docs test-postman screenshots package localstack test-localstack clean
+.PHONY: run services test lint typecheck check bench docs test-postman fuzz screenshots package localstack test-localstack clean
 
 # The first install (no stamp yet) shows each step and pip's own progress: it takes a minute or
 # two. An update after pyproject.toml changed says so and lets pip be quiet. Once the stamp is
@@ -50,6 +50,12 @@ bench: $(STAMP)
 # The Postman collection run by newman (pinned, through npx) against a local stack the test starts.
 test-postman: $(STAMP)
 	$(BIN)/python -m pytest -W error tests/integration/test_postman.py
+
+# schemathesis against a local stack it starts (or the one at FUZZ_URL, keys in FUZZ_API_KEYS): every
+# check, every phase, the summary and each check's count; non-zero on any failure. FUZZ_ARGS go to
+# `schemathesis run` (e.g. FUZZ_ARGS='--max-examples 400 --seed 7'); reports in build/fuzz.
+fuzz: $(STAMP)
+	$(BIN)/python -m devstack.fuzz $(FUZZ_ARGS)
 
 # The contract documents under docs/ (OpenAPI, AsyncAPI, Postman), written from the code.
 docs: $(STAMP)

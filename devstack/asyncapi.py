@@ -14,6 +14,7 @@ from pydantic.json_schema import models_json_schema
 
 from chalicelib.api.contract import SERVER_MESSAGES
 from chalicelib.api.models import CLIENT_ACTIONS
+from chalicelib.api.openapi import referenced_schemas
 
 __all__ = ["document"]
 
@@ -123,5 +124,5 @@ def document() -> dict[str, Any]:
             },
         },
         "operations": operations,
-        "components": {"messages": messages, "schemas": defs.get("$defs", {})},
+        "components": {"messages": messages, "schemas": referenced_schemas(defs.get("$defs", {}), messages)},
     }

@@ -55,7 +55,7 @@ def complete_routes(app: Chalice) -> None:
         missing = [m for m in METHODS if m not in entries and not (m == "OPTIONS" and has_cors)]
         if missing:
             app.route(path, methods=missing, content_types=["*/*"])(_method_not_allowed(app, allowed))
-    app.register_middleware(contract_errors, "http")
+    app.register_middleware(contract_errors(allowed), "http")
 
 
 def _method_not_allowed(app: Chalice, allowed: dict[str, str]) -> Callable[..., Response]:
@@ -69,17 +69,29 @@ def _method_not_allowed(app: Chalice, allowed: dict[str, str]) -> Callable[..., 
     return method_not_allowed
 
 
-def contract_errors(event: Request, get_response: Callable[[Request], Response]) -> Response:
-    """Chalice's own ``{"Code", "Message"}`` error responses in the contract's shape."""
-    response = get_response(event)
-    body = response.body
-    if response.status_code < 400 or not isinstance(body, dict) or set(body) != {"Code", "Message"}:
-        return response
-    chalice_code = str(body["Code"])
-    code = _CODES.get(chalice_code) or re.sub(r"(?<!^)(?=[A-Z])", "_", chalice_code.removesuffix("Error")).lower()
-    message, field = str(body["Message"]), None
-    if code == "unsupported_media_type":
-        content_type = event.headers.get("content-type", "") if event is not None else ""
-        message, field = f"the body must be application/json, not {content_type or 'nothing'}", "Content-Type"
-    headers: dict[str, str | list[str]] = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
-    return _json(response.status_code, error_body(code, message, field), headers)
+def contract_errors(allowed: dict[str, str]) -> Callable[[Request, Callable[[Request], Response]], Response]:
+    """A middleware putting Chalice's own ``{"Code", "Message"}`` error responses in the contract's
+    shape. Chalice answers a method no route names (TRACE, CONNECT, …) itself, with every method
+    routed on the path in ``Allow``, the 405 view's included: ``Allow`` then lists only the methods
+    the path serves (``allowed``, by resource path), as the 405 view's own answers do."""
+
+    def middleware(event: Request, get_response: Callable[[Request], Response]) -> Response:
+        response = get_response(event)
+        body = response.body
+        if response.status_code < 400 or not isinstance(body, dict) or set(body) != {"Code", "Message"}:
+            return response
+        chalice_code = str(body["Code"])
+        code = (_CODES.get(chalice_code)
+                or re.sub(r"(?<!^)(?=[A-Z])", "_", chalice_code.removesuffix("Error")).lower())
+        message, field = str(body["Message"]), None
+        if code == "unsupported_media_type":
+            content_type = event.headers.get("content-type", "") if event is not None else ""
+            message, field = f"the body must be application/json, not {content_type or 'nothing'}", "Content-Type"
+        headers: dict[str, str | list[str]] = {k: v for k, v in response.headers.items()
+                                               if k.lower() != "content-type"}
+        path = (event.context or {}).get("resourcePath") if event is not None else None
+        if code == "method_not_allowed" and path in allowed:
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"} | {"Allow": allowed[path]}
+        return _json(response.status_code, error_body(code, message, field), headers)
+
+    return middleware

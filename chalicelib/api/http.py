@@ -17,7 +17,7 @@ from ..domain import DomainError, Order, to_base_units, to_decimal_string
 from .cancel import cancel_order
 from .errors import ApiError, error_body
 from .intake import authenticate, submit_order
-from .models import LaunchRequest, ListOrdersQuery, QuoteQuery, first_error
+from .models import LaunchRequest, ListOrdersQuery, QuoteQuery, error_code, first_error
 from .openapi import document
 from .services import Services, get_services
 from .simulation import launch_token, markets_view
@@ -167,7 +167,7 @@ def _parse_query(model: type[_Query]) -> _Query:
         return model.model_validate(params)
     except PydanticValidationError as exc:
         field, message = first_error(exc)
-        raise ApiError(400, "validation_error", message, field=field) from None
+        raise ApiError(400, error_code(exc), message, field=field) from None
 
 
 def _active_orders(services: Services, client_id: str, limit: int) -> list[Order]:

@@ -23,7 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 from ..domain import DomainError, Order, OrderStatus, OrderType, iso, request_fingerprint, to_base_units
 from .errors import ApiError
 from .keys import KeysUnavailableError
-from .models import IDEMPOTENCY_KEY, OrderRequest, first_error, parse_order_body
+from .models import IDEMPOTENCY_KEY, OrderRequest, error_code, first_error, parse_order_body
 from .services import Services
 
 __all__ = ["Accepted", "authenticate", "parse_order_request", "submit_order"]
@@ -66,7 +66,7 @@ def parse_order_request(raw: Any) -> OrderRequest:
         return parse_order_body(raw)
     except PydanticValidationError as exc:
         field, message = first_error(exc)
-        raise ApiError(400, "validation_error", message, field=field) from None
+        raise ApiError(400, error_code(exc), message, field=field) from None
 
 
 def _header_key(value: str) -> str:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import re
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     RootModel,
     StrictBool,
     StrictInt,
@@ -17,8 +21,11 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
-from ..domain import WSOL_MINT
+from ..domain import TOKENS, WSOL_MINT
+from ..domain.orders import SUPPORTED_TYPES
 
 __all__ = [
     "CLIENT_ACTIONS",
@@ -41,8 +48,10 @@ __all__ = [
     "UnsubscribeAction",
     "ValidationError",
     "WsMessage",
+    "error_code",
     "first_error",
     "parse_order_body",
+    "supported_order_requests",
 ]
 
 _ID_PATTERN = r"^[A-Za-z0-9._:\-]+$"
@@ -53,46 +62,98 @@ IDEMPOTENCY_KEY: TypeAdapter[str] = TypeAdapter(ClientOrderId)
 
 
 _DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
-# Amounts every listed token can carry: above zero, at most 5 decimals (BONK has 5) and below 10⁹.
-_AMOUNT = r"^([1-9][0-9]{0,8}(\.[0-9]{1,5})?|0\.[0-9]{0,4}[1-9])$"
 _BASE58_MINT = r"^[1-9A-HJ-NP-Za-km-z]{32,44}$"
+_MAX_DECIMALS = max(t.decimals for t in TOKENS.values())
+
+
+def _amount_pattern(decimals: int, trailing_zeros: bool = False) -> str:
+    """Amounts above zero and below 10⁹ token units, with at most ``decimals`` decimals (zeros after
+    them allowed when ``trailing_zeros``: "1.5000000" USDC is 1.5 USDC). Below 1, one of the decimals
+    is not zero: "0.10" but not "0.00", said without lookahead, which not every regex engine has."""
+    zeros = "0*" if trailing_zeros else ""
+    below_one = "|".join(f"{'0' * k}[1-9]" + (f"[0-9]{{0,{decimals - 1 - k}}}" if k < decimals - 1 else "")
+                         for k in range(decimals))
+    return rf"^([1-9][0-9]{{0,8}}(\.[0-9]{{1,{decimals}}}{zeros})?|0\.({below_one}){zeros})$"
+
+
+# Any listed token's amount; each token then allows only as many decimals as it has (see _cross_field_rules).
+_AMOUNT = _amount_pattern(_MAX_DECIMALS)
 
 
 def _token_names() -> list[str]:
-    from ..domain import TOKENS
-
     return [t.symbol for t in TOKENS.values()] + [t.mint for t in TOKENS.values()]
 
 
 def _spellings() -> list[list[str]]:
-    from ..domain import TOKENS
-
     return [[t.symbol, t.mint] for t in TOKENS.values()]
 
 
-def _two_different_tokens(schema: dict[str, Any]) -> None:
-    """The schema says what the code checks: tokenIn and tokenOut name two different tokens."""
+_MINT = re.compile(_BASE58_MINT)
+
+
+def _listed(value: str) -> str:
+    """A listed token, spelled exactly as the schema's enum lists it (symbol or mint), or the mint
+    of a token launched on the simulated cluster (whether it is one is the market's to say: the
+    schema lists only the listed tokens, which every stage has)."""
+    if value not in _token_names() and not _MINT.fullmatch(value):
+        known = ", ".join(sorted(TOKENS))
+        raise PydanticCustomError("unknown_token", "unknown token {token}; known: {known}, or a launched token's mint",
+                                  {"token": repr(value), "known": known})
+    return value
+
+
+ListedToken = Annotated[StrictStr, AfterValidator(_listed)]
+
+
+def _whole_number(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer as JSON Schema counts one: 50, or 50.0 (a number without a fraction); never "50" or true.
+JsonInt = Annotated[StrictInt, BeforeValidator(_whole_number)]
+
+
+def _digits(value: Any) -> Any:
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value
+
+
+# An integer in a query string: ASCII digits only (not " 5", "+5", "5_0" or "5.0", which int() would take).
+QueryInt = Annotated[StrictInt, BeforeValidator(_digits)]
+
+
+def _cross_field_rules(schema: dict[str, Any]) -> None:
+    """The schema says what the code checks across fields: tokenIn and tokenOut name two different
+    tokens, and the amount has no more decimals than tokenIn has (zeros after them aside)."""
     same = [{"properties": {"tokenIn": {"const": a}, "tokenOut": {"const": b}}, "required": ["tokenIn", "tokenOut"]}
             for spellings in _spellings() for a in spellings for b in spellings]
     schema["not"] = {"anyOf": same}
+    by_decimals: dict[int, list[str]] = {}
+    for token in TOKENS.values():
+        by_decimals.setdefault(token.decimals, []).extend([token.symbol, token.mint])
+    schema["anyOf"] = [
+        {"properties": {"tokenIn": {"enum": names}, "amount": {"pattern": _amount_pattern(decimals, True)}},
+         "required": ["tokenIn", "amount"]}
+        for decimals, names in sorted(by_decimals.items(), reverse=True)
+    ]
 
 
-def _listed_token(description: str) -> Any:
+def _listed_token(description: str, example: str) -> Any:
     names: list[Any] = list(_token_names())
     return Field(min_length=1, max_length=64, description=description,
-                 json_schema_extra={"enum": names}, examples=["SOL"])
+                 json_schema_extra={"enum": names}, examples=[example])
 
 
 class _OrderRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True,
-                              json_schema_extra=_two_different_tokens)
+    # Nothing is trimmed or case-folded: what the schema refuses, the code refuses.
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_cross_field_rules)
 
-    tokenIn: StrictStr = _listed_token("The token sold: a listed symbol (SOL, USDC, …) or its mint.")
-    tokenOut: StrictStr = _listed_token("The token bought: a listed symbol or its mint.")
+    tokenIn: ListedToken = _listed_token("The token sold: a listed symbol (SOL, USDC, …) or its mint.", "SOL")
+    tokenOut: ListedToken = _listed_token("The token bought: a listed symbol or its mint.", "USDC")
     # Amounts are decimal strings in token units; a JSON number would invite float rounding.
-    amount: StrictStr = Field(min_length=1, max_length=40, json_schema_extra={"pattern": _AMOUNT},
-                              description="How much tokenIn, in token units (\"1.5\" SOL).", examples=["1.5"])
-    slippageBps: StrictInt = Field(default=50, ge=1, le=5000, description="Tolerated slippage, basis points.")
+    amount: StrictStr = Field(min_length=1, max_length=40, pattern=_AMOUNT, examples=["1.5"],
+                              description="How much tokenIn, in token units (\"1.5\" SOL), above 0 and below 10⁹, "
+                              "with at most as many decimals as tokenIn has (SOL 9, USDC 6, BONK 5, …).")
+    slippageBps: JsonInt = Field(default=50, ge=1, le=5000, description="Tolerated slippage, basis points.")
     clientOrderId: ClientOrderId | None = Field(default=None, description="Idempotency key.")
 
 
@@ -156,11 +217,28 @@ _TYPE_FIELDS = {name: kind for kind, model in ORDER_REQUESTS.items() for name in
 OrderRequest = MarketOrderRequest | LimitOrderRequest | SniperOrderRequest
 
 
-class ExecuteOrderRequest(RootModel[OrderRequest]):
-    """The body of ``POST /api/orders/execute``: one of the three order types (``type``, default market).
+def supported_order_requests() -> list[type[_OrderRequest]]:
+    """The request models of the order types the engine executes today (``SUPPORTED_TYPES``)."""
+    return [model for kind, model in ORDER_REQUESTS.items() if kind in SUPPORTED_TYPES]
 
-    Parsed with ``parse_order_request`` (which dispatches on ``type``); this model gives the schema.
+
+class ExecuteOrderRequest(RootModel[OrderRequest]):
+    """The body of ``POST /api/orders/execute``: one of the order types the engine executes
+    (``type``, default market).
+
+    Parsed with ``parse_order_request`` (which dispatches on ``type``); this model gives the schema,
+    which lists only the types in ``SUPPORTED_TYPES``: a type the code refuses is not advertised.
     """
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = handler(core_schema)
+        target = handler.resolve_ref_schema(json_schema)
+        branches = target.pop("anyOf")  # one per member of OrderRequest, in its order
+        members = get_args(OrderRequest)
+        supported = supported_order_requests()
+        target["oneOf"] = [branch for model, branch in zip(members, branches, strict=True) if model in supported]
+        return json_schema
 
 
 def parse_order_body(raw: dict[str, Any]) -> OrderRequest:
@@ -200,16 +278,21 @@ class ListOrdersQuery(BaseModel):
 
     status: Literal["pending", "waiting", "routing", "building", "submitted", "confirmed", "failed",
                     "expired", "cancelled", "active"] | None = None
-    limit: int = Field(default=50, ge=1, le=200)
+    limit: QueryInt = Field(default=50, ge=1, le=200)
 
 
 class QuoteQuery(BaseModel):
+    """The query of ``GET /api/quotes``. Two rules join two parameters, which OpenAPI cannot say of a
+    query: tokenIn and tokenOut differ, and the amount has no more decimals than tokenIn has."""
+
     model_config = ConfigDict(extra="forbid")
 
-    tokenIn: str = Field(min_length=1, max_length=64, examples=["SOL"])
-    tokenOut: str = Field(min_length=1, max_length=64, examples=["USDC"])
-    amount: str = Field(min_length=1, max_length=40, examples=["1.5"])
-    slippageBps: int = Field(default=50, ge=1, le=5000)
+    tokenIn: ListedToken = _listed_token("The token sold: a listed symbol or its mint.", "SOL")
+    tokenOut: ListedToken = _listed_token("The token bought: a listed symbol or its mint.", "USDC")
+    amount: StrictStr = Field(min_length=1, max_length=40, pattern=_AMOUNT, examples=["1.5"],
+                              description="How much tokenIn, in token units, with at most as many decimals "
+                              "as tokenIn has.")
+    slippageBps: QueryInt = Field(default=50, ge=1, le=5000)
 
 
 class _Action(BaseModel):
@@ -273,6 +356,11 @@ class WsMessage(BaseModel):
         return v
 
 
+def error_code(exc: ValidationError) -> str:
+    """The API's code for the first problem: ``unknown_token``, else ``validation_error``."""
+    return "unknown_token" if exc.errors()[0].get("type") == "unknown_token" else "validation_error"
+
+
 def first_error(exc: ValidationError) -> tuple[str, str]:
     """(field, message) of the first problem, e.g. ("slippageBps", "Input should be ≤ 5000")."""
     err = exc.errors()[0]
@@ -283,4 +371,7 @@ def first_error(exc: ValidationError) -> tuple[str, str]:
         message = f"{field} applies to {owner} orders only" if owner else f"unknown field {field!r}"
     elif err.get("type") == "string_type" and field in ("amount", "limitPrice", "maxPrice", "checks.minLiquidity"):
         message = f'{field} must be a decimal string such as "1.5", not a JSON number'
+    elif err.get("type") == "string_pattern_mismatch" and field == "amount":
+        message = (f'amount must be a plain decimal string above 0 and below 1000000000, with at most '
+                   f'{_MAX_DECIMALS} decimals, such as "1.5"; got {err.get("input")!r}')
     return field, message

@@ -9,7 +9,7 @@ models as validated, response models as serialised.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -29,7 +29,7 @@ from .contract import (
 )
 from .models import ExecuteOrderRequest, LaunchRequest, ListOrdersQuery, QuoteQuery
 
-__all__ = ["OPERATIONS", "Operation", "Response", "document"]
+__all__ = ["OPERATIONS", "Operation", "Response", "document", "referenced_schemas"]
 
 VERSION = "1.0.0"
 REF = "#/components/schemas/{model}"
@@ -193,7 +193,10 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
         schema = op.query.model_json_schema(ref_template=REF)
         required = set(schema.get("required", []))
         for name, prop in schema.get("properties", {}).items():
+            prop = _without_null(prop)  # a query string has no null: an optional parameter is left out
             param: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": prop}
+            if name not in required:  # the routes read `?status=` as no status at all
+                param["allowEmptyValue"] = True
             if "description" in prop:
                 param["description"] = prop["description"]
             params.append(param)
@@ -203,6 +206,15 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
                        "schema": {"type": "string", "minLength": 1, "maxLength": 64,
                                   "pattern": "^[A-Za-z0-9._:\\-]+$"}})
     return params
+
+
+def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """``prop`` without its ``null`` branch (pydantic's ``X | None``), and without a ``null`` default."""
+    branches = [b for b in prop.get("anyOf", []) if b != {"type": "null"}]
+    if len(branches) == len(prop.get("anyOf", [])):
+        return prop
+    rest = {k: v for k, v in prop.items() if k != "anyOf" and not (k == "default" and v is None)}
+    return {**branches[0], **rest} if len(branches) == 1 else {**rest, "anyOf": branches}
 
 
 _Refs = Mapping[tuple[Any, JsonSchemaMode], Any]
@@ -232,6 +244,32 @@ def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
             if resp.model is not None:
                 seen[(resp.model, "serialization")] = None
     return list(seen)
+
+
+def _refs_in(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "$ref" and isinstance(item, str):
+                yield item
+            else:
+                yield from _refs_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _refs_in(item)
+
+
+def referenced_schemas(schemas: Mapping[str, Any], *roots: Any) -> dict[str, Any]:
+    """The component schemas that ``roots`` reference, directly or through each other. Models the
+    document does not reach (an order type not executed yet) are left out, not advertised."""
+    prefix = REF.format(model="")
+    keep: dict[str, None] = {}
+    pending = [ref for root in roots for ref in _refs_in(root)]
+    while pending:
+        name = pending.pop().removeprefix(prefix)
+        if name in schemas and name not in keep:
+            keep[name] = None
+            pending.extend(_refs_in(schemas[name]))
+    return {name: schema for name, schema in schemas.items() if name in keep}
 
 
 @lru_cache(maxsize=4)
@@ -277,7 +315,7 @@ def document(server_url: str = "http://127.0.0.1:8000") -> dict[str, Any]:
                  {"name": "dashboard"}],
         "paths": paths,
         "components": {
-            "schemas": defs.get("$defs", {}),
+            "schemas": referenced_schemas(defs.get("$defs", {}), paths),
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
         },
     }

@@ -103,7 +103,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
         report.longrepr = (str(Path(__file__).relative_to(REPO)), None, f"Skipped: browser tier skipped: {UNAVAILABLE}")
 
 
-@pytest.fixture(scope="module")
+# Package-scoped: Playwright's sync API keeps an event loop running in this thread while it is open,
+# and every asyncio.run() of the tiers that run after this one would fail on it.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     executable = chromium_path()
     assert sync_playwright is not None and executable is not None

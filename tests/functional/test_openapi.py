@@ -8,6 +8,8 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
 from chalicelib.api.contract import (
@@ -132,3 +134,70 @@ def test_the_collection_has_a_request_per_operation_and_example_with_a_test_scri
         assert item["event"][0]["listen"] == "test" and "pm.response.code" in "\n".join(
             item["event"][0]["script"]["exec"])
     assert "WebSocket" in coll["info"]["description"]
+
+
+# -- the request schema admits exactly what the code accepts ----------------------------------------
+
+
+def test_the_body_lists_only_the_order_types_the_engine_executes() -> None:
+    from chalicelib.api.models import ORDER_REQUESTS
+    from chalicelib.domain.orders import SUPPORTED_TYPES
+
+    schemas = document()["components"]["schemas"]
+    listed = [branch["$ref"].rsplit("/", 1)[1] for branch in schemas["ExecuteOrderRequest"]["oneOf"]]
+    assert listed == [model.__name__ for kind, model in ORDER_REQUESTS.items() if kind in SUPPORTED_TYPES]
+    for kind, model in ORDER_REQUESTS.items():  # nor does a type the code refuses hide among the components
+        assert (model.__name__ in schemas) == (kind in SUPPORTED_TYPES)
+
+
+def _body_validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    doc = document()
+    schema = {"$ref": "#/components/schemas/ExecuteOrderRequest", "components": doc["components"]}
+    return Draft202012Validator(schema)
+
+
+def _code_accepts(body: dict[str, Any]) -> bool:
+    """What POST /api/orders/execute decides before it stores anything: parse, then build the order."""
+    from chalicelib.api.errors import ApiError
+    from chalicelib.api.intake import parse_order_request
+    from chalicelib.domain import DomainError, Order, OrderType, get_token, to_base_units
+
+    try:
+        request = parse_order_request(body)
+        token_in = get_token(request.tokenIn, field="tokenIn")
+        Order.create(client_id="c", token_in=token_in, token_out=get_token(request.tokenOut, field="tokenOut"),
+                     amount_in=to_base_units(request.amount, token_in), slippage_bps=request.slippageBps,
+                     order_type=OrderType(request.type))
+    except (ApiError, DomainError):
+        return False
+    return True
+
+
+_NAMES = ["SOL", "USDC", "BONK", "JUP", "So11111111111111111111111111111111111111112",
+          "DezXAZ8z7PnrnRJjz3wXBoRgixCa6xjnB7YaB1pPB263", "sol", " USDC", "DOGE"]
+_AMOUNTS = st.one_of(st.builds(lambda whole, fraction: f"{whole}.{fraction}" if fraction else str(whole),
+                               st.integers(0, 2 * 10**9), st.from_regex(r"\A[0-9]{0,10}\Z")), st.sampled_from(
+    ["1.5", "0.000000001", "0.00001", "0.000001", "1.5000000", "01.5", "999999999.9", "1000000000", "0.10", " 1",
+     "1e3", "-1", "0"]))
+
+
+_SLIPPAGE = st.one_of(st.integers(1, 5000), st.sampled_from([None, 50.0, 0, 5001, 50.5, "50", True]))
+_KINDS = st.sampled_from(["market", None, "market", None, "limit", "sniper"])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(token_in=st.sampled_from(_NAMES), token_out=st.sampled_from(_NAMES), amount=_AMOUNTS, slippage=_SLIPPAGE,
+       kind=_KINDS)
+def test_a_body_is_valid_by_the_document_exactly_when_the_code_accepts_it(
+        token_in: str, token_out: str, amount: str, slippage: Any, kind: str | None) -> None:
+    body: dict[str, Any] = {"tokenIn": token_in, "tokenOut": token_out, "amount": amount}
+    if slippage is not None:
+        body["slippageBps"] = slippage
+    if kind is not None:
+        body["type"] = kind
+    assert _BODY.is_valid(body) == _code_accepts(body), body
+
+
+_BODY = _body_validator()

@@ -16,6 +16,7 @@ import pytest
 from chalicelib.api import intake
 from chalicelib.api.intake import submit_order
 from chalicelib.api.services import Services
+from chalicelib.domain import WSOL_MINT
 
 from .conftest import API_KEY_A, API_KEY_B, order_body, post_order
 
@@ -110,9 +111,34 @@ def test_idempotency_key_header_works_like_client_order_id(client: Any) -> None:
 
 def test_the_same_order_written_differently_is_still_the_same_order(client: Any) -> None:
     first = post_order(client, order_body(clientOrderId="norm-1", amount="1.5", tokenIn="SOL"))
-    again = post_order(client, order_body(clientOrderId="norm-1", amount="1.50", tokenIn="sol"))
+    again = post_order(client, order_body(clientOrderId="norm-1", amount="1.50", tokenIn=WSOL_MINT))
     assert (first.status_code, again.status_code) == (202, 200)
     assert json.loads(first.body)["orderId"] == json.loads(again.body)["orderId"]
+
+
+@pytest.mark.parametrize(("overrides", "field", "code"), [
+    ({"tokenIn": "sol"}, "tokenIn", "unknown_token"),  # symbols as the document lists them, not case-folded
+    ({"tokenOut": " USDC"}, "tokenOut", "unknown_token"),  # nor trimmed
+    ({"amount": "01.5"}, "amount", "validation_error"),
+    ({"amount": " 1.5"}, "amount", "validation_error"),
+    ({"amount": "1000000000"}, "amount", "validation_error"),
+    ({"tokenIn": "USDC", "tokenOut": "SOL", "amount": "1.0000001"}, "amount", "validation_error"),
+])
+def test_what_the_document_refuses_the_code_refuses(client: Any, overrides: dict[str, Any], field: str,
+                                                    code: str) -> None:
+    resp = post_order(client, order_body(**overrides))
+    assert resp.status_code == 400, resp.body
+    assert error_of(resp)["field"] == field and error_of(resp)["code"] == code
+
+
+@pytest.mark.parametrize("overrides", [
+    {"amount": "0.000000001"},  # a lamport: SOL has 9 decimals
+    {"amount": "0.10"},
+    {"tokenIn": "USDC", "tokenOut": "SOL", "amount": "1.5000000"},  # zeros past USDC's 6 decimals change nothing
+    {"slippageBps": 75.0},  # an integer as JSON Schema counts one
+])
+def test_what_the_document_accepts_the_code_accepts(client: Any, overrides: dict[str, Any]) -> None:
+    assert post_order(client, order_body(**overrides)).status_code == 202
 
 
 def test_same_key_different_body_is_409(client: Any) -> None:
@@ -255,6 +281,26 @@ def test_quotes_show_every_venue_and_the_route(client: Any, services: Services,
     assert bad.status_code == 400 and error_of(bad)["field"] == "tokenOut"
 
 
+@pytest.mark.parametrize(("query", "field"), [
+    ("tokenIn=sol&tokenOut=USDC&amount=1", "tokenIn"),
+    ("tokenIn=SOL&tokenOut=USDC&amount=1e3", "amount"),
+    ("tokenIn=SOL&tokenOut=USDC&amount=1&slippageBps=+50", "slippageBps"),
+    ("tokenIn=SOL&tokenOut=USDC&amount=1&slippageBps=5_0", "slippageBps"),
+    ("tokenIn=USDC&tokenOut=SOL&amount=1.0000001", "amount"),  # more decimals than USDC has
+    ("tokenIn=SOL&tokenOut=So11111111111111111111111111111111111111112&amount=1", "tokenOut"),  # the same token
+])
+def test_quote_queries_the_document_refuses_are_400(client: Any, query: str, field: str) -> None:
+    resp = client.http.get(f"/api/quotes?{query}", headers={"x-api-key": API_KEY_A})
+    assert resp.status_code == 400 and error_of(resp)["field"] == field
+
+
+def test_a_list_limit_is_digits_only(client: Any) -> None:
+    for limit in ("+5", " 5", "5.0", "5_0"):
+        resp = client.http.get(f"/api/orders?limit={limit}", headers={"x-api-key": API_KEY_A})
+        assert resp.status_code == 400 and error_of(resp)["field"] == "limit", limit
+    assert client.http.get("/api/orders?limit=5", headers={"x-api-key": API_KEY_A}).status_code == 200
+
+
 def test_rate_limit_is_429_with_retry_after(client: Any, services: Services) -> None:
     services.settings = replace(services.settings, rate_limit_per_min=3)
     codes = [post_order(client).status_code for _ in range(4)]
@@ -297,6 +343,8 @@ def test_a_body_that_is_not_json_is_415_naming_the_content_type(client: Any, con
     ("POST", "/api/orders/ord_123", "GET, HEAD, DELETE"),
     ("PATCH", "/api/quotes", "GET, HEAD"),
     ("OPTIONS", "/api/orders", "GET, HEAD"),
+    ("TRACE", "/health", "GET, HEAD"),  # a method no route names: Chalice answers, Allow as above
+    ("CONNECT", "/api/orders/execute", "POST"),
 ])
 def test_a_method_the_path_does_not_serve_is_405_with_allow(client: Any, method: str, path: str, allow: str) -> None:
     resp = client.http.request(method, path, headers={"x-api-key": API_KEY_A, "Content-Type": "text/plain"},
