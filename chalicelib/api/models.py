@@ -259,18 +259,17 @@ class LaunchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     symbol: StrictStr = Field(min_length=1, max_length=10, pattern=r"^[A-Z][A-Z0-9]{0,9}$", examples=["PEPE2"])
-    decimals: StrictInt = Field(default=6, ge=0, le=9, description="Decimals of the new token.")
+    decimals: JsonInt = Field(default=6, ge=0, le=9, description="Decimals of the new token.")
     venue: Literal["raydium", "meteora"] = Field(default="raydium", description="Where its pool opens.")
-    liquidity: StrictStr = Field(max_length=20, json_schema_extra={"pattern": r"^([1-9][0-9]{0,5}(\.[0-9]{1,9})?|"
-                                                                                r"0\.[0-9]{0,8}[1-9])$"},
-                                 description="SOL paired into the new pool.", examples=["50"])
-    openInSlots: StrictInt = Field(default=0, ge=0, le=9_000, description="Slots from now until the pool opens.")
+    liquidity: StrictStr = Field(max_length=40, pattern=_amount_pattern(9, True), examples=["50"],
+                                 description="SOL paired into the new pool (above 0, below 10⁹, 9 decimals at most).")
+    openInSlots: JsonInt = Field(default=0, ge=0, le=9_000, description="Slots from now until the pool opens.")
     mintRenounced: StrictBool = Field(default=True, description="The mint authority is renounced.")
     freezeRenounced: StrictBool = Field(default=True, description="The freeze authority is renounced.")
     lpBurned: StrictBool = Field(default=True, description="The pool's LP tokens are burned.")
-    price: StrictStr = Field(default="0.00002", max_length=20,
-                             json_schema_extra={"pattern": r"^(0|[1-9][0-9]{0,5})(\.[0-9]{1,12})?$"},
-                             description="SOL per whole token when the pool opens.", examples=["0.00002"])
+    price: StrictStr = Field(default="0.00002", max_length=40, pattern=_amount_pattern(12, True),
+                             description="SOL per whole token when the pool opens (above 0, 12 decimals at most).",
+                             examples=["0.00002"])
 
 
 class ListOrdersQuery(BaseModel):
