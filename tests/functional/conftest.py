@@ -23,6 +23,8 @@ from chalicelib.config import Settings, parse_api_keys
 from devstack.sqs_poller import lambda_record
 from devstack.stream_poller import stream_lambda_record
 
+from .aws_calls import RECORDER, attribute_invocations, recording
+
 API_KEY_A, API_KEY_B = "key-a", "key-b"
 
 # Decides one push before it happens: return a PushResult to answer with it instead of
@@ -42,6 +44,7 @@ class RecordingNotifier:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def push(self, connection_id: str, message: dict[str, Any]) -> str:
+        RECORDER.record("apigatewaymanagementapi", "PostToConnection", {"ConnectionId": connection_id})
         with self.lock:
             self.attempts[connection_id] += 1
             hook = self.hooks.get(connection_id)
@@ -56,10 +59,31 @@ class RecordingNotifier:
         return PushResult.SENT
 
     def is_connected(self, connection_id: str) -> bool:
+        RECORDER.record("apigatewaymanagementapi", "GetConnection", {"ConnectionId": connection_id})
         return connection_id in self.open_ and connection_id not in self.gone
 
     def of(self, connection_id: str, kind: str | None = None) -> list[dict[str, Any]]:
         return [m for m in self.sent[connection_id] if kind is None or m["type"] == kind]
+
+
+def _attribute_invocations() -> None:
+    """Every invocation of the app's handlers names its function while it runs (see aws_calls.py).
+    Registered once, when the tier is collected: Chalice builds an event handler's middleware
+    chain at its first invocation, so this must come before any."""
+    from app import app
+
+    if all(handler is not attribute_invocations for handler, _ in app.middleware_handlers):
+        app.register_middleware(attribute_invocations, "all")
+
+
+_attribute_invocations()
+
+
+@pytest.fixture(autouse=True)
+def _record_aws_calls(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each AWS call a function makes, recorded for tests/functional/test_iam.py."""
+    with recording(monkeypatch, request.node.nodeid.removeprefix("tests/functional/")):
+        yield
 
 
 @pytest.fixture
