@@ -43,6 +43,7 @@ __all__ = [
     "CallRecorder",
     "attribute_invocations",
     "iam_requests",
+    "invoked_as",
     "recording",
 ]
 
@@ -88,6 +89,17 @@ def attribute_invocations(event: Any, get_response: Callable[[Any], Any]) -> Any
     token = CURRENT_FUNCTION.set(_function_of(event))
     try:
         return get_response(event)
+    finally:
+        CURRENT_FUNCTION.reset(token)
+
+
+@contextmanager
+def invoked_as(function: str) -> Iterator[None]:
+    """Calls made here belong to ``function``: for a test that runs one function's code inside
+    another's invocation (a worker that finishes an order while intake is still sending it)."""
+    token = CURRENT_FUNCTION.set(function)
+    try:
+        yield
     finally:
         CURRENT_FUNCTION.reset(token)
 
@@ -149,6 +161,9 @@ class CallRecorder:
         self.first_seen: dict[Call, str] = {}  # the test that made a call first
         self.tests = 0  # tests that ran with the recorder on
         self.test: str | None = None  # the one running
+        # None when the whole tier is selected to run; else what is missing from it
+        self.partial: str | None = None
+        self.report: str | None = None  # where test_iam.py wrote the table
         self._lock = threading.Lock()
 
     def record(self, service: str, operation: str, params: Mapping[str, Any], region: str = "us-east-1") -> None:

@@ -10,6 +10,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -77,6 +78,36 @@ def _attribute_invocations() -> None:
 
 
 _attribute_invocations()
+
+_TIER = Path(__file__).parent
+_CHECKS = _TIER / "test_iam.py"  # checks the calls of all the others, so it runs after them
+_deselected: list[str] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path == _CHECKS)  # stable: everything else keeps its order
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _deselected.extend(item.nodeid for item in items if item.path.parent == _TIER)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    selected = {item.path for item in session.items if item.path.parent == _TIER}
+    missing = sorted(p.name for p in set(_TIER.glob("test_*.py")) - selected - {_CHECKS})
+    parts = ([f"modules not selected: {', '.join(missing)}"] if missing else []) + (
+        [f"{len(_deselected)} tests deselected"] if _deselected else [])
+    RECORDER.partial = "; ".join(parts) or None
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if RECORDER.report:
+        functions = len(RECORDER.functions())
+        pairs = len({(c.function, c.action) for c in RECORDER.calls})
+        terminalreporter.write_sep("-", f"AWS calls of {functions} functions in the functional tests: "
+                                        f"{pairs} (function, action) pairs, in {RECORDER.report}")
+        if terminalreporter.config.getoption("verbose") > 0:
+            terminalreporter.write_line(RECORDER.table())
 
 
 @pytest.fixture(autouse=True)
