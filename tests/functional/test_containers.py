@@ -62,20 +62,21 @@ class Containers:
     def __init__(self, redis_client: Any, redis_prefix: str) -> None:
         self.settings: Settings = make_settings()
         self.notifier = RecordingNotifier()
-        self._redis = redis_client, redis_prefix
+        self._redis_client, self._redis_prefix = redis_client, redis_prefix
         self.current: Services | None = None
 
     def next(self, clock: Clock | None = None) -> Services:
         """The container the next invocation runs in."""
         fields = {} if clock is None else {"clock": clock}
-        container = make_services(self.settings, *self._redis, **fields)
+        container = make_services(self.settings, self._redis_client, self._redis_prefix, **fields)
         container.__dict__["notifier"] = container.__dict__["stream_notifier"] = self.notifier
         set_services(container)
         self.current = container
         return container
 
     def status(self, order_id: str) -> OrderStatus:
-        order = make_services(self.settings, *self._redis).orders.get(order_id)  # read by the test
+        """The order's status, read by the test (outside any function)."""
+        order = make_services(self.settings, self._redis_client, self._redis_prefix).orders.get(order_id)
         assert order is not None
         return order.status
 
