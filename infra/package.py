@@ -14,12 +14,13 @@ dict merge and the function logical ids are only known once Chalice has run:
   (``STREAM_EVENT_SOURCE``);
 - every function's environment takes the table and queue names from the resources
   (``Ref`` / ``Fn::GetAtt``) and the WebSocket API id and URLs from Chalice's ``WebsocketAPI``;
-- every function's role gets a policy scoped to the template's tables (and their indexes),
-  the orders queue and the market events queue (any function that reads the simulated market
-  may land a swap, which is published there when orders wait on its pair), its own event-source
-  queue or stream (and on-failure queue), Lambda log groups and, for the functions that push
-  (``PUSHERS``), the WebSocket API's ``@connections``;
-- ``ApiKeys`` and ``RedisUrl`` become stack parameters;
+- every function's role gets a policy of its own: the actions its code calls, each on the
+  resources it calls them on (``FUNCTION_CALLS``: tables, indexes, queues, the WebSocket API's
+  ``@connections`` by method, the API keys' parameter), then what Lambda does with the role
+  (log groups, its own event-source queue or stream and on-failure queue). The functional tests
+  record every call each function makes and check both ways against the packaged policies;
+- ``ApiKeys``, ``ApiKeysParameter`` (with the KMS key that encrypts it, if not ``aws/ssm``) and
+  ``RedisUrl`` become stack parameters; the parameter's statements exist only when it is given;
 - the REST API's OpenAPI definition gets the gateway responses of ``infra.gateway_responses``
   (``x-amazon-apigateway-gateway-responses``), so what API Gateway answers by itself (an unknown
   path, a body over its limit) is in the contract's error shape. They go into the definition,
@@ -48,11 +49,15 @@ from infra.provision import QUEUE_TYPE, TABLE_TYPE, TEMPLATE_PATH, load_template
 
 __all__ = [
     "ENVIRONMENT",
-    "PUSHERS",
+    "FUNCTION_CALLS",
+    "PARAMETERS",
+    "RESOURCES",
+    "SERVICE_SIDS",
     "STREAM_EVENT_SOURCE",
     "STREAM_FAILURE_QUEUE",
     "PackageError",
     "build_policy",
+    "function_name",
     "main",
     "package",
     "patch_template",
@@ -74,23 +79,141 @@ ENVIRONMENT: dict[str, dict[str, Any]] = {
     "MARKET_EVENTS_QUEUE": {"Fn::GetAtt": ["MarketEventsQueue", "QueueName"]},
     "ORDERS_TABLE_STREAM_ARN": {"Fn::GetAtt": ["OrdersTable", "StreamArn"]},
 }
-# The functions that push to WebSocket connections, by handler name: the $default handler (replies
-# and snapshots), the orders worker (the snapshot of a ?orderId= subscription, which waits on the
-# queue for the socket to open) and the fan-out of the orders table's stream. The REST API,
-# $connect (API Gateway accepts no push before it returns), $disconnect and the dead-letter
-# handler never push, so they get no execute-api:ManageConnections.
-PUSHERS = frozenset({"ws_message", "process_orders", "fan_out_order_events"})
-# Stack parameters → environment variables.
-PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
+# Stack parameters → environment variables. Keys come from ApiKeys or, when ApiKeysParameter names
+# one, from that SSM SecureString parameter; with neither, a deployed stage refuses every request
+# (503 keys_unavailable: keys fail closed), so both may be left empty at deploy time.
+PARAMETERS: dict[str, tuple[str | None, dict[str, Any]]] = {
     "ApiKeys": ("API_KEYS", {
-        "Type": "String", "NoEcho": True, "MinLength": 1,
-        "Description": "API keys and their clients: key1:clientA,key2:clientB",
+        "Type": "String", "NoEcho": True, "Default": "",
+        "Description": "API keys and their clients: key1:clientA,key2:clientB (or use ApiKeysParameter)",
+    }),
+    "ApiKeysParameter": ("API_KEYS_PARAMETER", {
+        "Type": "String", "Default": "", "AllowedPattern": r"^(/[A-Za-z0-9_.\-/]+)?$",
+        "Description": "The name, from its leading /, of an SSM SecureString parameter holding the API keys "
+                       "(key1:clientA,...), read instead of ApiKeys; empty: none",
+    }),
+    "ApiKeysParameterKey": (None, {
+        "Type": "String", "Default": "",
+        "AllowedPattern": r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+)?$",
+        "Description": "The ARN of the customer managed KMS key that encrypts ApiKeysParameter; empty: the "
+                       "AWS managed key aws/ssm, which lets every principal of the account decrypt through SSM",
     }),
     "RedisUrl": ("REDIS_URL", {
         "Type": "String", "MinLength": 1,
         "Description": "Redis for rate limits and live state, e.g. rediss://user:pass@host:6379/0",
     }),
 }
+API_KEYS_FROM_PARAMETER = "ApiKeysFromParameter"
+API_KEYS_PARAMETER_KEY_GIVEN = "ApiKeysParameterKeyGiven"
+CONDITIONS: dict[str, Any] = {
+    API_KEYS_FROM_PARAMETER: {"Fn::Not": [{"Fn::Equals": [{"Ref": "ApiKeysParameter"}, ""]}]},
+    API_KEYS_PARAMETER_KEY_GIVEN: {"Fn::And": [
+        {"Condition": API_KEYS_FROM_PARAMETER},
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": "ApiKeysParameterKey"}, ""]}]},
+    ]},
+}
+
+# -- IAM: what each function's code calls, on which resource ------------------------------------
+# The resources the code names, each with the ARN IAM sees (a function of the WebSocket stage) and
+# what must exist for it. A statement's Sid is the resource's name here.
+TABLE, INDEX, QUEUE, CONNECTIONS, PARAMETER = "table", "index", "queue", "connections", "parameter"
+RESOURCES: dict[str, tuple[str, str]] = {  # name → (kind, what: a logical id, Table/index, HTTP method)
+    "OrdersTable": (TABLE, "OrdersTable"),
+    "OrdersByClient": (INDEX, "OrdersTable/byClient"),
+    "OrdersWaiting": (INDEX, "OrdersTable/waiting"),
+    "ConnectionsTable": (TABLE, "ConnectionsTable"),
+    "OrdersQueue": (QUEUE, "OrdersQueue"),
+    "OrdersDeadLetterQueue": (QUEUE, "OrdersDeadLetterQueue"),
+    "MarketEventsQueue": (QUEUE, "MarketEventsQueue"),
+    "PushToConnections": (CONNECTIONS, "POST"),  # PostToConnection
+    "AskConnections": (CONNECTIONS, "GET"),  # GetConnection: is the socket open yet?
+    "ApiKeysParameter": (PARAMETER, "ApiKeysParameter"),  # only when the stack names one
+}
+SEND = ("sqs:GetQueueUrl", "sqs:SendMessage")  # the URL is resolved by name, once per container
+BACK_OFF = ("sqs:GetQueueUrl", "sqs:ChangeMessageVisibility")  # a failed record's retry, timed by the code
+MANAGE_CONNECTIONS = ("execute-api:ManageConnections",)
+READ_KEYS = ("ssm:GetParameter",)
+
+# Function (Chalice's name: the REST API's is api_handler, the others their handler's) → resource →
+# the actions its code calls there. Every call the functional tests record must be allowed here,
+# and every action here must be one they record (tests/functional/test_iam.py). Any function that
+# reads the simulated market may apply the ticks and landings due, which go out as market events
+# where orders wait: so SEND on MarketEventsQueue for each of those.
+FUNCTION_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
+    # orders in, read, listed (byClient) and cancelled; withdrawn when they could not be queued
+    "api_handler": {
+        "OrdersTable": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+        "OrdersByClient": ("dynamodb:Query",),
+        "OrdersQueue": SEND,
+        "MarketEventsQueue": SEND,
+        "ApiKeysParameter": READ_KEYS,
+    },
+    # authenticates, records the connection, queues a ?orderId= subscription for the worker
+    "ws_connect": {
+        "ConnectionsTable": ("dynamodb:PutItem",),
+        "OrdersQueue": SEND,
+        "ApiKeysParameter": READ_KEYS,
+    },
+    # execute (intake, withdraw included), subscribe, unsubscribe, cancel; replies and snapshots
+    "ws_message": {
+        "ConnectionsTable": ("dynamodb:GetItem",),
+        "OrdersTable": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+        "OrdersQueue": SEND,
+        "PushToConnections": MANAGE_CONNECTIONS,
+    },
+    "ws_disconnect": {
+        "ConnectionsTable": ("dynamodb:DeleteItem",),
+    },
+    # executes orders and arms limit orders; runs ?orderId= subscriptions once their socket is open
+    "process_orders": {
+        "OrdersTable": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+        "ConnectionsTable": ("dynamodb:GetItem",),
+        "OrdersQueue": BACK_OFF,
+        "MarketEventsQueue": SEND,
+        "PushToConnections": MANAGE_CONNECTIONS,
+        "AskConnections": MANAGE_CONNECTIONS,
+    },
+    # fails what is stuck, or asks again when the order's blockhash has expired
+    "process_dead_letters": {
+        "OrdersTable": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+        "OrdersDeadLetterQueue": BACK_OFF,
+        "MarketEventsQueue": SEND,
+    },
+    # pushes each image's new events; forgets connections that are gone
+    "fan_out_order_events": {
+        "OrdersTable": ("dynamodb:UpdateItem",),
+        "ConnectionsTable": ("dynamodb:DeleteItem",),
+        "PushToConnections": MANAGE_CONNECTIONS,
+    },
+    # confirms candidates with a quote, triggers them (waiting → routing), queues them
+    "match_market_events": {
+        "OrdersTable": ("dynamodb:UpdateItem",),
+        "OrdersWaiting": ("dynamodb:Query",),
+        "OrdersQueue": SEND,
+        "MarketEventsQueue": SEND,
+    },
+    "market_tick": {
+        "MarketEventsQueue": SEND,
+    },
+    # expires overdue waiting orders, sends again a trigger whose message was lost, rebuilds the book
+    "expiry_sweep": {
+        "OrdersTable": ("dynamodb:UpdateItem",),
+        "OrdersWaiting": ("dynamodb:Query",),
+        "OrdersQueue": SEND,
+    },
+}
+REST_FUNCTION = "api_handler"
+REST_FUNCTION_ID = "APIHandler"  # Chalice's logical id of the REST API's function
+
+# What AWS does with a function's role on its behalf, beyond the code's calls: Lambda writes its
+# logs and runs its event source mappings (and on-failure destination) with it, and SSM decrypts a
+# SecureString with the caller's permission on its KMS key. These statements carry these Sids.
+LAMBDA_LOGS_SID = "LambdaLogs"
+CONSUME_SID = "LambdaConsumesItsQueue"
+READ_STREAM_SID = "LambdaReadsItsStream"
+ON_FAILURE_SID = "LambdaReportsGivenUpRecords"
+DECRYPT_SID = "SsmDecryptsApiKeysParameter"
+SERVICE_SIDS = frozenset({LAMBDA_LOGS_SID, CONSUME_SID, READ_STREAM_SID, ON_FAILURE_SID, DECRYPT_SID})
 
 # How every DynamoDB stream event source is set up beyond what Chalice writes. The local stack's
 # stream poller applies the same (devstack/stack.py).
@@ -106,13 +229,6 @@ STREAM_EVENT_SOURCE: dict[str, Any] = {
 # The on-failure destination of every stream event source: a queue of infra/template.yaml.
 STREAM_FAILURE_QUEUE = "FanoutFailuresQueue"
 
-ORDERS_TABLE_ACTIONS = [
-    "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
-    "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem",
-    "dynamodb:DeleteItem",  # an order that could not be queued is withdrawn (intake.py)
-]
-CONNECTIONS_TABLE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-QUEUE_SEND_ACTIONS = ["sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SendMessage"]
 QUEUE_CONSUME_ACTIONS = [
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes",
 ]
@@ -178,62 +294,83 @@ def _queues_by_name(resources: Mapping[str, Any]) -> dict[str, str]:
     return {r["Properties"]["QueueName"]: name for name, r in resources.items() if r.get("Type") == QUEUE_TYPE}
 
 
-def build_policy(consumed_queues: Sequence[str], ws_stage: str | None, *, read_streams: Sequence[str] = (),
-                 failure_queues: Sequence[str] = (), pushes: bool = True) -> dict[str, Any]:
-    """The policy of one function's role: shared data access, plus its own event-source queues,
-    the streams it reads (by table) and where it reports what it gave up on, and the WebSocket
-    API's connections if it ``pushes``."""
+def _index_names(table: Mapping[str, Any]) -> set[str]:
+    return {i["IndexName"] for i in table.get("Properties", {}).get("GlobalSecondaryIndexes", [])}
+
+
+def _resource_arn(name: str, infra: Mapping[str, Any], ws_stage: str | None) -> Any:
+    """The ARN (an intrinsic) of one of ``RESOURCES``, checked against the template."""
+    kind, what = RESOURCES[name]
+    if kind in (TABLE, QUEUE):
+        expected = TABLE_TYPE if kind == TABLE else QUEUE_TYPE
+        if infra.get(what, {}).get("Type") != expected:
+            raise PackageError(f"{name}: {TEMPLATE_PATH.name} has no {expected} {what}")
+        return _arn(what)
+    if kind == INDEX:
+        table, index = what.split("/")
+        if index not in _index_names(infra.get(table, {})):
+            raise PackageError(f"{name}: {table} of {TEMPLATE_PATH.name} has no index {index}")
+        return {"Fn::Sub": f"${{{table}.Arn}}/index/{index}"}
+    if kind == CONNECTIONS:
+        if ws_stage is None:
+            raise PackageError(f"{name}: the app has no WebSocket API")
+        return {"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                           f"${{{WEBSOCKET_API}}}/{ws_stage}/{what}/@connections/*"}
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter${{{what}}}"}
+
+
+def build_policy(function: str, ws_stage: str | None, *, consumed_queues: Sequence[str] = (),
+                 read_streams: Sequence[str] = (), failure_queues: Sequence[str] = ()) -> dict[str, Any]:
+    """The policy of one function's role: what its code calls (``FUNCTION_CALLS``), one statement
+    per resource; then what Lambda does with the role: its logs, its event-source queues, the
+    streams it reads (by table) and where it reports what it gave up on."""
+    try:
+        calls = FUNCTION_CALLS[function]
+    except KeyError:
+        raise PackageError(f"function {function} has no entry in FUNCTION_CALLS: list what its code "
+                           "calls there") from None
     infra = load_template()["Resources"]
-    tables = [n for n, r in infra.items() if r.get("Type") == TABLE_TYPE]
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "Logs",
-            "Effect": "Allow",
-            "Action": LOG_ACTIONS,
-            "Resource": [
-                {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/*"},
-                {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}"
-                            ":log-group:/aws/lambda/*:log-stream:*"},
-            ],
-        },
-    ]
-    if "OrdersTable" in tables:
-        statements.append({
-            "Sid": "OrdersTable",
-            "Effect": "Allow",
-            "Action": ORDERS_TABLE_ACTIONS,
-            "Resource": [_arn("OrdersTable"), {"Fn::Sub": "${OrdersTable.Arn}/index/*"}],
-        })
-    if "ConnectionsTable" in tables:
-        statements.append({
-            "Sid": "ConnectionsTable",
-            "Effect": "Allow",
-            "Action": CONNECTIONS_TABLE_ACTIONS,
-            "Resource": [_arn("ConnectionsTable")],
-        })
-    statements.append({"Sid": "EnqueueOrders", "Effect": "Allow", "Action": QUEUE_SEND_ACTIONS,
-                       "Resource": [_arn("OrdersQueue")]})
-    if "MarketEventsQueue" in infra:
-        statements.append({"Sid": "PublishMarketEvents", "Effect": "Allow", "Action": QUEUE_SEND_ACTIONS,
-                           "Resource": [_arn("MarketEventsQueue")]})
+    statements: list[dict[str, Any]] = []
+    for name, actions in calls.items():
+        statement = {"Sid": name, "Effect": "Allow", "Action": list(actions),
+                     "Resource": [_resource_arn(name, infra, ws_stage)]}
+        if RESOURCES[name][0] != PARAMETER:
+            statements.append(statement)
+            continue
+        # Only when the stack names a parameter; and SSM decrypts it with the caller's permission on
+        # a customer managed key (the AWS managed key aws/ssm needs none).
+        statements.append({"Fn::If": [API_KEYS_FROM_PARAMETER, statement, {"Ref": "AWS::NoValue"}]})
+        statements.append({"Fn::If": [API_KEYS_PARAMETER_KEY_GIVEN, {
+            "Sid": DECRYPT_SID, "Effect": "Allow", "Action": ["kms:Decrypt"],
+            "Resource": [{"Ref": "ApiKeysParameterKey"}],
+            "Condition": {"StringEquals": {"kms:ViaService": {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"}}},
+        }, {"Ref": "AWS::NoValue"}]})
+    statements.append({
+        "Sid": LAMBDA_LOGS_SID,
+        "Effect": "Allow",
+        "Action": LOG_ACTIONS,
+        "Resource": [
+            {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/*"},
+            {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}"
+                        ":log-group:/aws/lambda/*:log-stream:*"},
+        ],
+    })
     if consumed_queues:
-        statements.append({"Sid": "ConsumeEventSource", "Effect": "Allow", "Action": QUEUE_CONSUME_ACTIONS,
+        statements.append({"Sid": CONSUME_SID, "Effect": "Allow", "Action": QUEUE_CONSUME_ACTIONS,
                            "Resource": [_arn(q) for q in consumed_queues]})
     if read_streams:
-        statements.append({"Sid": "ReadEventSourceStream", "Effect": "Allow", "Action": STREAM_READ_ACTIONS,
+        statements.append({"Sid": READ_STREAM_SID, "Effect": "Allow", "Action": STREAM_READ_ACTIONS,
                            "Resource": [{"Fn::GetAtt": [t, "StreamArn"]} for t in read_streams]})
     if failure_queues:
-        statements.append({"Sid": "ReportGivenUpRecords", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+        statements.append({"Sid": ON_FAILURE_SID, "Effect": "Allow", "Action": ["sqs:SendMessage"],
                            "Resource": [_arn(q) for q in failure_queues]})
-    if ws_stage is not None and pushes:
-        statements.append({
-            "Sid": "PushToWebSockets",
-            "Effect": "Allow",
-            "Action": ["execute-api:ManageConnections"],
-            "Resource": [{"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
-                                     f"${{{WEBSOCKET_API}}}/{ws_stage}/*/@connections/*"}],
-        })
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def function_name(logical_id: str, function: Mapping[str, Any]) -> str:
+    """Chalice's name of a function of the template: ``api_handler`` for the REST API's, else its
+    handler's (``chalicelib.api.workers.process_orders`` → ``process_orders``)."""
+    return REST_FUNCTION if logical_id == REST_FUNCTION_ID else _handler_name(function)
 
 
 def _role_of(function: Mapping[str, Any]) -> str:
@@ -258,6 +395,7 @@ def patch_template(sam: dict[str, Any]) -> dict[str, Any]:
     parameters = sam.setdefault("Parameters", {})
     for name, (_, spec) in PARAMETERS.items():
         parameters[name] = dict(spec)
+    sam.setdefault("Conditions", {}).update(json.loads(json.dumps(CONDITIONS)))
 
     rest_api = resources.get(REST_API)
     if rest_api is not None:
@@ -295,8 +433,9 @@ def patch_template(sam: dict[str, Any]) -> dict[str, Any]:
         variables = props.setdefault("Environment", {}).setdefault("Variables", {})
         for var, ref in ENVIRONMENT.items():
             variables[var] = json.loads(json.dumps(ref))
-        for param, (var, _) in PARAMETERS.items():
-            variables[var] = {"Ref": param}
+        for param, (variable, _) in PARAMETERS.items():
+            if variable is not None:
+                variables[variable] = {"Ref": param}
         if ws_stage is not None:
             variables["WS_API_ID"] = {"Ref": WEBSOCKET_API}
             host = f"${{{WEBSOCKET_API}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{ws_stage}"
@@ -307,10 +446,13 @@ def patch_template(sam: dict[str, Any]) -> dict[str, Any]:
         role = resources.get(role_name)
         if not role or role.get("Type") != "AWS::IAM::Role":
             raise PackageError(f"{name}: role {role_name} is not in the template")
-        policy = build_policy(sorted(set(consumed)), ws_stage, read_streams=sorted(set(read_streams)),
-                              failure_queues=[STREAM_FAILURE_QUEUE] if read_streams else [],
-                              pushes=_handler_name(function) in PUSHERS)
+        policy = build_policy(function_name(name, function), ws_stage, consumed_queues=sorted(set(consumed)),
+                              read_streams=sorted(set(read_streams)),
+                              failure_queues=[STREAM_FAILURE_QUEUE] if read_streams else [])
         role["Properties"]["Policies"] = [{"PolicyName": f"{role_name}Policy", "PolicyDocument": policy}]
+    stale = sorted(set(FUNCTION_CALLS) - {function_name(n, f) for n, f in functions.items()})
+    if stale:
+        raise PackageError(f"FUNCTION_CALLS lists {stale}, which the app does not define")
     return sam
 
 

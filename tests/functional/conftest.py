@@ -10,6 +10,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -22,6 +23,8 @@ from chalicelib.api.services import Services, set_services
 from chalicelib.config import Settings, parse_api_keys
 from devstack.sqs_poller import lambda_record
 from devstack.stream_poller import stream_lambda_record
+
+from .aws_calls import RECORDER, attribute_invocations, recording
 
 API_KEY_A, API_KEY_B = "key-a", "key-b"
 
@@ -42,6 +45,7 @@ class RecordingNotifier:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def push(self, connection_id: str, message: dict[str, Any]) -> str:
+        RECORDER.record("apigatewaymanagementapi", "PostToConnection", {"ConnectionId": connection_id})
         with self.lock:
             self.attempts[connection_id] += 1
             hook = self.hooks.get(connection_id)
@@ -56,10 +60,61 @@ class RecordingNotifier:
         return PushResult.SENT
 
     def is_connected(self, connection_id: str) -> bool:
+        RECORDER.record("apigatewaymanagementapi", "GetConnection", {"ConnectionId": connection_id})
         return connection_id in self.open_ and connection_id not in self.gone
 
     def of(self, connection_id: str, kind: str | None = None) -> list[dict[str, Any]]:
         return [m for m in self.sent[connection_id] if kind is None or m["type"] == kind]
+
+
+def _attribute_invocations() -> None:
+    """Every invocation of the app's handlers names its function while it runs (see aws_calls.py).
+    Registered once, when the tier is collected: Chalice builds an event handler's middleware
+    chain at its first invocation, so this must come before any."""
+    from app import app
+
+    if all(handler is not attribute_invocations for handler, _ in app.middleware_handlers):
+        app.register_middleware(attribute_invocations, "all")
+
+
+_attribute_invocations()
+
+_TIER = Path(__file__).parent
+_CHECKS = _TIER / "test_iam.py"  # checks the calls of all the others, so it runs after them
+_deselected: list[str] = []
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path == _CHECKS)  # stable: everything else keeps its order
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _deselected.extend(item.nodeid for item in items if item.path.parent == _TIER)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    selected = {item.path for item in session.items if item.path.parent == _TIER}
+    missing = sorted(p.name for p in set(_TIER.glob("test_*.py")) - selected - {_CHECKS})
+    parts = ([f"modules not selected: {', '.join(missing)}"] if missing else []) + (
+        [f"{len(_deselected)} tests deselected"] if _deselected else [])
+    RECORDER.partial = "; ".join(parts) or None
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if RECORDER.report:
+        functions = len(RECORDER.functions())
+        pairs = len({(c.function, c.action) for c in RECORDER.calls})
+        terminalreporter.write_sep("-", f"AWS calls of {functions} functions in the functional tests: "
+                                        f"{pairs} (function, action) pairs, in {RECORDER.report}")
+        if terminalreporter.config.getoption("verbose") > 0:
+            terminalreporter.write_line(RECORDER.table())
+
+
+@pytest.fixture(autouse=True)
+def _record_aws_calls(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each AWS call a function makes, recorded for tests/functional/test_iam.py."""
+    with recording(monkeypatch, request.node.nodeid.removeprefix("tests/functional/")):
+        yield
 
 
 @pytest.fixture

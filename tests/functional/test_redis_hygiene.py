@@ -9,6 +9,7 @@ import pytest
 
 from chalicelib.adapters.redis_state import ACTIVE_TTL_SECONDS
 from chalicelib.api.services import Services
+from tests.functional.aws_calls import invoked_as
 from tests.functional.conftest import API_KEY_A, invoke_worker, post_order, receive_records
 
 
@@ -38,7 +39,8 @@ def test_an_order_that_ends_before_intake_returns_does_not_linger_as_active(
 
     def send_and_execute_at_once(payload: dict[str, Any]) -> str:
         message_id = real_send(payload)
-        services.executor.execute(payload["orderId"])
+        with invoked_as("process_orders"):  # the worker's calls, not intake's
+            services.executor.execute(payload["orderId"])
         return message_id
 
     monkeypatch.setattr(queue, "send", send_and_execute_at_once)

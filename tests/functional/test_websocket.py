@@ -233,6 +233,24 @@ def test_execute_with_bad_order_answers_an_error_naming_the_field(services: Serv
     assert err["type"] == "error" and err["field"] == "amount" and err["status"] == 400
 
 
+def test_an_order_executed_over_the_socket_that_cannot_be_queued_is_not_kept(
+        services: Services, notifier: RecordingNotifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    def queue_down(message: dict[str, Any]) -> None:
+        raise ConnectionError("SQS unreachable")
+
+    cid = connect(notifier)
+    monkeypatch.setattr(services.queue, "send", queue_down)
+    say(cid, {"action": "execute", "order": order_body(clientOrderId="ws-queue-down")})
+    [err] = notifier.sent[cid]
+    assert err["type"] == "error" and err["code"] == "enqueue_failed" and err["status"] == 503
+    assert services.orders.list_for_client("client-a") == []  # withdrawn, not left pending
+    monkeypatch.undo()
+    say(cid, {"action": "execute", "order": order_body(clientOrderId="ws-queue-down")})
+    accepted = notifier.of(cid, "order.accepted")
+    assert len(accepted) == 1 and accepted[0]["created"] is True  # created afresh, and queued this time
+    assert [json.loads(r["body"])["orderId"] for r in receive_records(services)] == [accepted[0]["orderId"]]
+
+
 @pytest.mark.parametrize(
     ("message", "code"),
     [("{oops", "invalid_json"), ("[1]", "validation_error"), ({"action": "dance"}, "unknown_action"),

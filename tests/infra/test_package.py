@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_file
 
-from infra.package import ENVIRONMENT, PUSHERS, STREAM_EVENT_SOURCE, PackageError, patch_template
+from infra.package import (
+    ENVIRONMENT,
+    FUNCTION_CALLS,
+    SERVICE_SIDS,
+    STREAM_EVENT_SOURCE,
+    PackageError,
+    function_name,
+    patch_template,
+)
 from infra.provision import load_template, template_resources
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -56,9 +64,23 @@ def _stream_events(sam: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield name, event["Properties"]
 
 
+def _unwrap(statement: dict[str, Any]) -> dict[str, Any]:
+    """A statement that exists only under a condition (``Fn::If [cond, statement, NoValue]``), as given."""
+    if "Fn::If" in statement:
+        _, given, otherwise = statement["Fn::If"]
+        assert otherwise == {"Ref": "AWS::NoValue"}
+        return dict(given)
+    return statement
+
+
 def _role_statements(sam: dict[str, Any], function: str) -> list[dict[str, Any]]:
     role = sam["Resources"][sam["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]]
-    return [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    return [_unwrap(s) for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+def _by_name(sam: dict[str, Any]) -> dict[str, str]:
+    """Chalice's function name (api_handler, process_orders, …) → logical id."""
+    return {function_name(n, f): n for n, f in _functions(sam).items()}
 
 
 def _handler(sam: dict[str, Any], function: str) -> str:
@@ -69,9 +91,9 @@ def _statements(sam: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for resource in sam["Resources"].values():
         if resource["Type"] == "AWS::IAM::Role":
             for policy in resource["Properties"].get("Policies", []):
-                yield from policy["PolicyDocument"]["Statement"]
+                yield from map(_unwrap, policy["PolicyDocument"]["Statement"])
         elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-            yield from resource["Properties"]["PolicyDocument"]["Statement"]
+            yield from map(_unwrap, resource["Properties"]["PolicyDocument"]["Statement"])
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -119,11 +141,49 @@ def test_the_tick_and_the_sweep_run_every_minute(sam: dict[str, Any]) -> None:
     assert schedules == {"market_tick": "rate(1 minute)", "expiry_sweep": "rate(1 minute)"}
 
 
-def test_every_function_may_publish_market_events(sam: dict[str, Any]) -> None:
-    for name in _functions(sam):
-        (publish,) = [s for s in _role_statements(sam, name) if s.get("Sid") == "PublishMarketEvents"]
-        assert publish["Resource"] == [{"Fn::GetAtt": ["MarketEventsQueue", "Arn"]}], name
-        assert "sqs:SendMessage" in publish["Action"] and "sqs:ReceiveMessage" not in publish["Action"]
+def test_the_functions_that_read_the_market_publish_market_events(sam: dict[str, Any]) -> None:
+    # Reading the simulated market applies the ticks and landings due, which go out as market
+    # events where orders wait: every function that quotes, executes, asks the chain or ticks.
+    publishers = set()
+    for name, logical_id in _by_name(sam).items():
+        publish = [s for s in _role_statements(sam, logical_id) if s.get("Sid") == "MarketEventsQueue"]
+        if publish:
+            (statement,) = publish
+            assert statement["Resource"] == [{"Fn::GetAtt": ["MarketEventsQueue", "Arn"]}], name
+            assert statement["Action"] == ["sqs:GetQueueUrl", "sqs:SendMessage"], name
+            publishers.add(name)
+    assert publishers == {"api_handler", "process_orders", "process_dead_letters", "match_market_events",
+                          "market_tick"}
+
+
+def test_every_policy_is_the_table_of_its_functions_calls_and_what_lambda_needs(sam: dict[str, Any]) -> None:
+    by_name = _by_name(sam)
+    assert set(by_name) == set(FUNCTION_CALLS)
+    for name, logical_id in by_name.items():
+        statements = _role_statements(sam, logical_id)
+        code = {s["Sid"]: s["Action"] for s in statements if s["Sid"] not in SERVICE_SIDS}
+        assert code == {resource: list(actions) for resource, actions in FUNCTION_CALLS[name].items()}, name
+        assert all(s["Effect"] == "Allow" for s in statements)
+        assert len({s["Sid"] for s in statements}) == len(statements), name  # one statement per resource
+
+
+def test_a_function_the_table_does_not_list_is_refused() -> None:
+    sam: dict[str, Any] = {"Resources": {
+        **template_resources(),
+        "NewRole": {"Type": "AWS::IAM::Role", "Properties": {"Policies": []}},
+        "New": {"Type": "AWS::Serverless::Function", "Properties": {
+            "Role": {"Fn::GetAtt": ["NewRole", "Arn"]}, "Handler": "chalicelib.api.markets.snipe"}},
+    }}
+    with pytest.raises(PackageError, match="snipe has no entry in FUNCTION_CALLS"):
+        patch_template(sam)
+
+
+def test_a_resource_the_template_lacks_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra import package
+
+    monkeypatch.setitem(package.RESOURCES, "OrdersWaiting", ("index", "OrdersTable/sleeping"))
+    with pytest.raises(PackageError, match="no index sleeping"):
+        package.build_policy("expiry_sweep", "dev")
 
 
 def test_the_fan_out_reads_the_orders_tables_real_stream_with_partial_failures_and_bisect(
@@ -186,28 +246,30 @@ def test_no_dynamodb_or_sqs_permission_on_every_resource(sam: dict[str, Any]) ->
     checked = 0
     for statement in _statements(sam):
         actions = _as_list(statement["Action"])
+        assert all(not a.endswith("*") for a in actions), statement  # actions by name, never by pattern
         if not any(a.startswith(("dynamodb:", "sqs:")) for a in actions):
             continue
         checked += 1
-        assert all(a not in ("dynamodb:*", "sqs:*", "*") for a in actions), statement
         for resource in _as_list(statement["Resource"]):
             assert resource != "*", statement
             assert isinstance(resource, dict), statement  # a reference to a resource of this template
-    assert checked >= 3 * len(_functions(sam))  # orders table, connections table, orders queue
+    assert checked >= len(_functions(sam))
 
 
-def test_intake_may_withdraw_an_order_it_could_not_queue(sam: dict[str, Any]) -> None:
-    for name in _functions(sam):
-        (orders,) = [s for s in _role_statements(sam, name) if s.get("Sid") == "OrdersTable"]
-        assert "dynamodb:DeleteItem" in orders["Action"], name  # OrdersTable.delete_unstarted
+def test_only_intake_may_withdraw_an_order_it_could_not_queue(sam: dict[str, Any]) -> None:
+    deleting = set()
+    for name, logical_id in _by_name(sam).items():
+        for statement in _role_statements(sam, logical_id):
+            if "dynamodb:DeleteItem" in statement["Action"] and statement["Sid"] == "OrdersTable":
+                assert statement["Resource"] == [{"Fn::GetAtt": ["OrdersTable", "Arn"]}]  # not its indexes
+                deleting.add(name)
+    assert deleting == {"api_handler", "ws_message"}  # OrdersTable.delete_unstarted, REST and WebSocket
 
 
 def test_each_function_consumes_only_its_own_queue(sam: dict[str, Any]) -> None:
     resources = sam["Resources"]
     for name, function in _functions(sam).items():
-        role = resources[function["Properties"]["Role"]["Fn::GetAtt"][0]]
-        statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
-        consume = [s for s in statements if "sqs:ReceiveMessage" in s["Action"]]
+        consume = [s for s in _role_statements(sam, name) if "sqs:ReceiveMessage" in s["Action"]]
         events = (function["Properties"].get("Events") or {}).values()
         queues = [e["Properties"]["Queue"]["Fn::Sub"].rsplit(":", 1)[-1] for e in events if e["Type"] == "SQS"]
         if not queues:
@@ -219,20 +281,51 @@ def test_each_function_consumes_only_its_own_queue(sam: dict[str, Any]) -> None:
         assert statement["Resource"] == [{"Fn::GetAtt": [by_name[q], "Arn"]} for q in queues]
 
 
-def test_websocket_pushes_are_scoped_to_the_apis_connections(sam: dict[str, Any]) -> None:
+def test_websocket_calls_are_scoped_to_the_apis_connections_by_method(sam: dict[str, Any]) -> None:
     manage = [s for s in _statements(sam) if "execute-api:ManageConnections" in _as_list(s["Action"])]
-    assert len(manage) == len(PUSHERS)
+    assert manage
     for statement in manage:
         (resource,) = statement["Resource"]
-        assert "${WebsocketAPI}/dev/*/@connections/*" in resource["Fn::Sub"]
+        method = {"PushToConnections": "POST", "AskConnections": "GET"}[statement["Sid"]]
+        assert resource["Fn::Sub"].endswith(f":${{WebsocketAPI}}/dev/{method}/@connections/*")
 
 
 def test_only_the_functions_that_push_may_push(sam: dict[str, Any]) -> None:
-    pushing = {_handler(sam, name) for name in _functions(sam)
-               if any("execute-api:ManageConnections" in _as_list(s["Action"]) for s in _role_statements(sam, name))}
+    def calling(sid: str) -> set[str]:
+        return {name for name, logical_id in _by_name(sam).items()
+                if any(s["Sid"] == sid for s in _role_statements(sam, logical_id))}
+
     # $default replies and sends snapshots; the worker sends the snapshot of a ?orderId= subscription;
     # the fan-out pushes the stream's events. REST, $connect, $disconnect and the DLQ handler never push.
-    assert pushing == set(PUSHERS) == {"ws_message", "process_orders", "fan_out_order_events"}
+    assert calling("PushToConnections") == {"ws_message", "process_orders", "fan_out_order_events"}
+    assert calling("AskConnections") == {"process_orders"}  # is the ?orderId= socket open yet?
+
+
+def test_the_api_keys_parameter_is_read_only_where_keys_are_checked_and_only_when_given(
+        sam: dict[str, Any]) -> None:
+    assert sam["Parameters"]["ApiKeysParameter"]["Default"] == ""
+    assert sam["Conditions"]["ApiKeysFromParameter"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ApiKeysParameter"}, ""]}]}
+    readers = set()
+    for name, logical_id in _by_name(sam).items():
+        role = sam["Resources"][sam["Resources"][logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]]
+        for statement in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]:
+            if "Fn::If" not in statement:
+                assert not any(a.startswith(("ssm:", "kms:")) for a in statement["Action"]), name
+                continue
+            condition, given, _ = statement["Fn::If"]
+            if given["Sid"] == "ApiKeysParameter":
+                assert condition == "ApiKeysFromParameter"
+                assert given["Action"] == ["ssm:GetParameter"]
+                assert given["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:"
+                                                         "${AWS::AccountId}:parameter${ApiKeysParameter}"}]
+                readers.add(name)
+            else:  # a customer managed key: decrypting through SSM only
+                assert condition == "ApiKeysParameterKeyGiven" and given["Action"] == ["kms:Decrypt"]
+                assert given["Resource"] == [{"Ref": "ApiKeysParameterKey"}]
+                assert given["Condition"] == {"StringEquals": {
+                    "kms:ViaService": {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"}}}
+    assert readers == {"api_handler", "ws_connect"}  # the two that authenticate a key
 
 
 def test_environment_is_wired_to_the_resources(sam: dict[str, Any]) -> None:
@@ -242,6 +335,7 @@ def test_environment_is_wired_to_the_resources(sam: dict[str, Any]) -> None:
             assert variables[var] == ref, (name, var)
         assert variables["WS_API_ID"] == {"Ref": "WebsocketAPI"}, name
         assert variables["API_KEYS"] == {"Ref": "ApiKeys"}, name
+        assert variables["API_KEYS_PARAMETER"] == {"Ref": "ApiKeysParameter"}, name
         assert variables["REDIS_URL"] == {"Ref": "RedisUrl"}, name
     assert sam["Parameters"]["ApiKeys"]["NoEcho"] is True
 
