@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
-from ..domain import TOKENS, WSOL_MINT
+from ..domain import TOKENS
 from ..domain.orders import SUPPORTED_TYPES
 
 __all__ = [
@@ -199,8 +199,9 @@ class SniperOrderRequest(_OrderRequest):
     model_config = ConfigDict(json_schema_extra=None)
 
     type: Literal["sniper"]
-    tokenIn: StrictStr = Field(min_length=1, max_length=64, json_schema_extra={"enum": ["SOL", WSOL_MINT]},
-                               description="Snipes buy with SOL.", examples=["SOL"])
+    # SOL, by its symbol or its mint (WSOL_MINT): snipes buy with SOL.
+    tokenIn: Literal["SOL", "So11111111111111111111111111111111111111112"] = Field(
+        description="Snipes buy with SOL: `SOL` or its mint.", examples=["SOL"])
     tokenOut: StrictStr = Field(min_length=32, max_length=44, pattern=_BASE58_MINT,
                                 description="The mint (base58) of a token that is not trading yet: launched with a "
                                 "pool that has not opened, or not launched at all (it may launch later).",
