@@ -89,7 +89,8 @@ def sniper_mint_is_not_trading(body: Any) -> bool:
     names a launched one."""
     if not isinstance(body, dict) or body.get("type") != "sniper":
         return True
-    return body.get("tokenOut") not in _TOKEN
+    mint = body.get("tokenOut")
+    return not (isinstance(mint, str) and mint in _TOKEN)
 
 
 @schemathesis.hook.apply_to(path="/api/orders/execute", method="POST")

@@ -175,8 +175,8 @@ class LimitOrderRequest(_OrderRequest):
     """Wait until a full-size quote reaches ``limitPrice`` (least tokenOut per tokenIn), then execute."""
 
     type: Literal["limit"]
-    limitPrice: StrictStr = Field(min_length=1, max_length=40, json_schema_extra={"pattern": _DECIMAL},
-                                  description="Least tokenOut per tokenIn accepted.", examples=["160"])
+    limitPrice: StrictStr = Field(min_length=1, max_length=40, pattern=_POSITIVE_DECIMAL,
+                                  description="Least tokenOut per tokenIn accepted, above 0.", examples=["160"])
     expiresAt: AwareDatetime | None = _expires_at()
 
 
@@ -380,8 +380,9 @@ def first_error(exc: ValidationError) -> tuple[str, str]:
     elif err.get("type") == "string_pattern_mismatch" and field == "amount":
         message = (f'amount must be a plain decimal string above 0 and below 1000000000, with at most '
                    f'{_MAX_DECIMALS} decimals, such as "1.5"; got {err.get("input")!r}')
-    elif err.get("type") == "string_pattern_mismatch" and field == "maxPrice":
-        message = f'maxPrice must be a plain decimal string above 0, such as "0.00002"; got {err.get("input")!r}'
+    elif err.get("type") == "string_pattern_mismatch" and field in ("maxPrice", "limitPrice"):
+        example = "0.00002" if field == "maxPrice" else "160"
+        message = f'{field} must be a plain decimal string above 0, such as "{example}"; got {err.get("input")!r}'
     elif err.get("type") == "string_pattern_mismatch" and field == "checks.minLiquidity":
         message = f'checks.minLiquidity must be a plain decimal string of SOL, such as "50"; got {err.get("input")!r}'
     elif err.get("type") == "string_pattern_mismatch" and field == "tokenOut":  # a sniper's: a mint

@@ -31,6 +31,7 @@ def test_a_quote_query_needs_two_tokens_and_an_amount_within_token_in_decimals(q
     ({"type": "sniper", "tokenOut": WSOL}, False),
     ({"type": "market", "tokenOut": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"}, True),  # not a sniper
     ({"type": "sniper", "tokenOut": 7}, True),  # the schema's own business
+    ({"type": "sniper", "tokenOut": ["a"]}, True),
 ])
 def test_a_sniper_watches_a_mint_that_is_not_trading(body: dict[str, object], kept: bool) -> None:
     from devstack.fuzz_hooks import sniper_mint_is_not_trading
