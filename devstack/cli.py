@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -386,10 +387,14 @@ def cmd_launch(args: argparse.Namespace) -> int:
                             "lpBurned": args.lp_burned}
     launched = _rest_call(args.rest, args.api_key, "POST", "/api/sim/launches", body)
     seconds = args.open_in_slots * 0.4
+    try:  # a cap twice the launch price: the swap's fee and price impact put the first buy above it
+        cap = format((Decimal(args.price) * 2).normalize(), "f")
+    except ArithmeticError:
+        cap = args.price
     print(f"{launched.get('symbol')} launched on {launched.get('venue')}: mint {launched.get('mint')}, "
           f"pool {launched.get('pool')}, opens at slot {launched.get('openSlot')} (in {seconds:g} s)")
     print(f"snipe it: order-engine submit --type sniper --to {launched.get('mint')} --amount 0.5 "
-          f"--max-price {args.price} --slippage-bps 500 --watch")
+          f"--max-price {cap} --slippage-bps 500 --watch")
     return 0
 
 

@@ -469,11 +469,29 @@ class OrdersTable:
         }
         while True:
             resp = self._db.query(**kwargs)
-            for item in resp.get("Items", []):
-                yield _waiting_order(from_item(item))
+            records = [from_item(item) for item in resp.get("Items", [])]
+            yield from (_waiting_order(r) for r in self._with_tokens(records))
             if "LastEvaluatedKey" not in resp:
                 return
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def _with_tokens(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Index rows of an index made before it projected a sniper's token (a table provisioned
+        earlier; DynamoDB cannot change an index's projection in place) get it from their items."""
+        missing = [r["orderId"] for r in records if r.get("type") == OrderType.SNIPER.value and "tokenOutMint" not in r]
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(missing), 100):  # BatchGetItem's most keys
+            request: dict[str, Any] = {self._table: {
+                "Keys": [{"orderId": {"S": order_id}} for order_id in missing[start:start + 100]],
+                "ProjectionExpression": "orderId, tokenOutMint, tokenOutDecimals, delaySlots",
+                "ConsistentRead": True}}
+            while request:
+                resp = self._db.batch_get_item(RequestItems=request)
+                for item in resp.get("Responses", {}).get(self._table, []):
+                    extra = from_item(item)
+                    found[extra["orderId"]] = extra
+                request = resp.get("UnprocessedKeys") or {}
+        return [{**r, **found.get(r["orderId"], {})} for r in records]
 
     def transition_unread(self, order_id: str, expected_version: int, expected_status: OrderStatus,
                           event: OrderEvent, *, fields: Mapping[str, Any] | None = None,

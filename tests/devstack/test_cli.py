@@ -540,7 +540,7 @@ def test_launch_posts_the_terms_and_prints_the_mint_and_how_to_snipe_it(
                                "freezeRenounced": False, "lpBurned": True}
     first, second = out.strip().splitlines()
     assert MINT in first and "opens at slot 280000125 (in 20 s)" in first
-    assert f"submit --type sniper --to {MINT}" in second and "--max-price 0.00003" in second
+    assert f"submit --type sniper --to {MINT}" in second and "--max-price 0.00006" in second  # twice the price
 
 
 def test_a_refused_launch_is_one_line_naming_the_field(capsys: pytest.CaptureFixture[str], rest: FakeRest) -> None:

@@ -336,3 +336,16 @@ def test_the_checks_default_to_on(client: Any, services: Services) -> None:
     _, mint = new_mint()
     order_id = submit_sniper(client, mint)
     assert stored(services, order_id).checks == SniperChecks()
+
+
+def test_an_index_made_before_it_projected_the_mint_still_yields_each_snipers_token(client: Any,
+                                                                                   services: Services) -> None:
+    _, mint = new_mint()
+    order_id = submit_sniper(client, mint, delaySlots=3)
+    run_workers(client, services)
+    [row] = [w for w in services.orders.waiting("sniper") if w.order_id == order_id]
+    assert (row.token_out.mint, row.delay_slots) == (mint, 3)
+    # a row as an index provisioned before this projection holds it: no mint, no decimals, no delay
+    old = {"orderId": order_id, "type": "sniper", "tokenOut": mint, "status": "waiting"}
+    [merged] = services.orders._with_tokens([old])
+    assert (merged["tokenOutMint"], int(merged["tokenOutDecimals"]), int(merged["delaySlots"])) == (mint, -1, 3)
