@@ -94,6 +94,10 @@ GENESIS_HEIGHT = 280_000_000
 CLOCK_KEY = "sim:clock"
 AUTO_LAUNCH_KEY = "sim:autolaunch"  # the last of the market's own launches, by its index
 AUTO_SYMBOLS = ("MOON", "PEPE", "WIF", "FROG", "GIGA", "SNEK", "CHAD", "ROCKET", "DEGEN", "HODL")
+# The market's own launches stay this many launches long (half an hour at one a minute); older ones
+# are delisted, so that a stack left running does not pile up pools it quotes and lists forever.
+AUTO_LAUNCHES_KEPT = 30
+_FORGET_AFTER_MS = 10_000  # a launch younger than this may be one this process is still recording
 CLOCK_TTL_SECONDS = 30 * 86_400  # refreshed by every write, like the pools
 POOL_TTL_SECONDS = 30 * 86_400
 
@@ -408,9 +412,10 @@ class SimulatedMarket:
             txn.set(AUTO_LAUNCH_KEY, str(due), LAUNCH_TTL_SECONDS)
             return True
 
-        nonce = f"{self.settings.seed}:auto-launch:{due}".encode()
+        nonce = self._auto_nonce(due)
         if not self.state.transaction(claim) or self.launch_of(self.mint_for(nonce)) is not None:
             return None
+        self._retire(self.mint_for(self._auto_nonce(due - AUTO_LAUNCHES_KEPT)))
         rng = random.Random(_tick_seed(self.settings.seed, due, "auto-launch"))
         symbol = f"{rng.choice(AUTO_SYMBOLS)}{due % 1000}"
         price = Decimal(rng.randint(5_000, 100_000)).scaleb(-9)  # 0.000005 to 0.0001 SOL per token
@@ -418,6 +423,43 @@ class SimulatedMarket:
                             rng.choice((5, 20, 50, 80, 150)) * 10**SOL.decimals, price, rng.randint(25, 75),
                             rng.random() < 0.85, rng.random() < 0.85, rng.random() < 0.7)
         return self.launch(terms, nonce=nonce)
+
+    def _auto_nonce(self, index: int) -> bytes:
+        return f"{self.settings.seed}:auto-launch:{index}".encode()
+
+    def _retire(self, mint: str) -> None:
+        """Delist one of the market's own launches: its record, its pool and its place in the set."""
+        launch = self._learn(mint)
+        if launch is None:
+            return
+
+        def delist(txn: StateTxn) -> None:
+            txn.zrem(LAUNCHES_KEY, mint)
+            txn.delete(launch_key(mint), pool_key(launch.pool_id))
+
+        self.state.transaction(delist)
+        self._forget_launch(mint)
+
+    def _forget_launch(self, mint: str) -> None:
+        with self._launch_lock:
+            launch = self.launches.pop(mint, None)
+            if launch is None:
+                return
+            self.specs.pop(launch.pool_id, None)
+            self._initial.pop(launch.pool_id, None)
+            for venue in self.venues.values():
+                venue.pool_ids.pop(frozenset({mint, SOL.mint}), None)
+
+    def _learn(self, mint: str) -> Launch | None:
+        """``mint``'s launch: known here, else its record read (one round trip, not every launch)."""
+        launch = self.launches.get(mint)
+        if launch is not None:
+            return launch
+        [raw], _ = self.state.read([launch_key(mint)])
+        if raw is None:
+            return None
+        self._add_launch(Launch.load(raw))
+        return self.launches.get(mint)
 
     # -- what the chain tells of a launch (the ``Launches`` port) ----------------------------------
     @property
@@ -434,9 +476,7 @@ class SimulatedMarket:
 
     def launch_of(self, mint: str) -> PoolLaunch | None:
         """``mint``'s launch, as any process made it; ``None`` while nobody has launched it."""
-        launch = self.launches.get(mint)
-        if launch is None and self.refresh_launches():
-            launch = self.launches.get(mint)
+        launch = self._learn(mint)
         return None if launch is None else self.pool_launch(launch)
 
     def pool_lamports(self, launch: PoolLaunch) -> int:
@@ -448,14 +488,21 @@ class SimulatedMarket:
 
     def refresh_launches(self) -> bool:
         """Learn the launches other processes made; True if there was one this process did not know."""
+        listed: set[str] = set()
+
         def look(txn: StateTxn) -> list[str | None]:
             [members] = txn.read([], [(LAUNCHES_KEY, 2**62)])[1]
+            listed.update(mint for mint, _ in members)
             unknown = [mint for mint, _ in members if mint not in self.launches]
             return txn.get(*[launch_key(m) for m in unknown]) if unknown else []
 
         found = [Launch.load(raw) for raw in self.state.transaction(look) if raw is not None]
         for launch in found:
             self._add_launch(launch)
+        # Delisted by another process (the market's own old launches); not one this process is recording.
+        settled = self.elapsed_ms() - _FORGET_AFTER_MS
+        for mint in [m for m, launch in list(self.launches.items()) if m not in listed and launch.created_ms < settled]:
+            self._forget_launch(mint)
         return bool(found)
 
     def _add_launch(self, launch: Launch) -> None:
@@ -484,9 +531,7 @@ class SimulatedMarket:
         try:
             return listed_token(text, field=field)
         except UnknownTokenError:
-            launch = self.launches.get(text)
-            if launch is None and self.refresh_launches():
-                launch = self.launches.get(text)
+            launch = self._learn(text)
             if launch is None:
                 raise
             return launch.token

@@ -348,3 +348,22 @@ def test_the_market_launches_tokens_of_its_own_once_per_period() -> None:
     assert second is not None and second.token.mint != first.token.mint
     assert w.market.auto_launch(0) is None  # 0: off
     assert iso(datetime.fromtimestamp(w.clock.now(), UTC))  # the clock is the market's
+
+
+def test_the_markets_own_launches_are_delisted_once_thirty_newer_ones_exist() -> None:
+    from chalicelib.routing.market import AUTO_LAUNCHES_KEPT
+
+    w = World()
+    other = SimulatedMarket(MarketSettings(seed=11, drift_bps=0), w.clock, state=w.market.state)
+    made = []
+    for _ in range(AUTO_LAUNCHES_KEPT + 1):
+        w.clock.advance(60)
+        launched = w.market.auto_launch(60)
+        assert launched is not None
+        made.append(launched)
+        other.refresh_launches()  # another process follows
+    oldest, second = made[0], made[1]
+    assert w.market.launch_of(oldest.token.mint) is None and oldest.pool_id not in w.market.specs
+    assert w.market.launch_of(second.token.mint) is not None
+    assert oldest.token.mint not in other.launches and second.token.mint in other.launches
+    assert len([spec for spec in w.market.specs.values() if spec.open_ms > 0]) == AUTO_LAUNCHES_KEPT
