@@ -461,6 +461,8 @@ def table(results: dict[str, Any]) -> str:
         lines += [f"| redis | {k} | {n} |" for k, n in sorted(one["redis"].items())]
     if "limit" in results:
         lines += ["", *limit_table(results["limit"])]
+    if "sniper" in results:
+        lines += ["", *sniper_table(results["sniper"])]
     if "marketEventsPublished" in z:
         lines += ["", f"Market events published by market orders while no limit order waited: "
                       f"{z['marketEventsPublished']} (zero-latency run), {r.get('marketEventsPublished')} (realistic)"]
@@ -478,14 +480,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ws", help="use a running stack's WebSocket URL (no call counts, no CPU)")
     parser.add_argument("--baseline", type=Path,
                         help="measure another checkout's `order-engine run` instead (a before/after on this machine)")
-    parser.add_argument("--only", choices=["zero", "realistic", "steady", "limit"], action="append",
+    parser.add_argument("--only", choices=["zero", "realistic", "steady", "limit", "sniper"], action="append",
                         help="run only these scenarios (repeatable; limit: trigger latency and the matcher's "
-                             "cost per event)")
+                             "cost per event; sniper: pool open to the first sniper submitted)")
     parser.add_argument("--no-cold-start", action="store_true")
     parser.add_argument("--no-one-order", action="store_true")
     args = parser.parse_args(argv)
-    if args.only == ["limit"]:
-        return _only_limit()
+    if args.only and set(args.only) <= {"limit", "sniper"}:
+        return _only_waiting(set(args.only))
 
     import logging
 
@@ -502,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         "goals": GOALS,
     }
     started = time.monotonic()
-    only = set(args.only or ["zero", "realistic", "steady", "limit"])
+    only = set(args.only or ["zero", "realistic", "steady", "limit", "sniper"])
     if args.rest is None:
         runs = [("zeroLatency", "zero", "zero venue latency", ZERO_LATENCY_ENV, args.orders, None),
                 ("realistic", "realistic", "realistic latency", REALISTIC_ENV, args.realistic_orders, None),
@@ -526,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
         from .limit import run as limit_run
 
         results["limit"] = limit_run(_redis_url())
+    if "sniper" in only:
+        from .sniper import run as sniper_run
+
+        results["sniper"] = sniper_run(_redis_url())
     if not args.no_cold_start:
         results["coldStart"] = cold_start(args.baseline or ROOT)
     results["benchSeconds"] = round(time.monotonic() - started, 1)
@@ -541,26 +547,58 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _only_limit() -> int:
+def _only_waiting(scenarios: set[str]) -> int:
+    """``--only limit`` and/or ``--only sniper``: the orders that wait, without the load runs."""
     import logging
-
-    from .limit import run as limit_run
 
     logging.getLogger().setLevel(logging.WARNING)
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     started = time.monotonic()
-    results = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-               "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
-                          f"Python {platform.python_version()}; "
-                          f"Redis: {'a Redis server' if _redis_url() else 'embedded (fakeredis)'}",
-               "limit": limit_run(_redis_url())}
+    results: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                               "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+                                          f"Python {platform.python_version()}; "
+                                          f"Redis: {'a Redis server' if _redis_url() else 'embedded (fakeredis)'}"}
+    lines: list[str] = []
+    if "limit" in scenarios:
+        from .limit import run as limit_run
+
+        results["limit"] = limit_run(_redis_url())
+        lines += limit_table(results["limit"])
+    if "sniper" in scenarios:
+        from .sniper import run as sniper_run
+
+        results["sniper"] = sniper_run(_redis_url())
+        lines += ([""] if lines else []) + sniper_table(results["sniper"])
     results["benchSeconds"] = round(time.monotonic() - started, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "limit-latest.json").write_text(json.dumps(results, indent=2, default=str))
+    name = "-".join(sorted(scenarios)) + "-latest.json"
+    (RESULTS / name).write_text(json.dumps(results, indent=2, default=str))
     print()
-    print("\n".join(limit_table(results["limit"])))
-    print(f"\n(written to bench/results/limit-latest.json; {results['benchSeconds']} s)")
+    print("\n".join(lines))
+    print(f"\n(written to bench/results/{name}; {results['benchSeconds']} s)")
     return 0
+
+
+def sniper_table(sniper: dict[str, Any]) -> list[str]:
+    latency = sniper["openToSubmitted"]
+    before, after = latency["byPath"]["placedBeforeLaunch"], latency["byPath"]["placedAfterLaunch"]
+
+    def figures(found: dict[str, Any]) -> str:
+        return f"{found['p50Ms']} / {found['p95Ms']} ms" if found.get("samples") else "no samples"
+
+    lines = [
+        "| sniper orders | |",
+        "|---|---|",
+        f"| pool open → first sniper submitted, p50 / p95 ({latency.get('samples', 0)} launches, "
+        f"{latency['snipersPerRound']} snipers each) | {figures(latency)} (budget p50 ≤ {latency['budgetP50Ms']} ms) |",
+        f"| the same, snipers placed before the launch ({before.get('samples', 0)}) | {figures(before)} |",
+        f"| the same, snipers placed after the launch, before the open ({after.get('samples', 0)}) | "
+        f"{figures(after)} |",
+    ]
+    if latency["failures"]:
+        lines.append(f"| snipers that did not reach submitted | {len(latency['failures'])}: "
+                     f"{latency['failures'][0]} |")
+    return lines
 
 
 def limit_table(limit: dict[str, Any]) -> list[str]:

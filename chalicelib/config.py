@@ -83,6 +83,8 @@ class Settings:
     confirm_poll_ms: int = 200
     confirm_wait_ms: int = 20_000  # how long one invocation waits for a landing (the worker's timeout is 60 s)
     dead_letter_wait_ms: int = 5_000  # how long the dead-letter path waits for a landing
+    # The market's own token launches, one every so many seconds (0: none), made by the market tick.
+    launch_every_seconds: float = 0.0
     log_level: str = "INFO"
 
     @classmethod
@@ -124,6 +126,7 @@ class Settings:
             confirm_poll_ms=int(e.get("CONFIRM_POLL_MS", d.confirm_poll_ms)),
             confirm_wait_ms=int(e.get("CONFIRM_WAIT_MS", d.confirm_wait_ms)),
             dead_letter_wait_ms=int(e.get("DEAD_LETTER_WAIT_MS", d.dead_letter_wait_ms)),
+            launch_every_seconds=float(e.get("LAUNCH_EVERY_SECONDS") or d.launch_every_seconds),
             log_level=e.get("LOG_LEVEL", d.log_level).upper(),
         )
 

@@ -3,6 +3,8 @@
     order-engine run                                   # the whole stack on 127.0.0.1
     order-engine submit --from SOL --to USDC --amount 1.5 --watch
     order-engine submit --type limit --limit-price 160 --amount 1.5 --watch
+    order-engine launch --symbol PEPE2 --liquidity 50 --open-in-slots 25
+    order-engine submit --type sniper --to MINT --max-price 0.0001 --amount 0.5 --watch
     order-engine cancel ord_…
     order-engine demo --orders 20
 
@@ -23,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -189,6 +192,10 @@ def _receive(ws: ClientConnection, timeout: float) -> dict[str, Any] | None:
 # -- submit --------------------------------------------------------------------------------------
 def _describe(status: str, data: dict[str, Any]) -> str:
     if status == "routing":
+        trigger = data.get("trigger") if isinstance(data.get("trigger"), dict) else {}
+        if trigger.get("kind") == "pool_created":
+            return (f"pool {str(trigger.get('pool'))[:12]}… opened on {trigger.get('venue')} at slot "
+                    f"{trigger.get('openSlot')}; triggered at slot {trigger.get('slot')}")
         if "quotes" not in data:
             return ""
         return ", ".join(f"{q.get('venue')} {q.get('amountOut')} (impact {q.get('priceImpactBps')} bps)"
@@ -205,6 +212,9 @@ def _describe(status: str, data: dict[str, Any]) -> str:
         return f"{err.get('code')}: {err.get('message')}"
     if status == "pending" and data.get("attempt"):
         return f"retry, attempt {data['attempt']}"
+    if status == "waiting" and data.get("watchMint"):
+        delay = f", {data['delaySlots']} slots after it opens" if data.get("delaySlots") else ""
+        return f"watching {data['watchMint']}{delay}, max price {data.get('maxPrice')}, expires {data.get('expiresAt')}"
     if status == "waiting":
         slipped = "price slipped away; " if data.get("slipped") else ""
         return (f"{slipped}limit {data.get('limitPrice')}, best now {data.get('bestPrice')}, "
@@ -276,7 +286,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     console = _console()
     body: dict[str, Any] = {"type": args.type, "tokenIn": args.token_in, "tokenOut": args.token_out,
-                            "amount": args.amount, "slippageBps": args.slippage_bps, **_limit_fields(args)}
+                            "amount": args.amount, "slippageBps": args.slippage_bps, **_limit_fields(args),
+                            **_sniper_fields(args)}
     if args.client_order_id:
         body["clientOrderId"] = args.client_order_id
     started = time.monotonic()
@@ -322,9 +333,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
 # -- limit orders and cancel ----------------------------------------------------------------------
 def _limit_fields(args: argparse.Namespace) -> dict[str, Any]:
     """A limit order's fields from ``submit --type limit --limit-price P [--expires-at T]``."""
+    if args.type == "sniper":
+        if args.limit_price:
+            raise CliError("--limit-price goes with --type limit; a sniper takes --max-price", status=2)
+        return {"expiresAt": args.expires_at} if args.expires_at else {}
     if args.type != "limit":
         if args.limit_price or args.expires_at:
-            raise CliError("--limit-price and --expires-at go with --type limit", status=2)
+            raise CliError("--limit-price and --expires-at go with --type limit (--expires-at with sniper too)",
+                           status=2)
         return {}
     if not args.limit_price:
         raise CliError("--type limit needs --limit-price (least tokenOut per tokenIn, e.g. 160)", status=2)
@@ -332,6 +348,54 @@ def _limit_fields(args: argparse.Namespace) -> dict[str, Any]:
     if args.expires_at:
         fields["expiresAt"] = args.expires_at
     return fields
+
+
+_SNIPER_FLAGS = ("max_price", "delay_slots", "min_liquidity", "mint_renounced", "freeze_renounced", "lp_burned")
+
+
+def _sniper_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """A sniper order's fields from ``submit --type sniper --to MINT --max-price P [...]``."""
+    given = [name for name in _SNIPER_FLAGS if getattr(args, name) is not None]
+    if args.type != "sniper":
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise CliError(f"{flag} goes with --type sniper", status=2)
+        return {}
+    if not args.max_price:
+        raise CliError("--type sniper needs --max-price (most SOL paid per token, e.g. 0.0001)", status=2)
+    if args.token_out == "USDC":  # --to left at its default: no mint was given
+        raise CliError("--type sniper needs --to MINT: the mint of a token whose pool has not opened "
+                       "(`order-engine launch` makes one)", status=2)
+    checks: dict[str, Any] = {name: getattr(args, attr) for name, attr in (
+        ("mintRenounced", "mint_renounced"), ("freezeRenounced", "freeze_renounced"), ("lpBurned", "lp_burned"))
+        if getattr(args, attr) is not None}
+    if args.min_liquidity is not None:
+        checks["minLiquidity"] = args.min_liquidity
+    fields: dict[str, Any] = {"maxPrice": args.max_price}
+    if checks:
+        fields["checks"] = checks
+    if args.delay_slots is not None:
+        fields["delaySlots"] = args.delay_slots
+    return fields
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    """``order-engine launch``: POST /api/sim/launches; prints the new mint and how to snipe it."""
+    body: dict[str, Any] = {"symbol": args.symbol, "decimals": args.decimals, "venue": args.venue,
+                            "liquidity": args.liquidity, "openInSlots": args.open_in_slots, "price": args.price,
+                            "mintRenounced": args.mint_renounced, "freezeRenounced": args.freeze_renounced,
+                            "lpBurned": args.lp_burned}
+    launched = _rest_call(args.rest, args.api_key, "POST", "/api/sim/launches", body)
+    seconds = args.open_in_slots * 0.4
+    try:  # a cap twice the launch price: the swap's fee and price impact put the first buy above it
+        cap = format((Decimal(args.price) * 2).normalize(), "f")
+    except ArithmeticError:
+        cap = args.price
+    print(f"{launched.get('symbol')} launched on {launched.get('venue')}: mint {launched.get('mint')}, "
+          f"pool {launched.get('pool')}, opens at slot {launched.get('openSlot')} (in {seconds:g} s)")
+    print(f"snipe it: order-engine submit --type sniper --to {launched.get('mint')} --amount 0.5 "
+          f"--max-price {cap} --slippage-bps 500 --watch")
+    return 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -588,15 +652,28 @@ example:
   order-engine cancel ord_01m8a9z6efdpvhhc05g2gr8f0b
 """
 SUBMIT_DESCRIPTION = """\
-Submit one market or limit order (POST /api/orders/execute) and print the answer, or with --watch
-follow it over the WebSocket until it ends: confirmed (exit status 0), failed, expired or
-cancelled (1). A limit order waits until a full-size quote reaches its price. A late watch
-still shows every earlier step, from the order's history.
+Submit one market, limit or sniper order (POST /api/orders/execute) and print the answer, or with
+--watch follow it over the WebSocket until it ends: confirmed (exit status 0), failed, expired or
+cancelled (1). A limit order waits until a full-size quote reaches its price; a sniper order
+waits for the pool of its mint (--to) to open, then buys with SOL if its checks pass and the
+price is at most --max-price. A late watch still shows every earlier step, from the order's history.
 
 example:
   order-engine submit --from SOL --to USDC --amount 1.5 --watch
   order-engine submit --type limit --limit-price 160 --amount 1.5 --watch
+  order-engine submit --type sniper --to 7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU --amount 0.5 \\
+      --max-price 0.0001 --slippage-bps 500 --min-liquidity 20 --delay-slots 2 --watch
   ORDER_ENGINE_REST=http://127.0.0.1:8100 order-engine submit --amount 2 --slippage-bps 100
+"""
+LAUNCH_DESCRIPTION = """\
+Launch a token on the simulated cluster (POST /api/sim/launches; local and dev stages): a new
+mint and one pool paired with SOL on --venue, opening --open-in-slots slots (400 ms) from now.
+Prints the mint, the pool and the slot it opens at, and the command that snipes it. Until the
+pool opens it refuses every trade; sniper orders on the mint trigger when it opens.
+
+example:
+  order-engine launch --symbol PEPE2 --liquidity 50 --open-in-slots 25
+  order-engine launch --symbol RUG --no-freeze-renounced --no-lp-burned --venue meteora
 """
 DEMO_DESCRIPTION = """\
 Fire N market orders over one WebSocket ({"action": "execute"}) and show them move in a live
@@ -617,7 +694,7 @@ def _client_flags(p: argparse.ArgumentParser, timeout_help: str | None) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="order-engine", description=__doc__, formatter_class=_Formatter,
                                      epilog="`order-engine COMMAND --help` shows a command's flags and an example.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,services,submit,cancel,demo}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,services,submit,launch,cancel,demo}")
 
     for command, help_text, description in (
             ("run", "start the whole local stack, one process per part", RUN_DESCRIPTION),
@@ -650,8 +727,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="once ready, write the URLs and the process ids there as JSON (for scripts)")
         run.set_defaults(func=cmd_run)
 
-    submit = sub.add_parser("submit", help="submit one market order, and --watch it", description=SUBMIT_DESCRIPTION,
-                            formatter_class=_Formatter)
+    submit = sub.add_parser("submit", help="submit one market, limit or sniper order, and --watch it",
+                            description=SUBMIT_DESCRIPTION, formatter_class=_Formatter)
     submit.add_argument("--rest", metavar="URL", default=os.environ.get("ORDER_ENGINE_REST", DEFAULT_REST),
                         help="the REST API's base URL (env ORDER_ENGINE_REST; default %(default)s)")
     _client_flags(submit, "seconds to wait for each next status with --watch (default %(default)g)")
@@ -662,7 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="token to sell: a symbol (SOL, USDC, USDT, BONK, JUP, RAY) or a mint "
                              "(default %(default)s)")
     submit.add_argument("--to", dest="token_out", metavar="TOKEN", default="USDC",
-                        help="token to buy, as --from (default %(default)s)")
+                        help="token to buy, as --from; for --type sniper the mint to watch (default %(default)s)")
     submit.add_argument("--amount", metavar="DECIMAL", default="1",
                         help="how much of --from to sell, in token units such as 1.5 (default %(default)s)")
     submit.add_argument("--slippage-bps", metavar="BPS", type=int, default=50,
@@ -672,14 +749,49 @@ def build_parser() -> argparse.ArgumentParser:
                         help="idempotency key: submitting the same id and body again returns the same order")
     submit.add_argument("--watch", action="store_true",
                         help="follow the order's statuses over the WebSocket until it finishes")
-    submit.add_argument("--type", choices=("market", "limit"), default="market",
-                        help="market: execute now; limit: wait until --limit-price is reached (default %(default)s)")
+    submit.add_argument("--type", choices=("market", "limit", "sniper"), default="market",
+                        help="market: execute now; limit: wait until --limit-price is reached; sniper: buy --to "
+                             "when its pool opens (default %(default)s)")
     submit.add_argument("--limit-price", metavar="DECIMAL",
                         help="limit orders: the least --to per --from accepted, e.g. 160 (USDC per SOL)")
     submit.add_argument("--expires-at", metavar="TIME",
-                        help="limit orders: when to stop waiting, ISO 8601 such as 2026-12-01T00:00:00Z "
+                        help="limit and sniper orders: when to stop waiting, ISO 8601 such as 2026-12-01T00:00:00Z "
                              "(default 24 h; at most 30 days)")
+    submit.add_argument("--max-price", metavar="DECIMAL",
+                        help="sniper orders: the most SOL paid per whole token, e.g. 0.0001; held on chain")
+    submit.add_argument("--delay-slots", metavar="N", type=int,
+                        help="sniper orders: slots (400 ms) to wait after the pool opens, 0-150 (default 0)")
+    submit.add_argument("--min-liquidity", metavar="SOL",
+                        help="sniper orders: the least SOL the pool must hold, e.g. 20 (default: no minimum)")
+    for flag, what in (("mint-renounced", "the token's mint authority renounced"),
+                       ("freeze-renounced", "its freeze authority renounced"), ("lp-burned", "the pool's LP burned")):
+        submit.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None,
+                            help=f"sniper orders: require {what} (the default); --no-{flag} buys without it")
     submit.set_defaults(func=cmd_submit)
+
+    launch = sub.add_parser("launch", help="launch a token on the simulated cluster, to snipe it",
+                            description=LAUNCH_DESCRIPTION, formatter_class=_Formatter)
+    launch.add_argument("--rest", metavar="URL", default=os.environ.get("ORDER_ENGINE_REST", DEFAULT_REST),
+                        help="the REST API's base URL (env ORDER_ENGINE_REST; default %(default)s)")
+    _client_flags(launch, None)
+    launch.add_argument("--symbol", metavar="SYMBOL", default="PEPE2",
+                        help="the new token's symbol: capital letters and digits, 10 at most (default %(default)s)")
+    launch.add_argument("--decimals", metavar="N", type=int, default=6,
+                        help="the new token's decimals, 0-9 (default %(default)s)")
+    launch.add_argument("--venue", choices=("raydium", "meteora"), default="raydium",
+                        help="where its pool opens (default %(default)s)")
+    launch.add_argument("--liquidity", metavar="SOL", default="50",
+                        help="SOL paired into the new pool (default %(default)s)")
+    launch.add_argument("--price", metavar="DECIMAL", default="0.00002",
+                        help="SOL per whole token when the pool opens (default %(default)s)")
+    launch.add_argument("--open-in-slots", metavar="N", type=int, default=25,
+                        help="slots of 400 ms until the pool opens, 0-9000 (default %(default)s = 10 s)")
+    for flag, what in (("mint-renounced", "the mint authority is renounced"),
+                       ("freeze-renounced", "the freeze authority is renounced"),
+                       ("lp-burned", "the pool's LP tokens are burned")):
+        launch.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=True,
+                            help=f"{what} (default yes); --no-{flag} for a token a sniper's checks refuse")
+    launch.set_defaults(func=cmd_launch)
 
     cancel = sub.add_parser("cancel", help="cancel an order still pending or waiting",
                             description=CANCEL_DESCRIPTION, formatter_class=_Formatter)

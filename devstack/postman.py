@@ -19,6 +19,9 @@ SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
 VARIABLES = {"baseUrl": "http://127.0.0.1:8000", "wsUrl": "ws://127.0.0.1:8001", "apiKey": "local-dev-key"}
 # Which saved id a path parameter takes, per operation (default: the last order submitted).
 PATH_IDS = {"cancelOrder": "limitOrderId"}
+# Request bodies that take a value an earlier request saved: the sniper order snipes the token the
+# simulation folder (run before the orders) launched.
+BODY_VARIABLES = {("executeOrder", "sniper"): {"tokenOut": "{{launchedMint}}"}}
 
 WEBSOCKET_HELP = """\
 ## Watching orders live (WebSocket)
@@ -72,6 +75,15 @@ def _test_script(op_id: str, operation: dict[str, Any], example: str | None) -> 
         ]
         if example:
             lines.append(f'pm.collectionVariables.set("{example}OrderId", accepted.orderId);')
+    if op_id == "createLaunch":
+        lines += [
+            "const launched = pm.response.json();",
+            'pm.test("a new mint and its pool, opening at a slot", function () {',
+            "    pm.expect(launched.mint).to.match(/^[1-9A-HJ-NP-Za-km-z]{32,44}$/);",
+            "    pm.expect(launched.openSlot).to.be.a('number');",
+            "});",
+            'pm.collectionVariables.set("launchedMint", launched.mint);',
+        ]
     if op_id == "cancelOrder":
         lines += [
             'pm.test("the limit order, now cancelled by its client", function () {',
@@ -136,6 +148,7 @@ def _request(path: str, method: str, operation: dict[str, Any], example: str | N
     if not operation.get("security"):
         request["auth"] = {"type": "noauth"}
     if body is not None:
+        body = {**body, **BODY_VARIABLES.get((op_id, example or ""), {})}
         request["header"].append({"key": "Content-Type", "value": "application/json"})
         request["body"] = {"mode": "raw", "raw": json.dumps(body, indent=2), "options": {"raw": {"language": "json"}}}
     name = operation["summary"] + (f" ({example})" if example else "")
@@ -174,7 +187,7 @@ def collection(openapi: dict[str, Any]) -> dict[str, Any]:
             {"key": "in", "value": "header", "type": "string"},
         ]},
         "variable": [{"key": k, "value": v, "type": "string"} for k, v in VARIABLES.items()]
-        + [{"key": "orderId", "value": "", "type": "string"}],
+        + [{"key": "orderId", "value": "", "type": "string"}, {"key": "launchedMint", "value": "", "type": "string"}],
         "item": [{"name": tag, "item": items}
                  for tag, items in sorted(folders.items(), key=lambda kv: order.get(kv[0], 9))],
     }

@@ -32,7 +32,18 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..domain import TERMINAL, Order, OrderEvent, OrderStatus, OrderType, Token, get_token, iso, parse_iso
+from ..domain import (
+    TERMINAL,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    SniperChecks,
+    Token,
+    get_token,
+    iso,
+    parse_iso,
+)
 from ..execution.ports import StaleOrderError, TransitionRefused, WaitingOrder
 from .dynamo import from_item, to_item
 
@@ -65,10 +76,12 @@ class SubscriptionClaim:
     order: Order
     until_ms: int | None
 
-# Fields a transition may change; everything else is fixed at creation.
+# Fields a transition may change; everything else is fixed at creation. (A sniper's token, named
+# by its mint until it launches, gets its symbol and decimals when its pool opens.)
 _MUTABLE = (
     "status", "version", "attempts", "updatedAt", "venue", "quotes", "amountOut", "minAmountOut",
     "executedPrice", "signature", "lastValidBlockHeight", "tx", "txHash", "error", "waitKey", "waitUntil",
+    "tokenOut", "tokenOutDecimals",
 )
 WAITING_INDEX = "waiting"
 # How long a triggered order may sit in ``routing`` before the sweep sends it to the worker again:
@@ -120,6 +133,8 @@ def order_to_record(order: Order) -> dict[str, Any]:
         "limitPrice": order.limit_price,
         "maxPrice": order.max_price,
         "expiresAt": order.expires_at,
+        "checks": order.checks.to_data() if order.checks is not None else None,
+        "delaySlots": order.delay_slots if order.type is OrderType.SNIPER else None,
         "waitKey": wait_key,
         "waitUntil": wait_until,
         "history": [e.to_dict() for e in order.history],
@@ -157,6 +172,8 @@ def order_from_record(r: dict[str, Any]) -> Order:
         limit_price=r.get("limitPrice"),
         max_price=r.get("maxPrice"),
         expires_at=r.get("expiresAt"),
+        checks=SniperChecks.from_data(r["checks"]) if r.get("checks") is not None else None,
+        delay_slots=int(r.get("delaySlots") or 0),
     )
 
 
@@ -452,11 +469,29 @@ class OrdersTable:
         }
         while True:
             resp = self._db.query(**kwargs)
-            for item in resp.get("Items", []):
-                yield _waiting_order(from_item(item))
+            records = [from_item(item) for item in resp.get("Items", [])]
+            yield from (_waiting_order(r) for r in self._with_tokens(records))
             if "LastEvaluatedKey" not in resp:
                 return
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def _with_tokens(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Index rows of an index made before it projected a sniper's token (a table provisioned
+        earlier; DynamoDB cannot change an index's projection in place) get it from their items."""
+        missing = [r["orderId"] for r in records if r.get("type") == OrderType.SNIPER.value and "tokenOutMint" not in r]
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(missing), 100):  # BatchGetItem's most keys
+            request: dict[str, Any] = {self._table: {
+                "Keys": [{"orderId": {"S": order_id}} for order_id in missing[start:start + 100]],
+                "ProjectionExpression": "orderId, tokenOutMint, tokenOutDecimals, delaySlots",
+                "ConsistentRead": True}}
+            while request:
+                resp = self._db.batch_get_item(RequestItems=request)
+                for item in resp.get("Responses", {}).get(self._table, []):
+                    extra = from_item(item)
+                    found[extra["orderId"]] = extra
+                request = resp.get("UnprocessedKeys") or {}
+        return [{**r, **found.get(r["orderId"], {})} for r in records]
 
     def transition_unread(self, order_id: str, expected_version: int, expected_status: OrderStatus,
                           event: OrderEvent, *, fields: Mapping[str, Any] | None = None,
@@ -543,8 +578,9 @@ def _waiting_order(r: dict[str, Any]) -> WaitingOrder:
     status = OrderStatus(r["status"])
     return WaitingOrder(
         order_id=r["orderId"], client_id=r["clientId"], status=status, version=int(r["version"]),
-        type=r["type"], token_in=get_token(r["tokenIn"]), token_out=get_token(r["tokenOut"]),
-        amount_in=int(r["amountIn"]), limit_price=r.get("limitPrice"), expires_at=r["expiresAt"])
+        type=r["type"], token_in=_token(r, "tokenIn"), token_out=_token(r, "tokenOut"),
+        amount_in=int(r["amountIn"]), limit_price=r.get("limitPrice"), expires_at=r["expiresAt"],
+        delay_slots=int(r.get("delaySlots") or 0))
 
 
 def _status_at(order: Order, version: int) -> str:

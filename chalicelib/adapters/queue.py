@@ -8,9 +8,10 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["MarketEventsQueue", "OrdersQueue"]
+__all__ = ["MAX_DELAY_SECONDS", "MarketEventsQueue", "OrdersQueue"]
 
 _BATCH = 10  # SendMessageBatch's most entries
+MAX_DELAY_SECONDS = 900  # SQS's most DelaySeconds
 
 
 class _Queue:
@@ -59,5 +60,11 @@ class OrdersQueue(_Queue):
 class MarketEventsQueue(_Queue):
     """Where the market's changes go when orders wait on them; the matcher Lambda reads it."""
 
-    def publish(self, event: Mapping[str, Any]) -> None:
-        self.send(dict(event))
+    def publish(self, event: Mapping[str, Any], delay_seconds: int = 0) -> None:
+        """``event`` for the matcher; with ``delay_seconds`` (0-900, SQS's DelaySeconds) it becomes
+        visible only then: a pool's opening is published when the pool is launched."""
+        if delay_seconds <= 0:
+            self.send(dict(event))
+            return
+        self._sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(dict(event), separators=(",", ":")),
+                               DelaySeconds=min(int(delay_seconds), MAX_DELAY_SECONDS))

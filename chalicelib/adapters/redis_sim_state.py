@@ -97,6 +97,11 @@ class _RedisTxn:
         if members:
             self.writes.append(lambda p: p.zrem(full, *members))
 
+    def delete(self, *keys: str) -> None:
+        full = [self._key(k) for k in keys]
+        if full:
+            self.writes.append(lambda p: p.delete(*full))
+
 
 class RedisSimState:
     def __init__(self, client: Any, *, prefix: str = "oe") -> None:

@@ -48,6 +48,8 @@ def _forget(services: Services, order: Order, was: OrderStatus, version: int) ->
     try:
         if was is OrderStatus.WAITING and order.type is OrderType.LIMIT:
             services.book.remove(order, version)
+        if was is OrderStatus.WAITING and order.type is OrderType.SNIPER:
+            services.sniper_book.remove(order, version)
         services.state.remove_active(order.client_id, order.order_id)
     except Exception:  # caches: a stale book entry costs one refused write, the active set heals on read
         log.exception(json.dumps({"msg": "could not clear the caches of a cancelled order",

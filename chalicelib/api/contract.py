@@ -37,6 +37,7 @@ __all__ = [
     "QuotesResponse",
     "RejectedQuote",
     "RouteView",
+    "SniperChecksView",
     "TokenView",
     "VenueMarket",
 ]
@@ -96,12 +97,20 @@ class OrderEventView(_Model):
     data: dict[str, Any] = Field(description="What this status carries; see API.md ('data by status').")
 
 
+class SniperChecksView(_Model):
+    mintRenounced: bool
+    freezeRenounced: bool
+    lpBurned: bool
+    minLiquidity: str | None = Field(default=None, pattern=_DECIMAL, description="Least SOL in the pool.")
+
+
 class OrderView(_Model):
     orderId: str
     clientOrderId: str | None
     type: Literal["market", "limit", "sniper"]
     tokenIn: str = Field(examples=["SOL"])
-    tokenOut: str = Field(examples=["USDC"])
+    tokenOut: str = Field(examples=["USDC"], description="The token's symbol; a sniper's mint until its token "
+                          "launches.")
     amount: str = _decimal()
     slippageBps: int
     status: OrderStatusName
@@ -120,6 +129,12 @@ class OrderView(_Model):
                                          "error when it refused the transaction")
     limitPrice: str | None = Field(default=None, pattern=_DECIMAL, examples=["160"],
                                    description="A limit order's least tokenOut per tokenIn.")
+    maxPrice: str | None = Field(default=None, pattern=_DECIMAL, examples=["0.00002"],
+                                 description="A sniper order's most tokenIn (SOL) per tokenOut.")
+    watchMint: str | None = Field(default=None, description="The mint a sniper order watches (its tokenOut).")
+    checks: SniperChecksView | None = Field(default=None, description="A sniper order's checks.")
+    delaySlots: int | None = Field(default=None, ge=0, description="A sniper order's slots to wait after the "
+                                   "pool opens.")
     expiresAt: str | None = Field(default=None, examples=["2026-12-01T00:00:00.000Z"],
                                   description="When an order that waits ends `expired`.")
     history: list[OrderEventView]

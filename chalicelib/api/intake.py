@@ -20,10 +20,23 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from ..domain import DomainError, Order, OrderStatus, OrderType, iso, request_fingerprint, to_base_units
+from ..domain import (
+    DomainError,
+    Order,
+    OrderStatus,
+    OrderType,
+    SniperChecks,
+    Token,
+    UnknownTokenError,
+    ValidationError,
+    iso,
+    request_fingerprint,
+    to_base_units,
+    unlaunched,
+)
 from .errors import ApiError
 from .keys import KeysUnavailableError
-from .models import IDEMPOTENCY_KEY, OrderRequest, error_code, first_error, parse_order_body
+from .models import IDEMPOTENCY_KEY, OrderRequest, SniperOrderRequest, error_code, first_error, parse_order_body
 from .services import Services
 
 __all__ = ["Accepted", "authenticate", "parse_order_request", "submit_order"]
@@ -91,9 +104,11 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
                            field="Idempotency-Key")
         key, key_field = header_key, ("clientOrderId" if key is not None else "Idempotency-Key")
     expires_at = getattr(request, "expiresAt", None)
+    sniper = _sniper_terms(request) if isinstance(request, SniperOrderRequest) else None
     try:
         token_in = services.market.token(request.tokenIn, field="tokenIn")
-        token_out = services.market.token(request.tokenOut, field="tokenOut")
+        token_out = (_sniper_target(services, request.tokenOut) if sniper is not None
+                     else services.market.token(request.tokenOut, field="tokenOut"))
         amount_in = to_base_units(request.amount, token_in, field="amount")
         order = Order.create(
             client_id=client_id,
@@ -113,10 +128,13 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
                 # as given, to the millisecond; only when given, so a replay without it is the same
                 # order, and the fingerprints of orders stored before it existed do not change
                 **({"expiresAt": iso(expires_at)} if expires_at is not None else {}),
+                **({"checks": sniper[0].to_data(), "delaySlots": sniper[1]} if sniper is not None else {}),
             }),
             limit_price=getattr(request, "limitPrice", None),
             max_price=getattr(request, "maxPrice", None),
             expires_at=expires_at,
+            checks=sniper[0] if sniper is not None else None,
+            delay_slots=sniper[1] if sniper is not None else 0,
         )
     except DomainError as exc:
         raise ApiError(400, exc.code, exc.message, field=exc.field) from None
@@ -148,6 +166,29 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
         log.warning(json.dumps({"msg": "could not record active order", "orderId": order.order_id}))
     _enqueue(services, order)
     return Accepted(order, created=True)
+
+
+def _sniper_terms(request: SniperOrderRequest) -> tuple[SniperChecks, int]:
+    checks = request.checks
+    minimum = None if checks.minLiquidity is None else Decimal(checks.minLiquidity)
+    return SniperChecks(checks.mintRenounced, checks.freezeRenounced, checks.lpBurned, minimum), request.delaySlots
+
+
+def _sniper_target(services: Services, mint: str) -> Token:
+    """What a sniper order may watch: a launched token whose pool has not opened yet, or a mint
+    nobody has launched (it may launch later; its decimals are learnt then). A listed token, or a
+    launched one whose pool is open, already trades: a market or limit order buys it."""
+    market = services.market
+    try:
+        token = market.token(mint, field="tokenOut")
+    except UnknownTokenError:
+        return unlaunched(mint)
+    launch = market.launches.get(token.mint)
+    if launch is None or market.is_open(launch):
+        raise ValidationError(f"{token.symbol} ({token.mint}) is already trading: a sniper order watches a mint "
+                              "whose pool has not opened yet; buy it with a market or limit order",
+                              field="tokenOut")
+    return token
 
 
 def _enqueue(services: Services, order: Order) -> None:

@@ -19,8 +19,9 @@ from typing import Any
 from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
 
 from ..config import get_settings
+from ..domain import OrderType
 from ..execution.ports import WaitingOrder
-from ..execution.triggers import MarketEvent, sweep
+from ..execution.triggers import LaunchEvent, MarketEvent, parse_event, resend_openings, sweep
 from .services import get_services
 
 __all__ = ["MATCHER_BATCH_SIZE", "MATCHER_CONCURRENCY", "bp", "expiry_sweep", "market_tick", "match_market_events"]
@@ -39,10 +40,10 @@ MATCHER_CONCURRENCY = 2
                    maximum_concurrency=MATCHER_CONCURRENCY)
 def match_market_events(event: SQSEvent) -> dict[str, Any]:
     services = get_services().warm()
-    events = []
+    events: list[MarketEvent | LaunchEvent] = []
     for record in event:
         try:
-            events.append(MarketEvent.from_message(json.loads(record.body)))
+            events.append(parse_event(json.loads(record.body)))
         except (ValueError, KeyError, TypeError):
             log.error(json.dumps({"msg": "malformed market event dropped", "body": record.body[:200]}))
     result = services.matcher.handle(events)
@@ -53,11 +54,20 @@ def match_market_events(event: SQSEvent) -> dict[str, Any]:
     return {"batchItemFailures": []}
 
 
-@bp.schedule(Rate(1, unit=Rate.MINUTES), description="The simulated market's random walk, and its events")
+@bp.schedule(Rate(1, unit=Rate.MINUTES), description="The simulated market's random walk, its launches, and "
+             "their events")
 def market_tick(event: CloudWatchEvent) -> None:
     """Moves the shared simulated market to now (its seeded random walk, and any transaction due
-    to land); the pools that moved go out as market events where orders wait on them."""
-    changes = get_services().warm().market.advance()
+    to land); the pools that moved go out as market events where orders wait on them. Every
+    ``LAUNCH_EVERY_SECONDS`` the market also launches a token of its own, so that there is
+    something to snipe (its opening goes out where sniper orders watch its mint)."""
+    services = get_services().warm()
+    changes = services.market.advance()
+    launched = services.market.auto_launch(services.settings.launch_every_seconds)
+    if launched is not None:
+        log.info(json.dumps({"msg": "the market launched a token", "mint": launched.token.mint,
+                             "symbol": launched.token.symbol, "venue": launched.venue, "pool": launched.pool_id,
+                             "openSlot": services.market.slot_at(launched.open_ms)}))
     log.debug(json.dumps({"msg": "market tick", "poolsChanged": len(changes)}))
 
 
@@ -72,6 +82,11 @@ def expiry_sweep(event: CloudWatchEvent) -> None:
             log.exception("could not drop %s from the active set", order.order_id)
 
     services.matcher.ensure_book()  # a book Redis lost is back within one sweep, event or not
-    result = sweep(services.orders, services.book, services.queue, services.clock, on_expired=expired)
-    if result.expired or result.resent:
-        log.info(json.dumps({"msg": "expiry sweep", "expired": result.expired, "resent": result.resent}))
+    result = sweep(services.orders, services.waiting_books, services.queue, services.clock, on_expired=expired,
+                   order_types=(OrderType.LIMIT.value, OrderType.SNIPER.value))
+    # An opening no matcher acted on (its message expired, or the book was lost with it) goes again.
+    openings = resend_openings(services.orders.waiting(OrderType.SNIPER.value), services.market,
+                               services.market_events, services.clock)
+    if result.expired or result.resent or openings:
+        log.info(json.dumps({"msg": "expiry sweep", "expired": result.expired, "resent": result.resent,
+                             "openings": openings}))

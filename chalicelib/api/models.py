@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
-from ..domain import TOKENS, WSOL_MINT
+from ..domain import TOKENS
 from ..domain.orders import SUPPORTED_TYPES
 
 __all__ = [
@@ -62,6 +62,8 @@ IDEMPOTENCY_KEY: TypeAdapter[str] = TypeAdapter(ClientOrderId)
 
 
 _DECIMAL = r"^[0-9]+(\.[0-9]+)?$"
+# A decimal above zero: a digit other than 0 before the point, or after it (no lookahead needed).
+_POSITIVE_DECIMAL = r"^([0-9]*[1-9][0-9]*(\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)$"
 _BASE58_MINT = r"^[1-9A-HJ-NP-Za-km-z]{32,44}$"
 _MAX_DECIMALS = max(t.decimals for t in TOKENS.values())
 
@@ -173,8 +175,8 @@ class LimitOrderRequest(_OrderRequest):
     """Wait until a full-size quote reaches ``limitPrice`` (least tokenOut per tokenIn), then execute."""
 
     type: Literal["limit"]
-    limitPrice: StrictStr = Field(min_length=1, max_length=40, json_schema_extra={"pattern": _DECIMAL},
-                                  description="Least tokenOut per tokenIn accepted.", examples=["160"])
+    limitPrice: StrictStr = Field(min_length=1, max_length=40, pattern=_POSITIVE_DECIMAL,
+                                  description="Least tokenOut per tokenIn accepted, above 0.", examples=["160"])
     expiresAt: AwareDatetime | None = _expires_at()
 
 
@@ -186,8 +188,9 @@ class SniperChecks(BaseModel):
     mintRenounced: StrictBool = Field(default=True, description="The token's mint authority must be renounced.")
     freezeRenounced: StrictBool = Field(default=True, description="Its freeze authority must be renounced.")
     lpBurned: StrictBool = Field(default=True, description="The pool's LP tokens must be burned.")
-    minLiquidity: StrictStr | None = Field(default=None, max_length=40, json_schema_extra={"pattern": _DECIMAL},
-                                           description="Least SOL in the pool.", examples=["50"])
+    minLiquidity: StrictStr | None = Field(default=None, min_length=1, max_length=40, pattern=_DECIMAL,
+                                           description="Least SOL in the pool when it opens (no minimum when "
+                                           "left out).", examples=["50"])
 
 
 class SniperOrderRequest(_OrderRequest):
@@ -196,14 +199,18 @@ class SniperOrderRequest(_OrderRequest):
     model_config = ConfigDict(json_schema_extra=None)
 
     type: Literal["sniper"]
-    tokenIn: StrictStr = Field(min_length=1, max_length=64, json_schema_extra={"enum": ["SOL", WSOL_MINT]},
-                               description="Snipes buy with SOL.", examples=["SOL"])
-    tokenOut: StrictStr = Field(min_length=32, max_length=44, json_schema_extra={"pattern": _BASE58_MINT},
-                                description="The mint of a token that is not trading yet.")
-    maxPrice: StrictStr = Field(min_length=1, max_length=40, json_schema_extra={"pattern": _DECIMAL},
-                                description="Most tokenIn paid per tokenOut.", examples=["0.00002"])
+    # SOL, by its symbol or its mint (WSOL_MINT): snipes buy with SOL.
+    tokenIn: Literal["SOL", "So11111111111111111111111111111111111111112"] = Field(
+        description="Snipes buy with SOL: `SOL` or its mint.", examples=["SOL"])
+    tokenOut: StrictStr = Field(min_length=32, max_length=44, pattern=_BASE58_MINT,
+                                description="The mint (base58) of a token that is not trading yet: launched with a "
+                                "pool that has not opened, or not launched at all (it may launch later).",
+                                examples=["7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"])
+    maxPrice: StrictStr = Field(min_length=1, max_length=40, pattern=_POSITIVE_DECIMAL,
+                                description="Most tokenIn (SOL) paid per whole tokenOut, above 0; held on chain "
+                                "(minAmountOut ≥ amount / maxPrice).", examples=["0.00002"])
     checks: SniperChecks = Field(default_factory=SniperChecks)
-    delaySlots: StrictInt = Field(default=0, ge=0, le=150, description="Slots (400 ms) to wait after the pool opens.")
+    delaySlots: JsonInt = Field(default=0, ge=0, le=150, description="Slots (400 ms) to wait after the pool opens.")
     expiresAt: AwareDatetime | None = _expires_at()
 
 
@@ -373,4 +380,11 @@ def first_error(exc: ValidationError) -> tuple[str, str]:
     elif err.get("type") == "string_pattern_mismatch" and field == "amount":
         message = (f'amount must be a plain decimal string above 0 and below 1000000000, with at most '
                    f'{_MAX_DECIMALS} decimals, such as "1.5"; got {err.get("input")!r}')
+    elif err.get("type") == "string_pattern_mismatch" and field in ("maxPrice", "limitPrice"):
+        example = "0.00002" if field == "maxPrice" else "160"
+        message = f'{field} must be a plain decimal string above 0, such as "{example}"; got {err.get("input")!r}'
+    elif err.get("type") == "string_pattern_mismatch" and field == "checks.minLiquidity":
+        message = f'checks.minLiquidity must be a plain decimal string of SOL, such as "50"; got {err.get("input")!r}'
+    elif err.get("type") == "string_pattern_mismatch" and field == "tokenOut":  # a sniper's: a mint
+        message = f"tokenOut must be a token's mint: 32 to 44 base58 characters; got {err.get('input')!r}"
     return field, message

@@ -89,6 +89,12 @@ MARKET_EXAMPLE = {"type": "market", "tokenIn": "SOL", "tokenOut": "USDC", "amoun
 # Far above the price (SOL trades near 150 USDC): it waits, until cancelled or expired.
 LIMIT_EXAMPLE = {"type": "limit", "tokenIn": "SOL", "tokenOut": "USDC", "amount": "1.5", "limitPrice": "1000",
                  "slippageBps": 50}
+# A mint nobody has launched: it waits (it may launch later), until cancelled or expired. Its cap is
+# five times the simulation's default launch price, so that a launch at that price fills it.
+SNIPER_EXAMPLE = {"type": "sniper", "tokenIn": "SOL", "tokenOut": "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU",
+                  "amount": "0.5", "maxPrice": "0.0001", "slippageBps": 500,
+                  "checks": {"mintRenounced": True, "freezeRenounced": True, "lpBurned": True, "minLiquidity": "10"},
+                  "delaySlots": 0}
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -101,8 +107,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST", "/api/orders/execute", "executeOrder", "Submit an order", "orders",
         description=("Validates, persists the order as `pending` and queues it; the answer comes before any "
                      "venue is asked. Watch it on `wsUrl`. The same `clientOrderId` (or `Idempotency-Key` "
-                     "header) with the same body returns the same order (200), never a second one."),
-        body=ExecuteOrderRequest, body_examples={"market": MARKET_EXAMPLE, "limit": LIMIT_EXAMPLE},
+                     "header) with the same body returns the same order (200), never a second one. A `limit` "
+                     "order waits for its price, a `sniper` order for a pool of its mint to open: a mint that "
+                     "already trades (a listed token, or a launched one whose pool is open) is a 400 naming "
+                     "`tokenOut`."),
+        body=ExecuteOrderRequest,
+        body_examples={"market": MARKET_EXAMPLE, "limit": LIMIT_EXAMPLE, "sniper": SNIPER_EXAMPLE},
         responses=(
             Response(202, "Accepted: the order is queued.", AcceptedOrder, links=ACCEPTED_LINKS),
             Response(200, "The same idempotency key and body were seen before: that order.", AcceptedOrder,
@@ -152,7 +162,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST", "/api/sim/launches", "createLaunch", "Launch a token on the simulated cluster", "simulation",
         description=("Local and dev stages only (404 elsewhere): a new mint and one pool paired with SOL on the "
                      "chosen venue, opening `openInSlots` slots (400 ms) from now. Its mint is what a sniper "
-                     "order watches; once the pool opens, quotes and market orders work on it too."),
+                     "order watches: the sniper orders waiting on it trigger when the pool opens (plus their "
+                     "`delaySlots`); once the pool opens, quotes and market orders work on it too."),
         body=LaunchRequest,
         body_examples={"launch": {"symbol": "PEPE2", "decimals": 6, "venue": "raydium", "liquidity": "50",
                                   "openInSlots": 10, "mintRenounced": True, "freezeRenounced": True,

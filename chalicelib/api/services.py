@@ -19,13 +19,14 @@ from ..adapters.parameters import ParameterStore
 from ..adapters.queue import MarketEventsQueue, OrdersQueue
 from ..adapters.redis_book import RedisTriggerBook
 from ..adapters.redis_sim_state import RedisSimState
+from ..adapters.redis_sniper_book import RedisSniperBook
 from ..adapters.redis_state import RedisState
 from ..config import Settings, get_settings
-from ..domain import PoolChange
+from ..domain import PoolChange, PoolLaunch
 from ..domain.clock import Clock, SystemClock
 from ..execution.chain import ChainSettings, SimulatedChain
 from ..execution.executor import Executor
-from ..execution.triggers import MarketWatch, Matcher
+from ..execution.triggers import LaunchWatch, MarketWatch, Matcher, WaitingBooks
 from ..routing.market import MarketSettings, SimulatedMarket
 from ..routing.router import Router
 from ..routing.state import SimState
@@ -140,6 +141,15 @@ class Services:
         return RedisTriggerBook(self.redis, prefix=self.settings.redis_prefix)
 
     @cached_property
+    def sniper_book(self) -> RedisSniperBook:
+        """Waiting sniper orders by the mint they watch (a cache of the ``waiting`` index)."""
+        return RedisSniperBook(self.redis, prefix=self.settings.redis_prefix)
+
+    @cached_property
+    def waiting_books(self) -> WaitingBooks:
+        return WaitingBooks(self.book, self.sniper_book)
+
+    @cached_property
     def market(self) -> SimulatedMarket:
         s = self.settings
         return SimulatedMarket(
@@ -152,6 +162,7 @@ class Services:
             self.clock,
             state=self.cluster_state,
             on_change=self._market_changed,
+            on_launch=self._launched,
         )
 
     @cached_property
@@ -163,8 +174,17 @@ class Services:
         self.market_watch(changes)
 
     @cached_property
+    def launch_watch(self) -> LaunchWatch:
+        """Publishes a new pool's opening where sniper orders watch its mint."""
+        return LaunchWatch(self.sniper_book, self.market_events, self.market.slot, self.clock)
+
+    def _launched(self, launch: PoolLaunch) -> None:
+        self.launch_watch(launch)
+
+    @cached_property
     def matcher(self) -> Matcher:
-        return Matcher(self.orders, self.book, self.router, self.queue, self.clock)
+        return Matcher(self.orders, self.book, self.router, self.queue, self.clock, sniper_book=self.sniper_book,
+                       launches=self.market, events=self.market_events)
 
     @cached_property
     def chain(self) -> SimulatedChain:
@@ -209,6 +229,9 @@ class Services:
             dead_letter_wait_seconds=s.dead_letter_wait_ms / 1000,
             on_terminal=lambda order: self.state.remove_active(order.client_id, order.order_id),
             book=self.book,
+            sniper_book=self.sniper_book,
+            launches=self.market,
+            events=self.market_events,
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..domain import Order, to_decimal_string
+from ..domain import Order, OrderType, to_decimal_string
 
 __all__ = ["order_view", "snapshot_message"]
 
@@ -32,6 +32,10 @@ def order_view(order: Order) -> dict[str, Any]:
         "txHash": order.tx_hash,
         "error": order.error,
         "limitPrice": order.limit_price,
+        "maxPrice": order.max_price,
+        "watchMint": order.token_out.mint if order.type is OrderType.SNIPER else None,
+        "checks": order.checks.to_data() if order.checks is not None else None,
+        "delaySlots": order.delay_slots if order.type is OrderType.SNIPER else None,
         "expiresAt": order.expires_at,
         "history": [e.to_dict() for e in order.history],
     }

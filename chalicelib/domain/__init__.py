@@ -3,7 +3,15 @@
 Imports only the standard library.
 """
 
-from .amounts import min_out_at_price, parse_decimal, price, price_string, to_base_units, to_decimal_string
+from .amounts import (
+    min_out_at_cap,
+    min_out_at_price,
+    parse_decimal,
+    price,
+    price_string,
+    to_base_units,
+    to_decimal_string,
+)
 from .chain import (
     Blockhash,
     Instruction,
@@ -24,6 +32,7 @@ from .orders import (
     SUPPORTED_TYPES,
     TERMINAL,
     TRANSITIONS,
+    WAITING_TYPES,
     Order,
     OrderEvent,
     OrderStatus,
@@ -35,7 +44,8 @@ from .orders import (
     utc_now,
 )
 from .quotes import Fill, Quote, Route, RouteLeg
-from .tokens import TOKENS, WSOL_MINT, Token, get_token
+from .sniper import MAX_DELAY_SLOTS, CheckFailure, PoolLaunch, SniperChecks
+from .tokens import TOKENS, UNKNOWN_DECIMALS, WSOL_MINT, Token, get_token, unlaunched
 
 __all__ = [
     *_errors_all,
@@ -54,6 +64,7 @@ __all__ = [
     "describe_transaction_error",
     "TERMINAL",
     "TRANSITIONS",
+    "WAITING_TYPES",
     "Order",
     "OrderEvent",
     "OrderStatus",
@@ -67,10 +78,17 @@ __all__ = [
     "Quote",
     "Route",
     "RouteLeg",
+    "MAX_DELAY_SLOTS",
+    "CheckFailure",
+    "PoolLaunch",
+    "SniperChecks",
     "TOKENS",
+    "UNKNOWN_DECIMALS",
     "WSOL_MINT",
     "Token",
     "get_token",
+    "unlaunched",
+    "min_out_at_cap",
     "min_out_at_price",
     "parse_decimal",
     "price",

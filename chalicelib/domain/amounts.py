@@ -11,6 +11,7 @@ from .tokens import Token
 __all__ = [
     "MAX_BASE_UNITS",
     "PRICE_SIGNIFICANT_DIGITS",
+    "min_out_at_cap",
     "min_out_at_price",
     "parse_decimal",
     "price",
@@ -57,8 +58,15 @@ def to_base_units(amount: str, token: Token, *, field: str = "amount") -> int:
     return base
 
 
+def _decimals(token: Token) -> int:
+    if not token.is_known:
+        raise ValueError(f"{token.mint} has not launched: its decimals are unknown")
+    return token.decimals
+
+
 def to_decimal_string(base_units: int, token: Token) -> str:
     """Base units back to a plain decimal string, without exponent or trailing zeros."""
+    _decimals(token)
     value = Decimal(base_units).scaleb(-token.decimals)
     text = format(value, "f")
     if "." in text:
@@ -71,6 +79,7 @@ def price(amount_in: int, token_in: Token, amount_out: int, token_out: Token) ->
     the two amounts carry: ``token_in.decimals + token_out.decimals`` places."""
     if amount_in <= 0:
         raise ValueError("amount_in must be positive")
+    _decimals(token_in), _decimals(token_out)
     units_in = Decimal(amount_in).scaleb(-token_in.decimals, _EXACT)
     units_out = Decimal(amount_out).scaleb(-token_out.decimals, _EXACT)
     places = Decimal(1).scaleb(-(token_in.decimals + token_out.decimals))
@@ -109,6 +118,20 @@ def min_out_at_price(amount_in: int, token_in: Token, unit_price: Decimal, token
     """The least ``token_out`` base units that ``amount_in`` base units of ``token_in`` fetch at
     ``unit_price`` (``token_out`` per ``token_in``, in token units), rounded up: exact, so a
     fill of at least this many units is at the price or better."""
+    _decimals(token_in), _decimals(token_out)
     exact = _EXACT.multiply(_EXACT.multiply(Decimal(amount_in), unit_price),
                             Decimal(1).scaleb(token_out.decimals - token_in.decimals))
     return int(exact.to_integral_value(rounding=ROUND_CEILING))
+
+
+def min_out_at_cap(amount_in: int, token_in: Token, max_price: Decimal, token_out: Token) -> int:
+    """The least ``token_out`` base units that ``amount_in`` base units of ``token_in`` must fetch
+    for the price paid to be at most ``max_price`` (``token_in`` per ``token_out``, in token units):
+    ``ceil(amount / maxPrice)`` in base units, in integers, exactly."""
+    if max_price <= 0:
+        raise ValueError("max_price must be positive")
+    numerator, denominator = max_price.as_integer_ratio()
+    shift = _decimals(token_out) - _decimals(token_in)
+    top = amount_in * denominator * 10 ** max(shift, 0)
+    bottom = numerator * 10 ** max(-shift, 0)
+    return int(-(-top // bottom))

@@ -7,6 +7,7 @@ from typing import Any
 
 __all__ = [
     "BlockhashExpiredError",
+    "ChecksFailedError",
     "ConfirmationPendingError",
     "DomainError",
     "ExecutionError",
@@ -14,6 +15,7 @@ __all__ = [
     "InvalidOrderTransitionError",
     "NoRouteError",
     "PermanentExecutionError",
+    "PriceCapExceededError",
     "QuoteTimeoutError",
     "RpcError",
     "SlippageExceededError",
@@ -60,15 +62,17 @@ class ExecutionError(DomainError):
 
     ``chain_error``: the chain's own error value when it refused the transaction (Solana's
     ``err``, e.g. ``{"InstructionError": [0, {"Custom": 6001}]}``), kept beside the message.
+    ``details``: what else the order's persisted error names (the checks that failed, the cap).
     """
 
     code = "execution_error"
     retryable = False
 
     def __init__(self, message: str, *, field: str | None = None,
-                 chain_error: Mapping[str, Any] | None = None) -> None:
+                 chain_error: Mapping[str, Any] | None = None, details: Mapping[str, Any] | None = None) -> None:
         super().__init__(message, field=field)
         self.chain_error = dict(chain_error) if chain_error is not None else None
+        self.details = dict(details or {})
 
 
 class TransientExecutionError(ExecutionError):
@@ -91,6 +95,18 @@ class SlippageExceededError(PermanentExecutionError):
 
 class InsufficientLiquidityError(PermanentExecutionError):
     code = "insufficient_liquidity"
+
+
+class ChecksFailedError(PermanentExecutionError):
+    """A sniper's safety checks refused the new pool: ``details["checks"]`` names each one."""
+
+    code = "checks_failed"
+
+
+class PriceCapExceededError(PermanentExecutionError):
+    """A sniper's pool asks more than its ``maxPrice``."""
+
+    code = "price_cap_exceeded"
 
 
 class NoRouteError(TransientExecutionError):

@@ -12,8 +12,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from .amounts import MAX_BASE_UNITS, min_out_at_price, parse_decimal
+from .amounts import MAX_BASE_UNITS, min_out_at_cap, min_out_at_price, parse_decimal
 from .errors import InvalidOrderTransitionError, UnsupportedOrderTypeError, ValidationError
+from .sniper import MAX_DELAY_SLOTS, SniperChecks
 from .tokens import Token
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "SUPPORTED_TYPES",
     "TERMINAL",
     "TRANSITIONS",
+    "WAITING_TYPES",
     "Order",
     "OrderEvent",
     "OrderStatus",
@@ -82,7 +84,8 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 TERMINAL: frozenset[OrderStatus] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 CANCELLABLE: frozenset[OrderStatus] = frozenset(s for s, nxt in TRANSITIONS.items() if S.CANCELLED in nxt)
-SUPPORTED_TYPES: frozenset[OrderType] = frozenset({OrderType.MARKET, OrderType.LIMIT})
+SUPPORTED_TYPES: frozenset[OrderType] = frozenset(OrderType)
+WAITING_TYPES: frozenset[OrderType] = frozenset({OrderType.LIMIT, OrderType.SNIPER})  # they rest in ``waiting``
 
 
 def utc_now() -> datetime:
@@ -188,8 +191,10 @@ class Order:
     error: dict[str, Any] | None = None
     history: list[OrderEvent] = field(default_factory=list)
     limit_price: str | None = None
-    max_price: str | None = None
+    max_price: str | None = None  # a sniper's cap: most token_in per token_out (canonical decimal)
     expires_at: str | None = None  # when a waiting order ends ``expired`` (``iso``)
+    checks: SniperChecks | None = None  # a sniper's safety checks
+    delay_slots: int = 0  # a sniper's wait after its pool opens
 
     @classmethod
     def create(
@@ -206,13 +211,17 @@ class Order:
         limit_price: str | None = None,
         max_price: str | None = None,
         expires_at: datetime | None = None,
+        checks: SniperChecks | None = None,
+        delay_slots: int = 0,
         now: datetime | None = None,
     ) -> Order:
         """Validate and create a pending order (its first event, seq 1, included).
 
-        A limit order needs ``limit_price`` (above zero, least ``token_out`` per ``token_in``);
-        ``expires_at`` defaults to ``DEFAULT_WAIT`` from now, lies at most ``MAX_WAIT`` ahead and
-        never in the past.
+        A limit order needs ``limit_price`` (above zero, least ``token_out`` per ``token_in``); a
+        sniper order buys ``token_out`` (a mint, launched or not) with SOL, at most ``max_price``
+        (above zero, ``token_in`` per ``token_out``), ``delay_slots`` (0-150) after its pool opens,
+        if ``checks`` pass. For both, ``expires_at`` defaults to ``DEFAULT_WAIT`` from now, lies at
+        most ``MAX_WAIT`` ahead and never in the past.
         """
         if order_type not in SUPPORTED_TYPES:
             raise UnsupportedOrderTypeError(
@@ -233,6 +242,16 @@ class Order:
         if order_type is OrderType.LIMIT:
             limit_price = _limit_price(limit_price, amount_in, token_in, token_out)
             expiry = iso(_expiry(expires_at, created))
+        if order_type is OrderType.SNIPER:
+            if not token_in.is_sol:
+                raise ValidationError("a sniper order buys with SOL: tokenIn must be SOL", field="tokenIn")
+            max_price = _positive_price(max_price, "maxPrice")
+            if not 0 <= delay_slots <= MAX_DELAY_SLOTS:
+                raise ValidationError(f"delaySlots must be between 0 and {MAX_DELAY_SLOTS}", field="delaySlots")
+            checks = checks or SniperChecks()
+            expiry = iso(_expiry(expires_at, created))
+        else:
+            checks, delay_slots = None, 0
         at = iso(created)
         order = cls(
             order_id=new_order_id(client_id, client_order_id),
@@ -251,6 +270,8 @@ class Order:
             limit_price=limit_price,
             max_price=max_price,
             expires_at=expiry,
+            checks=checks,
+            delay_slots=delay_slots,
         )
         order.history.append(OrderEvent(order.order_id, 1, OrderStatus.PENDING, at, {}))
         return order
@@ -277,6 +298,17 @@ class Order:
         if self.limit is None:
             raise ValueError(f"order {self.order_id} has no limit price")
         return min_out_at_price(self.amount_in, self.token_in, self.limit, self.token_out)
+
+    def cap_out(self) -> int:
+        """The least ``token_out`` (base units) a sniper accepts: ``ceil(amount / maxPrice)``, so the
+        price paid is at most ``maxPrice``. Its token must have launched (decimals known)."""
+        if self.max_price is None:
+            raise ValueError(f"order {self.order_id} has no price cap")
+        return min_out_at_cap(self.amount_in, self.token_in, Decimal(self.max_price), self.token_out)
+
+    def was_triggered(self) -> bool:
+        """Whether the order's condition was ever met (a trigger in its history)."""
+        return any(isinstance(e.data.get("trigger"), dict) for e in self.history)
 
     def is_overdue(self, now: datetime) -> bool:
         return self.expires_at is not None and parse_iso(self.expires_at) <= now
@@ -309,6 +341,15 @@ class Order:
 
     def events_after(self, seq: int) -> list[OrderEvent]:
         return [e for e in self.history if e.seq > seq]
+
+
+def _positive_price(text: str | None, field: str) -> str:
+    if text is None:
+        raise ValidationError(f"{field} is required for a sniper order", field=field)
+    value = parse_decimal(text, field=field)
+    if value <= 0:
+        raise ValidationError(f"{field} must be greater than zero", field=field)
+    return format(value.normalize(), "f")
 
 
 def _limit_price(text: str | None, amount_in: int, token_in: Token, token_out: Token) -> str:

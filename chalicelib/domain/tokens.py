@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from .errors import UnknownTokenError
 
-__all__ = ["TOKENS", "WSOL_MINT", "Token", "get_token"]
+__all__ = ["TOKENS", "UNKNOWN_DECIMALS", "WSOL_MINT", "Token", "get_token", "unlaunched"]
 
 WSOL_MINT = "So11111111111111111111111111111111111111112"
+# A mint nobody has launched yet (a sniper may watch one): its decimals are learnt when it launches.
+UNKNOWN_DECIMALS = -1
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,17 @@ class Token:
     @property
     def is_sol(self) -> bool:
         return self.mint == WSOL_MINT
+
+    @property
+    def is_known(self) -> bool:
+        """False for a mint not launched yet: no symbol but its mint, decimals unknown."""
+        return self.decimals != UNKNOWN_DECIMALS
+
+
+def unlaunched(mint: str) -> Token:
+    """A mint that has no token yet, as an order watching it carries it until it launches: named
+    by its mint, its decimals unknown (``UNKNOWN_DECIMALS``), so no amount of it can be written."""
+    return Token(mint, mint, UNKNOWN_DECIMALS)
 
 
 TOKENS: dict[str, Token] = {

@@ -50,6 +50,24 @@ Limit orders (see ``execution/triggers.py`` for the matcher):
   ``pending`` and is armed again, instead of failing;
 * a ``waiting`` order delivered again (a worker died between arming and triggering at once, or a
   duplicate message) is checked once more and otherwise left to wait.
+
+Sniper orders (the matcher's side is in ``execution/triggers.py``):
+
+* a ``pending`` sniper is *armed*: its entry goes into the sniper book, then ``pending → waiting``
+  (data: ``watchMint``, ``maxPrice``, ``expiresAt``, ``checks``, ``delaySlots``). Then it looks at
+  its mint: a launch made before that write may have published its opening while nobody watched,
+  so if the mint has launched the order publishes the opening itself, or, when the pool is open
+  and the delay over already, triggers at once (``waiting → routing``, ``cause`` "armed");
+* a triggered sniper runs its checks first (mint and freeze authorities renounced, LP burned, the
+  pool's SOL): a failing one ends it ``failed`` (``checks_failed``, naming each); then it quotes,
+  and a price above ``maxPrice`` ends it ``failed`` (``price_cap_exceeded``): launched pools only
+  move by trades, and at their open only up, as snipers buy, so a missed entry does not come back
+  by waiting (a limit order on the now trading mint waits for a price). The swap's
+  ``minAmountOut`` is at least ``ceil(amount / maxPrice)``, so the cap holds on chain;
+* a sniper's swap refused or failed for slippage (other snipers' swaps landed first) never landed:
+  it goes back to ``pending`` and straight to ``routing`` again with its trigger (its pool is
+  open), quoting the pool as it is now, at most ``max_attempts`` swaps in all; so does a retry
+  after a transient failure.
 """
 
 from __future__ import annotations
@@ -65,6 +83,7 @@ from typing import Any
 
 from ..domain import (
     BlockhashExpiredError,
+    ChecksFailedError,
     ConfirmationPendingError,
     ExecutionError,
     Order,
@@ -72,10 +91,12 @@ from ..domain import (
     OrderStatus,
     OrderType,
     PermanentExecutionError,
+    PriceCapExceededError,
     Route,
     RouteLeg,
     SignatureStatus,
     SlippageExceededError,
+    SniperChecks,
     Transaction,
     TransientExecutionError,
     describe_transaction_error,
@@ -84,8 +105,9 @@ from ..domain import (
 )
 from ..domain.clock import Clock
 from ..routing.router import Router
-from .ports import Chain, OrderStore, StaleOrderError, TriggerBook
+from .ports import Chain, Launches, MarketEventSink, OrderStore, SniperBook, StaleOrderError, TriggerBook
 from .transactions import build_transaction, transaction_from_dict, transaction_to_dict
+from .triggers import MAX_OPENING_WAIT_SECONDS, pool_created, publish_opening
 
 __all__ = ["Executor", "Outcome", "OutcomeKind"]
 
@@ -135,6 +157,9 @@ class Executor:
         dead_letter_wait_seconds: float = DEAD_LETTER_WAIT_SECONDS,
         on_terminal: Callable[[Order], None] | None = None,
         book: TriggerBook | None = None,
+        sniper_book: SniperBook | None = None,
+        launches: Launches | None = None,
+        events: MarketEventSink | None = None,
     ) -> None:
         self._store = store
         self._router = router
@@ -147,6 +172,9 @@ class Executor:
         self._dead_letter_wait = dead_letter_wait_seconds
         self._on_terminal = on_terminal
         self._book = book
+        self._sniper_book = sniper_book
+        self._launches = launches
+        self._events = events
 
     # -- entry point -------------------------------------------------------------------------
     def execute(self, order_id: str, receive_count: int = 1) -> Outcome:
@@ -178,6 +206,8 @@ class Executor:
     def _run(self, order: Order, receive_count: int) -> Outcome:
         if order.type is OrderType.LIMIT:
             return self._run_limit(order, receive_count)
+        if order.type is OrderType.SNIPER:
+            return self._run_sniper(order, receive_count)
         if order.status in (OrderStatus.ROUTING, OrderStatus.BUILDING):
             # A worker died mid-flight before sending anything: start this attempt afresh.
             self._move(order, OrderStatus.PENDING, {"attempt": receive_count, "resumed": True})
@@ -276,9 +306,118 @@ class Executor:
     @staticmethod
     def _holding_limit(order: Order, route: Route) -> Route:
         """The route with each leg's minimum raised to the limit: it holds on chain too."""
-        floor = order.required_out()
+        return Executor._holding(route, order.required_out())
+
+    @staticmethod
+    def _holding(route: Route, floor: int) -> Route:
         legs = tuple(RouteLeg(leg.quote, max(leg.min_amount_out, floor)) for leg in route.legs)
         return replace(route, legs=legs)
+
+    # -- sniper orders -------------------------------------------------------------------------
+    def _sniper_ports(self) -> tuple[SniperBook, Launches, MarketEventSink]:
+        if self._sniper_book is None or self._launches is None or self._events is None:
+            raise PermanentExecutionError("sniper orders need the sniper book, the launches and the market "
+                                          "events queue, which this worker was not given")
+        return self._sniper_book, self._launches, self._events
+
+    def _run_sniper(self, order: Order, receive_count: int) -> Outcome:
+        if order.trigger is not None:
+            return self._execute_sniper(order)
+        if order.status in (OrderStatus.ROUTING, OrderStatus.BUILDING):
+            # A worker died mid-flight before sending anything: start this attempt afresh.
+            self._move(order, OrderStatus.PENDING, {"attempt": receive_count, "resumed": True})
+        if order.status is OrderStatus.PENDING and order.was_triggered():
+            return self._retrigger(order)
+        return self._arm_sniper(order)
+
+    def _arm_sniper(self, order: Order) -> Outcome:
+        """A pending sniper starts waiting in the book; then (or on a redelivery of a waiting one) it
+        looks whether its mint has launched already."""
+        book, launches, events = self._sniper_ports()
+        if order.status is OrderStatus.PENDING:
+            waiting_at = order.version + 1
+            book.add(order, waiting_at)  # before the write: once it waits, the matcher finds it
+            try:
+                self._move(order, OrderStatus.WAITING, {
+                    "watchMint": order.token_out.mint, "maxPrice": order.max_price, "expiresAt": order.expires_at,
+                    "checks": order.checks.to_data() if order.checks else None, "delaySlots": order.delay_slots})
+            except StaleOrderError:  # cancelled meanwhile: it will never wait at that version
+                self._sniper_remove(order, waiting_at)
+                raise
+        else:
+            book.add(order, order.version)  # a redelivery: make sure the matcher knows it
+        # After the write: a launch made before it published its opening only if someone watched.
+        launch = launches.launch_of(order.token_out.mint)
+        if launch is None or order.is_overdue(self._now()):
+            return Outcome(OutcomeKind.DONE, order, reason="waiting")
+        due_ms = launch.due_at_ms(order.delay_slots, launches.slot_ms)
+        if due_ms > round(self._clock.now() * 1000):
+            publish_opening(events, launch, due_ms, launches.slot(), self._clock)
+            return Outcome(OutcomeKind.DONE, order, reason="waiting")
+        waited_at = order.version
+        order.token_out = launch.token
+        self._move(order, OrderStatus.ROUTING, {
+            "trigger": pool_created(launch, launches.slot(), order.delay_slots, "armed")})
+        self._sniper_remove(order, waited_at)
+        return self._execute_sniper(order)
+
+    def _retrigger(self, order: Order) -> Outcome:
+        """A sniper back in ``pending`` after its trigger (a retry, a slipped swap): its pool is
+        open, so it goes straight back to ``routing`` with the same trigger."""
+        trigger = next(e.data["trigger"] for e in reversed(order.history) if isinstance(e.data.get("trigger"), dict))
+        self._move(order, OrderStatus.ROUTING, {"trigger": {**trigger, "cause": "retry"}})
+        return self._execute_sniper(order)
+
+    def _execute_sniper(self, order: Order) -> Outcome:
+        """Triggered: the checks, then a quote under the cap, then the swap with the cap on chain."""
+        _book, launches, _events = self._sniper_ports()
+        launch = launches.launch_of(order.token_out.mint)
+        if launch is None:
+            raise PermanentExecutionError(f"{order.token_out.mint} has not launched, yet the order was triggered")
+        # Another process's clock may run a little behind the one that triggered: the pool must be open.
+        early = (launch.due_at_ms(0, launches.slot_ms) - self._clock.now() * 1000) / 1000
+        if 0 < early <= MAX_OPENING_WAIT_SECONDS:
+            self._clock.sleep(early)
+        order.token_out = launch.token
+        order.attempts += 1
+        checks = order.checks or SniperChecks()
+        failures = checks.failures(launch, launches.pool_lamports(launch))
+        if failures:
+            raise ChecksFailedError("; ".join(str(f) for f in failures),
+                                    details={"checks": [f.check for f in failures]})
+        route = self._router.route(order.token_in, order.token_out, order.amount_in, order.slippage_bps)
+        order.quotes = [q.to_data() for q in route.quotes]
+        cap = order.cap_out()
+        if route.amount_out < cap:
+            paid = price_string(route.amount_out, order.token_out, order.amount_in, order.token_in) \
+                if route.amount_out else "more than any"
+            spent = to_decimal_string(order.amount_in, order.token_in)
+            raise PriceCapExceededError(
+                f"the pool asks {paid} SOL per {order.token_out.symbol} for {spent} SOL, above the maxPrice of "
+                f"{order.max_price}", details={"maxPrice": order.max_price, "price": paid})
+        return self._execute_route(order, self._holding(route, cap))
+
+    def _sniper_slipped(self, order: Order, exc: ExecutionError, attempt: int) -> Outcome:
+        """A sniper's swap refused or failed for slippage never landed: quote the pool again at once
+        (at most ``max_attempts`` swaps), the cap still holding."""
+        if order.attempts >= self._max_attempts:
+            return self._fail(order, exc, attempt)
+        order.error = self._error(exc, attempt)
+        data: dict[str, Any] = {"attempt": attempt, "error": order.error, "slipped": True,
+                                "expiredSignature": order.signature}
+        order.signature = order.tx = order.last_valid_block_height = None
+        self._move(order, OrderStatus.PENDING, data)
+        try:
+            return self._retrigger(order)
+        except ExecutionError as again:
+            return self._handle_failure(order, again, attempt)
+
+    def _sniper_remove(self, order: Order, version: int) -> None:
+        if self._sniper_book is not None:
+            try:
+                self._sniper_book.remove(order, version)
+            except Exception:  # a stale entry only costs the matcher one refused write
+                log.exception("could not remove %s from the sniper book", order.order_id)
 
     def _slipped(self, order: Order, exc: ExecutionError, attempt: int) -> Outcome:
         """A limit order's swap refused or failed for slippage never landed and never will: back to
@@ -294,7 +433,10 @@ class Executor:
             return self._handle_failure(order, again, attempt)
 
     def _book_add(self, order: Order, version: int) -> None:
-        if self._book is not None:
+        if order.type is OrderType.SNIPER:
+            if self._sniper_book is not None:
+                self._sniper_book.add(order, version)
+        elif self._book is not None:
             self._book.add(order, version)
 
     def _book_remove(self, order: Order, version: int) -> None:
@@ -356,6 +498,8 @@ class Executor:
                    else PermanentExecutionError(message, chain_error=status.err))
             if order.type is OrderType.LIMIT and isinstance(exc, SlippageExceededError):
                 return self._slipped(order, exc, order.attempts or 1)
+            if order.type is OrderType.SNIPER and isinstance(exc, SlippageExceededError):
+                return self._sniper_slipped(order, exc, order.attempts or 1)
             return self._fail(order, exc, order.attempts or 1)
         amount_out = sum(f.amount_out for f in status.fills)
         order.amount_out = amount_out
@@ -404,6 +548,9 @@ class Executor:
         if order.type is OrderType.LIMIT and isinstance(exc, SlippageExceededError) and (
                 order.status is OrderStatus.SUBMITTED):
             return self._slipped(order, exc, attempt)  # refused by the preflight: it never landed
+        if order.type is OrderType.SNIPER and isinstance(exc, SlippageExceededError) and (
+                order.status is OrderStatus.SUBMITTED):
+            return self._sniper_slipped(order, exc, attempt)
         if order.status is OrderStatus.PENDING and isinstance(exc, TransientExecutionError) and (
                 attempt < self._max_attempts):
             # Not armed yet (a limit order's quotes failed): nothing to undo, ask again later.
@@ -484,7 +631,7 @@ class Executor:
     @staticmethod
     def _error(exc: ExecutionError, attempt: int) -> dict[str, Any]:
         error: dict[str, Any] = {"code": exc.code, "message": exc.message, "attempt": attempt,
-                                 "retryable": exc.retryable}
+                                 "retryable": exc.retryable, **exc.details}
         if exc.chain_error is not None:
             error["chainError"] = exc.chain_error
         return error

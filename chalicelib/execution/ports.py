@@ -7,15 +7,28 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from ..domain import Blockhash, DomainError, Order, OrderEvent, OrderStatus, SignatureStatus, Token, Transaction
+from ..domain import (
+    Blockhash,
+    DomainError,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    PoolLaunch,
+    SignatureStatus,
+    Token,
+    Transaction,
+)
 
 __all__ = [
     "BookEntry",
     "Chain",
+    "Launches",
     "MarketEventSink",
     "OrderConflictError",
     "OrderQueue",
     "OrderStore",
+    "SniperBook",
+    "SniperEntry",
     "StaleOrderError",
     "TransitionRefused",
     "TriggerBook",
@@ -113,6 +126,7 @@ class WaitingOrder:
     amount_in: int
     limit_price: str | None
     expires_at: str  # iso
+    delay_slots: int = 0  # a sniper's
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,62 @@ class WaitingOrders(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class SniperEntry:
+    """A waiting sniper order as the sniper book holds it: enough to trigger it with one conditional
+    write when its mint's pool opens (plus its delay), without reading the order."""
+
+    order_id: str
+    version: int  # the seq of its ``waiting`` event
+    expires_ms: int  # epoch ms
+    delay_slots: int
+    ref: str = ""  # the book's own handle on the entry
+
+
+class SniperBook(Protocol):
+    """Waiting sniper orders by the mint they watch. A cache of the orders table's ``waiting``
+    index, like ``TriggerBook``: entries may be stale, and a book whose ``ready`` marker is gone
+    is rebuilt before use."""
+
+    def add(self, order: Order, version: int) -> None:
+        """Add ``order`` as it waits at ``version`` (before the write that makes it wait)."""
+        ...
+
+    def remove(self, order: Order, version: int) -> None: ...
+
+    def forget(self, order: WaitingOrder) -> None: ...
+
+    def discard(self, mint: str, entries: Sequence[SniperEntry]) -> None: ...
+
+    def entries(self, mint: str) -> list[SniperEntry]:
+        """Every order watching ``mint``, the shortest delay first."""
+        ...
+
+    def watched(self, mint: str) -> bool:
+        """Whether orders watch ``mint`` (also when the book needs rebuilding): one round trip."""
+        ...
+
+    def ready(self) -> bool: ...
+
+    def rebuild(self, orders: Iterable[WaitingOrder]) -> int: ...
+
+
+class Launches(Protocol):
+    """What the chain says about new tokens: a mint's pool and authorities (``None`` while the mint
+    has not launched), the SOL a pool holds now, and the current slot."""
+
+    @property
+    def slot_ms(self) -> int:
+        """How long a slot lasts, in ms (400 on Solana)."""
+        ...
+
+    def launch_of(self, mint: str) -> PoolLaunch | None: ...
+
+    def pool_lamports(self, launch: PoolLaunch) -> int: ...
+
+    def slot(self) -> int: ...
+
+
 class OrderQueue(Protocol):
     def send_orders(self, order_ids: Sequence[str]) -> None:
         """Queue these orders for the worker (batched)."""
@@ -181,4 +251,6 @@ class OrderQueue(Protocol):
 
 
 class MarketEventSink(Protocol):
-    def publish(self, event: Mapping[str, Any]) -> None: ...
+    def publish(self, event: Mapping[str, Any], delay_seconds: int = 0) -> None:
+        """Send ``event`` to the matcher, visible after ``delay_seconds`` (SQS's DelaySeconds)."""
+        ...

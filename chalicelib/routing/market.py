@@ -37,6 +37,7 @@ from ..domain import (
     Fill,
     NoRouteError,
     PoolChange,
+    PoolLaunch,
     Quote,
     QuoteTimeoutError,
     RpcError,
@@ -91,6 +92,12 @@ VENUES = ("raydium", "meteora")
 
 GENESIS_HEIGHT = 280_000_000
 CLOCK_KEY = "sim:clock"
+AUTO_LAUNCH_KEY = "sim:autolaunch"  # the last of the market's own launches, by its index
+AUTO_SYMBOLS = ("MOON", "PEPE", "WIF", "FROG", "GIGA", "SNEK", "CHAD", "ROCKET", "DEGEN", "HODL")
+# The market's own launches stay this many launches long (half an hour at one a minute); older ones
+# are delisted, so that a stack left running does not pile up pools it quotes and lists forever.
+AUTO_LAUNCHES_KEPT = 30
+_FORGET_AFTER_MS = 10_000  # a launch younger than this may be one this process is still recording
 CLOCK_TTL_SECONDS = 30 * 86_400  # refreshed by every write, like the pools
 POOL_TTL_SECONDS = 30 * 86_400
 
@@ -296,13 +303,15 @@ class PoolSnapshot:
 class SimulatedMarket:
     def __init__(self, settings: MarketSettings | None = None, clock: Clock | None = None, *,
                  state: SimState | None = None,
-                 on_change: Callable[[Sequence[PoolChange]], None] | None = None) -> None:
+                 on_change: Callable[[Sequence[PoolChange]], None] | None = None,
+                 on_launch: Callable[[PoolLaunch], None] | None = None) -> None:
         from ..domain.clock import SystemClock
 
         self.settings = settings or MarketSettings()
         self.clock: Clock = clock or SystemClock()
         self.state: SimState = state or InMemorySimState()
         self._on_change = on_change
+        self._on_launch = on_launch
         self._layout_rng = random.Random(self.settings.seed)
         self._fault_rng = random.Random(self.settings.seed * 104_729 + 2)
         self._fault_lock = threading.Lock()
@@ -360,7 +369,7 @@ class SimulatedMarket:
         if terms.venue not in self.venues:
             raise ValidationError(f"unknown venue {terms.venue!r}; venues: {', '.join(VENUES)}", field="venue")
         now_ms = self.elapsed_ms()
-        mint = b58encode(hashlib.sha256(b"mint:" + nonce).digest())
+        mint = self.mint_for(nonce)
         pool_id = b58encode(hashlib.sha256(f"{terms.venue}:{mint}:{SOL.mint}".encode()).digest())
         open_slot = self.slot_at(now_ms) + terms.open_in_slots
         launch = Launch(Token(terms.symbol, mint, terms.decimals), terms.venue, pool_id, now_ms,
@@ -375,18 +384,125 @@ class SimulatedMarket:
             txn.zadd(LAUNCHES_KEY, mint, launch.open_ms, LAUNCH_TTL_SECONDS)
 
         self.state.transaction(record)
+        if self._on_launch is not None:
+            try:
+                self._on_launch(self.pool_launch(launch))
+            except Exception:  # a listener's failure never undoes the launch
+                log.exception("launch listener failed")
         return launch
+
+    @staticmethod
+    def mint_for(nonce: bytes) -> str:
+        """The mint a launch with ``nonce`` creates (known before it launches)."""
+        return b58encode(hashlib.sha256(b"mint:" + nonce).digest())
+
+    def auto_launch(self, every_seconds: float) -> Launch | None:
+        """The market's own launches, one every ``every_seconds`` (0: none), whoever asks first:
+        launch ``k`` is due ``k · every_seconds`` after genesis, its terms (and mint) drawn from
+        (seed, k), and a transaction on ``sim:autolaunch`` lets one process make it."""
+        if every_seconds <= 0:
+            return None
+        due = int(self.elapsed_ms() // (every_seconds * 1000))
+
+        def claim(txn: StateTxn) -> bool:
+            txn.watch(AUTO_LAUNCH_KEY)
+            [raw] = txn.get(AUTO_LAUNCH_KEY)
+            if raw is not None and int(raw) >= due:
+                return False
+            txn.set(AUTO_LAUNCH_KEY, str(due), LAUNCH_TTL_SECONDS)
+            return True
+
+        nonce = self._auto_nonce(due)
+        if not self.state.transaction(claim) or self.launch_of(self.mint_for(nonce)) is not None:
+            return None
+        self._retire(self.mint_for(self._auto_nonce(due - AUTO_LAUNCHES_KEPT)))
+        rng = random.Random(_tick_seed(self.settings.seed, due, "auto-launch"))
+        symbol = f"{rng.choice(AUTO_SYMBOLS)}{due % 1000}"
+        price = Decimal(rng.randint(5_000, 100_000)).scaleb(-9)  # 0.000005 to 0.0001 SOL per token
+        terms = LaunchTerms(symbol, rng.choice((6, 6, 9)), "raydium" if rng.random() < 0.7 else "meteora",
+                            rng.choice((5, 20, 50, 80, 150)) * 10**SOL.decimals, price, rng.randint(25, 75),
+                            rng.random() < 0.85, rng.random() < 0.85, rng.random() < 0.7)
+        return self.launch(terms, nonce=nonce)
+
+    def _auto_nonce(self, index: int) -> bytes:
+        return f"{self.settings.seed}:auto-launch:{index}".encode()
+
+    def _retire(self, mint: str) -> None:
+        """Delist one of the market's own launches: its record, its pool and its place in the set."""
+        launch = self._learn(mint)
+        if launch is None:
+            return
+
+        def delist(txn: StateTxn) -> None:
+            txn.zrem(LAUNCHES_KEY, mint)
+            txn.delete(launch_key(mint), pool_key(launch.pool_id))
+
+        self.state.transaction(delist)
+        self._forget_launch(mint)
+
+    def _forget_launch(self, mint: str) -> None:
+        with self._launch_lock:
+            launch = self.launches.pop(mint, None)
+            if launch is None:
+                return
+            self.specs.pop(launch.pool_id, None)
+            self._initial.pop(launch.pool_id, None)
+            for venue in self.venues.values():
+                venue.pool_ids.pop(frozenset({mint, SOL.mint}), None)
+
+    def _learn(self, mint: str) -> Launch | None:
+        """``mint``'s launch: known here, else its record read (one round trip, not every launch)."""
+        launch = self.launches.get(mint)
+        if launch is not None:
+            return launch
+        [raw], _ = self.state.read([launch_key(mint)])
+        if raw is None:
+            return None
+        self._add_launch(Launch.load(raw))
+        return self.launches.get(mint)
+
+    # -- what the chain tells of a launch (the ``Launches`` port) ----------------------------------
+    @property
+    def slot_ms(self) -> int:
+        return self.settings.slot_ms
+
+    def slot(self) -> int:
+        return self.block_height()
+
+    def pool_launch(self, launch: Launch) -> PoolLaunch:
+        return PoolLaunch(launch.token, launch.pool_id, launch.venue, self.slot_at(launch.open_ms),
+                          self.genesis_ms() + launch.open_ms, launch.mint_renounced, launch.freeze_renounced,
+                          launch.lp_burned)
+
+    def launch_of(self, mint: str) -> PoolLaunch | None:
+        """``mint``'s launch, as any process made it; ``None`` while nobody has launched it."""
+        launch = self._learn(mint)
+        return None if launch is None else self.pool_launch(launch)
+
+    def pool_lamports(self, launch: PoolLaunch) -> int:
+        """The SOL (lamports) the launched pool holds for trading now."""
+        spec = self._spec(launch.pool_id)
+        [raw] = self.read([pool_key(spec.pool_id)], settled=False)
+        reserve_x, reserve_y = self.decode(spec.pool_id, raw).reserves()
+        return reserve_y if spec.token_y.is_sol else reserve_x
 
     def refresh_launches(self) -> bool:
         """Learn the launches other processes made; True if there was one this process did not know."""
+        listed: set[str] = set()
+
         def look(txn: StateTxn) -> list[str | None]:
             [members] = txn.read([], [(LAUNCHES_KEY, 2**62)])[1]
+            listed.update(mint for mint, _ in members)
             unknown = [mint for mint, _ in members if mint not in self.launches]
             return txn.get(*[launch_key(m) for m in unknown]) if unknown else []
 
         found = [Launch.load(raw) for raw in self.state.transaction(look) if raw is not None]
         for launch in found:
             self._add_launch(launch)
+        # Delisted by another process (the market's own old launches); not one this process is recording.
+        settled = self.elapsed_ms() - _FORGET_AFTER_MS
+        for mint in [m for m, launch in list(self.launches.items()) if m not in listed and launch.created_ms < settled]:
+            self._forget_launch(mint)
         return bool(found)
 
     def _add_launch(self, launch: Launch) -> None:
@@ -415,12 +531,14 @@ class SimulatedMarket:
         try:
             return listed_token(text, field=field)
         except UnknownTokenError:
-            launch = self.launches.get(text)
-            if launch is None and self.refresh_launches():
-                launch = self.launches.get(text)
+            launch = self._learn(text)
             if launch is None:
                 raise
             return launch.token
+
+    def is_open(self, launch: Launch) -> bool:
+        """Whether ``launch``'s pool trades now."""
+        return self.elapsed_ms() >= launch.open_ms
 
     def markets(self) -> list[tuple[PoolSpec, Pool, Launch | None]]:
         """Every pool as it is now, with its launch (None for the seeded pools of listed tokens)."""

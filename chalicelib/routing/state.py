@@ -51,6 +51,8 @@ class StateTxn(Protocol):
 
     def zrem(self, key: str, *members: str) -> None: ...
 
+    def delete(self, *keys: str) -> None: ...
+
 
 class SimState(Protocol):
     def read(self, keys: Sequence[str], heads: Sequence[str] = ()) -> tuple[list[str | None],
@@ -100,6 +102,14 @@ class _MemoryTxn:
             for member in members:
                 remaining.pop(member, None)
             if not remaining:
+                self._state.sorted_sets.pop(key, None)
+
+        self.writes.append(remove)
+
+    def delete(self, *keys: str) -> None:
+        def remove() -> None:
+            for key in keys:
+                self._state.values.pop(key, None)
                 self._state.sorted_sets.pop(key, None)
 
         self.writes.append(remove)

@@ -286,13 +286,14 @@ function formBody() {
   if (type === "limit") body.limitPrice = value("limitPrice");
   if (type === "sniper") {
     body.maxPrice = value("maxPrice");
+    // Every check says what it asks: an unticked box switches that check off (each is on by default).
     const checks = {};
     for (const [id, name] of [["check-mint", "mintRenounced"], ["check-freeze", "freezeRenounced"],
       ["check-lp", "lpBurned"]]) {
-      if ($(id).checked) checks[name] = true;
+      checks[name] = $(id).checked;
     }
     if (value("minLiquidity")) checks.minLiquidity = value("minLiquidity");
-    if (Object.keys(checks).length) body.checks = checks;
+    body.checks = checks;
     if (value("delaySlots") !== "" && Number(value("delaySlots")) !== 0) body.delaySlots = Number(value("delaySlots"));
   }
   if ((type === "limit" || type === "sniper") && value("expiresAt")) {

@@ -44,6 +44,16 @@ function venueEntries(item) {
   return out;
 }
 
+// A pool's depth in its quote token: GET /api/markets gives {base, quote} in token units.
+function liquidityText(liquidity, quoteName, inverted) {
+  if (liquidity === null || liquidity === undefined) return null;
+  if (typeof liquidity !== "object") return String(liquidity);
+  const amount = Number(inverted ? liquidity.base : liquidity.quote);
+  if (!Number.isFinite(amount)) return null;
+  const shown = amount.toLocaleString("en-US", { maximumFractionDigits: amount >= 100 ? 0 : 2 });
+  return `${shown} ${String(quoteName).length > 12 ? "" : quoteName}`.trim();
+}
+
 // GET /api/markets: "every pair with each venue's price and liquidity now". Read liberally.
 export function normalizeMarkets(data) {
   const list = Array.isArray(data) ? data : (data && (data.markets || data.pairs)) || [];
@@ -59,7 +69,8 @@ export function normalizeMarkets(data) {
     for (const v of venueEntries(item)) {
       const price = Number(v.price);
       if (!Number.isFinite(price) || price <= 0) continue;
-      venues.push({ venue: v.venue, price: canon.inverted ? 1 / price : price, liquidity: v.liquidity ?? null });
+      venues.push({ venue: v.venue, price: canon.inverted ? 1 / price : price,
+        liquidity: liquidityText(v.liquidity, canon.inverted ? base : quote, canon.inverted) });
     }
     rows.push({ base: canon.base, quote: canon.quote, symbol: item.symbol || null, venues });
   }

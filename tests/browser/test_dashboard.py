@@ -8,8 +8,6 @@ import json
 import re
 from typing import Any
 
-import pytest
-
 from .conftest import PHONE, SETTLE_MS, Dashboard, expect
 
 
@@ -202,7 +200,6 @@ def test_a_limit_order_waits_at_its_level_and_can_be_cancelled(dashboard: Dashbo
     expect(page.locator(".price-chart .level")).to_have_count(0)
 
 
-@pytest.mark.xfail(strict=True, reason="needs sniper orders and simulated launches (issue 14)")
 def test_a_launch_followed_by_a_sniper_order_fills(dashboard: Dashboard) -> None:
     page = dashboard.open()
     page.click("#launch-toggle")  # next to the prices, on local and dev stages

@@ -493,3 +493,66 @@ def test_a_malformed_api_keys_falls_back_to_the_local_key(monkeypatch: pytest.Mo
     assert cli.build_parser().parse_args(["submit"]).api_key == "local-dev-key"
     monkeypatch.setenv("API_KEYS", "k1:alice,k2:bob")
     assert cli.build_parser().parse_args(["demo"]).api_key == "k1"
+
+
+# -- sniper orders and launches -----------------------------------------------------------------------
+MINT = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
+
+
+def test_submit_type_sniper_sends_the_mint_the_cap_the_checks_and_the_delay(
+        capsys: pytest.CaptureFixture[str], rest: FakeRest) -> None:
+    rest.accept("ws://127.0.0.1:1")
+    code, out, _ = run_cli(capsys, "submit", "--rest", rest.url, "--type", "sniper", "--to", MINT, "--amount", "0.5",
+                           "--max-price", "0.0001", "--delay-slots", "2", "--min-liquidity", "20",
+                           "--no-lp-burned", "--slippage-bps", "500", "--expires-at", "2030-01-01T00:00:00Z")
+    assert code == 0 and ORDER_ID in out
+    [request] = rest.requests
+    assert request["body"] == {"type": "sniper", "tokenIn": "SOL", "tokenOut": MINT, "amount": "0.5",
+                               "slippageBps": 500, "maxPrice": "0.0001", "delaySlots": 2,
+                               "expiresAt": "2030-01-01T00:00:00Z",
+                               "checks": {"lpBurned": False, "minLiquidity": "20"}}
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--type", "sniper", "--to", MINT], "--type sniper needs --max-price"),
+    (["--type", "sniper", "--max-price", "1"], "--type sniper needs --to MINT"),
+    (["--max-price", "1"], "--max-price goes with --type sniper"),
+    (["--type", "limit", "--limit-price", "1", "--no-lp-burned"], "--lp-burned goes with --type sniper"),
+    (["--type", "sniper", "--to", MINT, "--max-price", "1", "--limit-price", "2"], "a sniper takes --max-price"),
+])
+def test_sniper_flags_out_of_place_are_a_usage_error(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                                     words: str) -> None:
+    code, _, err = run_cli(capsys, "submit", "--rest", "http://127.0.0.1:1", *argv)
+    assert code == 2 and words in one_line(err)
+
+
+def test_launch_posts_the_terms_and_prints_the_mint_and_how_to_snipe_it(
+        capsys: pytest.CaptureFixture[str], rest: FakeRest) -> None:
+    rest.answer_json(201, {"mint": MINT, "pool": "Pool1111", "venue": "meteora", "openSlot": 280000125,
+                           "symbol": "RUG", "decimals": 6})
+    code, out, _ = run_cli(capsys, "launch", "--rest", rest.url, "--symbol", "RUG", "--venue", "meteora",
+                           "--no-freeze-renounced", "--open-in-slots", "50", "--price", "0.00003")
+    assert code == 0
+    [request] = rest.requests
+    assert request["path"] == "/api/sim/launches"
+    assert request["body"] == {"symbol": "RUG", "decimals": 6, "venue": "meteora", "liquidity": "50",
+                               "openInSlots": 50, "price": "0.00003", "mintRenounced": True,
+                               "freezeRenounced": False, "lpBurned": True}
+    first, second = out.strip().splitlines()
+    assert MINT in first and "opens at slot 280000125 (in 20 s)" in first
+    assert f"submit --type sniper --to {MINT}" in second and "--max-price 0.00006" in second  # twice the price
+
+
+def test_a_refused_launch_is_one_line_naming_the_field(capsys: pytest.CaptureFixture[str], rest: FakeRest) -> None:
+    rest.answer_json(404, {"error": {"code": "not_found", "message": "no route matches this path"}})
+    code, out, err = run_cli(capsys, "launch", "--rest", rest.url)
+    assert code == 1 and out == "" and "404 not_found: no route matches this path" in one_line(err)
+
+
+def test_a_sniper_watch_says_what_it_watches_and_which_pool_opened() -> None:
+    waiting = cli._describe("waiting", {"watchMint": MINT, "maxPrice": "0.0001", "delaySlots": 2,
+                                        "expiresAt": "2030-01-01T00:00:00.000Z"})
+    assert waiting == f"watching {MINT}, 2 slots after it opens, max price 0.0001, expires 2030-01-01T00:00:00.000Z"
+    routing = cli._describe("routing", {"trigger": {"kind": "pool_created", "pool": "8LrzEPKzXKGzXTiJs9iQ",
+                                                    "venue": "raydium", "openSlot": 10, "slot": 12}})
+    assert routing == "pool 8LrzEPKzXKGz… opened on raydium at slot 10; triggered at slot 12"

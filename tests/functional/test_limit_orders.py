@@ -479,5 +479,5 @@ def test_every_key_a_waiting_order_writes_expires(client: Any, services: Service
     run_workers(client, services)
     services.matcher.ensure_book()
     keys = list(redis_client.scan_iter(match=f"{redis_prefix}:book:*"))
-    assert len(keys) == 2  # the book of SOL→USDC and its marker
+    assert len(keys) == 3  # the book of SOL→USDC and its marker, and the sniper book's marker
     assert all(redis_client.ttl(k) > 0 for k in keys), {k: redis_client.ttl(k) for k in keys}

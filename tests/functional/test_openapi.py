@@ -201,3 +201,60 @@ def test_a_body_is_valid_by_the_document_exactly_when_the_code_accepts_it(
 
 
 _BODY = _body_validator()
+
+
+def _sniper_code_accepts(body: dict[str, Any]) -> bool:
+    """What POST decides of a sniper body before it looks at the market (whether its mint already
+    trades is the market's to say, which no schema can)."""
+    from chalicelib.api.errors import ApiError
+    from chalicelib.api.intake import _sniper_terms, parse_order_request
+    from chalicelib.api.models import SniperOrderRequest
+    from chalicelib.domain import DomainError, Order, OrderType, get_token, to_base_units, unlaunched
+
+    try:
+        request = parse_order_request(body)
+        assert isinstance(request, SniperOrderRequest)
+        checks, delay = _sniper_terms(request)
+        token_in = get_token(request.tokenIn, field="tokenIn")
+        Order.create(client_id="c", token_in=token_in, token_out=unlaunched(request.tokenOut),
+                     amount_in=to_base_units(request.amount, token_in), slippage_bps=request.slippageBps,
+                     order_type=OrderType.SNIPER, max_price=request.maxPrice, checks=checks, delay_slots=delay)
+    except (ApiError, DomainError):
+        return False
+    return True
+
+
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_MINTS = st.one_of(st.text(alphabet=_BASE58, min_size=30, max_size=46),
+                   st.text(alphabet=_BASE58 + "0OIl+/ ", min_size=32, max_size=44),
+                   st.sampled_from(["7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU", "USDC", ""]))
+_PRICES = st.one_of(st.from_regex(r"\A[0-9]{1,6}(\.[0-9]{1,12})?\Z"),
+                    st.sampled_from(["0", "0.0", "00.000", "0.00001", "1e-5", "-1", ".5", "5.", " 1", 0.5, 1, None]))
+_CHECK_VALUES = st.one_of(st.booleans(), st.sampled_from(["true", 1, None]))
+_CHECKS = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+    "mintRenounced": _CHECK_VALUES, "freezeRenounced": _CHECK_VALUES, "lpBurned": _CHECK_VALUES,
+    "minLiquidity": st.one_of(st.from_regex(r"\A[0-9]{1,4}(\.[0-9]{1,3})?\Z"), st.sampled_from(["", "-1", 5, "1e2"])),
+    "honeypot": st.booleans()}))
+_DELAYS = st.one_of(st.none(), st.integers(-2, 160), st.sampled_from([3.0, 2.5, "2", True, 1e3]))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(token_in=st.sampled_from(["SOL", "So11111111111111111111111111111111111111112", "USDC", "sol"]),
+       token_out=_MINTS, amount=_AMOUNTS, max_price=_PRICES, checks=_CHECKS, delay=_DELAYS)
+def test_a_sniper_body_is_valid_by_the_document_exactly_when_the_code_accepts_it(
+        token_in: str, token_out: str, amount: str, max_price: Any, checks: Any, delay: Any) -> None:
+    body: dict[str, Any] = {"type": "sniper", "tokenIn": token_in, "tokenOut": token_out, "amount": amount}
+    for name, value in (("maxPrice", max_price), ("checks", checks), ("delaySlots", delay)):
+        if value is not None:
+            body[name] = value
+    assert _BODY.is_valid(body) == _sniper_code_accepts(body), body
+
+
+def test_a_sniper_buys_with_sol_spelled_as_the_registry_spells_it() -> None:
+    from typing import get_args
+
+    from chalicelib.api.models import SniperOrderRequest
+    from chalicelib.domain import TOKENS
+
+    sol = TOKENS["SOL"]
+    assert set(get_args(SniperOrderRequest.model_fields["tokenIn"].annotation)) == {sol.symbol, sol.mint}

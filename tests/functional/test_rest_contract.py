@@ -60,7 +60,7 @@ def test_missing_or_bad_key_is_401(client: Any, headers: dict[str, str]) -> None
         (order_body(slippageBps=5001), "slippageBps"),
         (order_body(slippageBps="50"), "slippageBps"),
         (order_body(type="stop"), "type"),
-        (order_body(type="sniper", tokenOut="EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", maxPrice="1"), "type"),
+        (order_body(type="sniper", tokenOut="EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v", maxPrice="1"), "tokenOut"),
         (order_body(type="limit"), "limitPrice"),
         (order_body(type="limit", limitPrice="0"), "limitPrice"),
         (order_body(type="limit", limitPrice="1e3"), "limitPrice"),

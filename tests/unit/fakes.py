@@ -10,7 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 from chalicelib.domain import Order, OrderEvent, OrderStatus, Token, parse_iso
-from chalicelib.execution.ports import BookEntry, StaleOrderError, TransitionRefused, WaitingOrder
+from chalicelib.execution.ports import (
+    BookEntry,
+    SniperEntry,
+    StaleOrderError,
+    TransitionRefused,
+    WaitingOrder,
+)
 
 
 @dataclass
@@ -54,6 +60,8 @@ class InMemoryOrderStore:
             current.history[-1] = event
             if fields and "quotes" in fields:
                 current.quotes = list(fields["quotes"])
+            if fields and "tokenOutDecimals" in fields:  # a sniper's token, learnt at its launch
+                current.token_out = Token(fields["tokenOut"], current.token_out.mint, fields["tokenOutDecimals"])
             return None
 
     def waiting(self, order_type: str, due_by: str | None = None) -> Iterator[WaitingOrder]:
@@ -63,7 +71,7 @@ class InMemoryOrderStore:
         for o in found:
             if due_by is None or (o.expires_at or "") <= due_by:
                 yield WaitingOrder(o.order_id, o.client_id, o.status, o.version, o.type.value, o.token_in,
-                                   o.token_out, o.amount_in, o.limit_price, o.expires_at or "")
+                                   o.token_out, o.amount_in, o.limit_price, o.expires_at or "", o.delay_slots)
 
 
 @dataclass
@@ -113,3 +121,74 @@ class InMemoryBook:
     def versions(self, order_id: str) -> list[int]:
         with self.lock:
             return sorted(v for book in self.entries.values() for (i, v) in book if i == order_id)
+
+
+@dataclass
+class InMemorySniperBook:
+    """The sniper book's contract in memory: entries by mint, a version per entry."""
+
+    entries_by_mint: dict[str, dict[tuple[str, int], SniperEntry]] = field(default_factory=dict)
+    is_ready: bool = True
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, order: Order, version: int) -> None:
+        assert order.expires_at is not None
+        entry = SniperEntry(order.order_id, version, int(parse_iso(order.expires_at).timestamp() * 1000),
+                            order.delay_slots)
+        with self.lock:
+            self.entries_by_mint.setdefault(order.token_out.mint, {})[(order.order_id, version)] = entry
+
+    def remove(self, order: Order, version: int) -> None:
+        with self.lock:
+            self.entries_by_mint.get(order.token_out.mint, {}).pop((order.order_id, version), None)
+
+    def forget(self, order: WaitingOrder) -> None:
+        with self.lock:
+            self.entries_by_mint.get(order.token_out.mint, {}).pop((order.order_id, order.version), None)
+
+    def discard(self, mint: str, entries: Sequence[SniperEntry]) -> None:
+        with self.lock:
+            for e in entries:
+                self.entries_by_mint.get(mint, {}).pop((e.order_id, e.version), None)
+
+    def entries(self, mint: str) -> list[SniperEntry]:
+        with self.lock:
+            return sorted(self.entries_by_mint.get(mint, {}).values(), key=lambda e: (e.delay_slots, e.order_id))
+
+    def watched(self, mint: str) -> bool:
+        with self.lock:
+            return not self.is_ready or bool(self.entries_by_mint.get(mint))
+
+    def ready(self) -> bool:
+        return self.is_ready
+
+    def rebuild(self, orders: Iterable[WaitingOrder]) -> int:
+        raise NotImplementedError
+
+    def versions(self, order_id: str) -> list[int]:
+        with self.lock:
+            return sorted(v for book in self.entries_by_mint.values() for (i, v) in book if i == order_id)
+
+
+@dataclass
+class RecordingSink:
+    """The market events queue: what was published, with its DelaySeconds."""
+
+    published: list[tuple[dict[str, Any], int]] = field(default_factory=list)
+
+    def publish(self, event: Mapping[str, Any], delay_seconds: int = 0) -> None:
+        self.published.append((dict(event), delay_seconds))
+
+    def take(self) -> list[tuple[dict[str, Any], int]]:
+        taken, self.published = self.published, []
+        return taken
+
+
+@dataclass
+class RecordingQueue:
+    """The orders queue: the ids sent to the worker."""
+
+    sent: list[str] = field(default_factory=list)
+
+    def send_orders(self, order_ids: Sequence[str]) -> None:
+        self.sent.extend(order_ids)

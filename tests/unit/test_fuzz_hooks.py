@@ -23,3 +23,17 @@ WSOL = "So11111111111111111111111111111111111111112"
 def test_a_quote_query_needs_two_tokens_and_an_amount_within_token_in_decimals(query: dict[str, object],
                                                                                coherent: bool) -> None:
     assert quote_query_is_coherent(query) is coherent
+
+
+@pytest.mark.parametrize(("body", "kept"), [
+    ({"type": "sniper", "tokenOut": "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"}, True),  # not trading
+    ({"type": "sniper", "tokenOut": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"}, False),  # USDC's mint
+    ({"type": "sniper", "tokenOut": WSOL}, False),
+    ({"type": "market", "tokenOut": "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"}, True),  # not a sniper
+    ({"type": "sniper", "tokenOut": 7}, True),  # the schema's own business
+    ({"type": "sniper", "tokenOut": ["a"]}, True),
+])
+def test_a_sniper_watches_a_mint_that_is_not_trading(body: dict[str, object], kept: bool) -> None:
+    from devstack.fuzz_hooks import sniper_mint_is_not_trading
+
+    assert sniper_mint_is_not_trading(body) is kept

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -15,10 +16,14 @@ from chalicelib.domain import (
     Order,
     OrderStatus,
     OrderType,
-    UnsupportedOrderTypeError,
+    PoolLaunch,
+    SniperChecks,
+    Token,
     ValidationError,
     get_token,
     new_order_id,
+    parse_iso,
+    unlaunched,
 )
 
 S = OrderStatus
@@ -87,11 +92,57 @@ def test_event_message_has_api_shape() -> None:
     assert msg["type"] == "order.status" and msg["seq"] == 2
 
 
-def test_sniper_is_modelled_but_rejected() -> None:
-    with pytest.raises(UnsupportedOrderTypeError) as err:
-        Order.create(client_id="c", token_in=SOL, token_out=USDC, amount_in=1, slippage_bps=50,
-                     order_type=OrderType.SNIPER)
-    assert err.value.field == "type"
+MINT = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
+
+
+def sniper_order(max_price: str | None = "0.00002", token_in: Token = SOL, delay_slots: int = 0,
+                 token_out: Token | None = None) -> Order:
+    return Order.create(client_id="c", token_in=token_in, token_out=token_out or unlaunched(MINT),
+                        amount_in=500_000_000, slippage_bps=500, order_type=OrderType.SNIPER, max_price=max_price,
+                        delay_slots=delay_slots, now=NOW)
+
+
+def test_a_sniper_order_on_a_mint_not_launched_yet_carries_the_mint_and_its_checks_on_by_default() -> None:
+    order = sniper_order("0.000020")
+    assert order.max_price == "0.00002" and order.token_out.mint == MINT and not order.token_out.is_known
+    assert order.checks == SniperChecks(True, True, True, None) and order.delay_slots == 0
+    assert order.expires_at is not None and parse_iso(order.expires_at) == NOW + timedelta(hours=24)
+    with pytest.raises(ValueError, match="not launched"):
+        order.cap_out()  # its decimals are learnt when it launches
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"max_price": None}, "maxPrice"), ({"max_price": "0"}, "maxPrice"), ({"max_price": "1e-5"}, "maxPrice"),
+    ({"token_in": USDC}, "tokenIn"), ({"delay_slots": 151}, "delaySlots"), ({"delay_slots": -1}, "delaySlots"),
+])
+def test_a_sniper_order_refuses_what_it_cannot_do(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        sniper_order(**kwargs)
+    assert err.value.field == field
+
+
+def test_a_snipers_cap_is_the_least_amount_out_at_most_max_price_rounded_up() -> None:
+    token = Token("PEPE2", MINT, 6)
+    # 0.5 SOL at most 0.00002 SOL per token: at least 25,000 tokens, exactly
+    assert sniper_order("0.00002", token_out=token).cap_out() == 25_000 * 10**6
+    # 0.5 SOL at most 0.00003: 16,666.666667 tokens, rounded up to the base unit
+    assert sniper_order("0.00003", token_out=token).cap_out() == 16_666_666_667
+    assert sniper_order("3", token_out=Token("NINE", MINT, 9)).cap_out() == 166_666_667
+
+
+def test_the_checks_name_each_failure_and_what_was_found() -> None:
+    launch = PoolLaunch(Token("PEPE2", MINT, 6), "pool", "raydium", 1, 0, mint_renounced=False,
+                        freeze_renounced=False, lp_burned=False)
+    failures = SniperChecks(min_liquidity=Decimal("50")).failures(launch, 12 * 10**9)
+    assert [(f.check, f.found) for f in failures] == [
+        ("mintRenounced", "mint authority is not renounced"),
+        ("freezeRenounced", "freeze authority is not renounced"),
+        ("lpBurned", "LP tokens are not burned"),
+        ("minLiquidity", "pool holds 12 SOL, less than the 50 minimum"),
+    ]
+    assert SniperChecks(False, False, False).failures(launch, 1) == []
+    renounced = PoolLaunch(launch.token, "pool", "raydium", 1, 0, True, True, True)
+    assert SniperChecks(min_liquidity=Decimal("50")).failures(renounced, 50 * 10**9) == []
 
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
