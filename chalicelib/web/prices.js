@@ -21,58 +21,30 @@ export function pairKey(base, quote) {
   return `${base}/${quote}`;
 }
 
-function tokenName(value) {
-  if (value && typeof value === "object") return value.symbol || value.mint || null;
-  return value || null;
-}
-
-function venueEntries(item) {
-  const venues = item.venues || item.prices || item.quotes;
-  const out = [];
-  if (Array.isArray(venues)) {
-    for (const v of venues) {
-      if (v && (v.venue || v.name)) out.push({ venue: v.venue || v.name, price: v.price, liquidity: v.liquidity });
-    }
-  } else if (venues && typeof venues === "object") {
-    for (const [venue, v] of Object.entries(venues)) {
-      if (v && typeof v === "object") out.push({ venue, price: v.price, liquidity: v.liquidity });
-      else out.push({ venue, price: v, liquidity: null });
-    }
-  } else if (item.venue && item.price !== undefined) {
-    out.push({ venue: item.venue, price: item.price, liquidity: item.liquidity });
-  }
-  return out;
-}
-
 // A pool's depth in its quote token: GET /api/markets gives {base, quote} in token units.
 function liquidityText(liquidity, quoteName, inverted) {
-  if (liquidity === null || liquidity === undefined) return null;
-  if (typeof liquidity !== "object") return String(liquidity);
   const amount = Number(inverted ? liquidity.base : liquidity.quote);
   if (!Number.isFinite(amount)) return null;
   const shown = amount.toLocaleString("en-US", { maximumFractionDigits: amount >= 100 ? 0 : 2 });
   return `${shown} ${String(quoteName).length > 12 ? "" : quoteName}`.trim();
 }
 
-// GET /api/markets: "every pair with each venue's price and liquidity now". Read liberally.
+// GET /api/markets as the OpenAPI document gives it (MarketsResponse): {slot, markets: [{base,
+// quote: {symbol, mint, decimals}, venues: [{venue, pool, price, liquidity: {base, quote}, open,
+// openSlot}], launch}]}, prices as decimal strings (quote per base). A pool not yet open has no
+// price to draw.
 export function normalizeMarkets(data) {
-  const list = Array.isArray(data) ? data : (data && (data.markets || data.pairs)) || [];
   const rows = [];
-  for (const item of list) {
-    if (!item || typeof item !== "object") continue;
-    let base = tokenName(item.base ?? item.tokenIn ?? item.baseToken ?? item.tokenA);
-    let quote = tokenName(item.quote ?? item.tokenOut ?? item.quoteToken ?? item.tokenB);
-    if ((!base || !quote) && typeof item.pair === "string") [base, quote] = item.pair.split(/[/:-]/);
-    if (!base || !quote) continue;
-    const canon = canonicalPair(base, quote);
+  for (const market of data.markets) {
+    const canon = canonicalPair(market.base.symbol, market.quote.symbol);
     const venues = [];
-    for (const v of venueEntries(item)) {
+    for (const v of market.venues) {
       const price = Number(v.price);
-      if (!Number.isFinite(price) || price <= 0) continue;
+      if (!v.open || !Number.isFinite(price) || price <= 0) continue;
       venues.push({ venue: v.venue, price: canon.inverted ? 1 / price : price,
-        liquidity: liquidityText(v.liquidity, canon.inverted ? base : quote, canon.inverted) });
+        liquidity: liquidityText(v.liquidity, canon.inverted ? canon.base : canon.quote, canon.inverted) });
     }
-    rows.push({ base: canon.base, quote: canon.quote, symbol: item.symbol || null, venues });
+    rows.push({ base: canon.base, quote: canon.quote, venues });
   }
   return rows;
 }
@@ -138,7 +110,6 @@ export class Prices {
       const now = Date.now();
       for (const row of normalizeMarkets(data)) {
         const key = this.addPair(row.base, row.quote);
-        if (row.symbol) this.pairs.get(key).symbol = row.symbol;
         for (const v of row.venues) this.record(key, v.venue, v.price, now, v.liquidity);
       }
       this.marketsAvailable = true;
