@@ -28,13 +28,14 @@ import logging
 import socket
 import threading
 import time
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Self
 
 import h11
 from uvicorn import Config, Server
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["DEFAULT_READ_TIMEOUT", "HttpServer", "bind"]
+__all__ = ["DEFAULT_READ_TIMEOUT", "HttpServer", "ServedComponent", "bind"]
 
 log = logging.getLogger("devstack.http")
 
@@ -210,3 +211,91 @@ class HttpServer:
         self._server = None
         self._thread = None
         self._loop = None
+
+
+class ServedComponent:
+    """A part of the stack served by one ``HttpServer``, with a pool of threads for its handlers.
+
+    ``start()`` serves on a thread and returns once listening; ``run()`` serves in the calling
+    thread until SIGINT/SIGTERM (a process of its own); ``stop()`` stops and joins. A subclass
+    builds its server in ``_make_server`` and may act once the port is known (``_listening``) and
+    undo that when it stops (``_release``).
+    """
+
+    _name = "the server"
+    _scheme = "http"
+    _thread_prefix = "devstack-handler"
+
+    def __init__(self, host: str, port: int, sock: socket.socket | None, max_workers: int) -> None:
+        self._host = host
+        self._port = sock.getsockname()[1] if sock is not None else port
+        self._sock = sock
+        self._max_workers = max_workers
+        self._server: HttpServer | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.port if self._server is not None else self._port
+
+    @property
+    def url(self) -> str:
+        return f"{self._scheme}://{self._host}:{self.port}"
+
+    def _make_server(self, executor: ThreadPoolExecutor) -> HttpServer:
+        raise NotImplementedError
+
+    def _listening(self) -> None:
+        """Called once the port is known: after ``start()`` listens, or before ``run()`` serves."""
+
+    def _release(self) -> None:
+        """Undo what ``_make_server`` and ``_listening`` did; called once the server has stopped."""
+
+    def _prepare(self) -> HttpServer:
+        if self._server is not None:
+            raise RuntimeError(f"{self._name} is already started")
+        self._executor = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix=self._thread_prefix)
+        self._server = self._make_server(self._executor)
+        return self._server
+
+    def start(self) -> None:
+        server = self._prepare()
+        try:
+            server.start()
+        except BaseException:
+            self._server = None
+            self._cleanup()
+            raise
+        self._port = server.port
+        self._listening()
+
+    def run(self) -> None:
+        """Serve in this thread until SIGINT or SIGTERM (a process of its own)."""
+        server = self._prepare()
+        self._listening()  # with the port given or bound beforehand
+        try:
+            server.run()
+        finally:
+            self._server = None
+            self._cleanup()
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.stop()
+        self._sock = None  # closed with the server
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        self._release()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -30,7 +30,7 @@ from chalice.local import LocalChalice, LocalGateway, LocalGatewayException, Rou
 
 from infra.gateway_responses import render
 
-from .http_server import DEFAULT_READ_TIMEOUT, HttpServer
+from .http_server import DEFAULT_READ_TIMEOUT, HttpServer, ServedComponent
 
 __all__ = ["API_GATEWAY_MAX_BODY", "ChaliceAsgi", "RestServer", "chalice_config"]
 
@@ -175,87 +175,38 @@ async def _respond(send: Any, status: int, headers: list[tuple[bytes, bytes]], p
     await send({"type": "http.response.body", "body": payload})
 
 
-class RestServer:
+class RestServer(ServedComponent):
     """Serves ``app``'s routes on ``host:port`` (``port=0``: a free port) or on a bound ``sock``."""
+
+    _name = "the REST server"
+    _thread_prefix = "devstack-rest-handler"
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, *, stage: str = "local",
                  project_dir: str | Path | None = None, config: Config | None = None,
                  sock: socket.socket | None = None, max_workers: int = 32,
                  max_body_bytes: int = API_GATEWAY_MAX_BODY, read_timeout: float = DEFAULT_READ_TIMEOUT,
                  **server_options: Any) -> None:
+        super().__init__(host, port, sock, max_workers)
         self.app = app
-        self._host = host
-        self._port = sock.getsockname()[1] if sock is not None else port
-        self._sock = sock
         self._config = config or chalice_config(app, stage, project_dir)
-        self._max_workers = max_workers
         self._max_body = max_body_bytes
         self._read_timeout = read_timeout
         self._server_options = server_options
-        self._server: HttpServer | None = None
-        self._executor: ThreadPoolExecutor | None = None
         self._app_class: type | None = None
 
-    @property
-    def port(self) -> int:
-        return self._server.port if self._server is not None else self._port
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self.port}"
-
-    def _prepare(self) -> HttpServer:
-        if self._server is not None:
-            raise RuntimeError("the REST server is already started")
+    def _make_server(self, executor: ThreadPoolExecutor) -> HttpServer:
         if not isinstance(self.app, LocalChalice):
             # What chalice.local.create_local_server does: one current_request per thread.
             self._app_class = self.app.__class__
             self.app.__class__ = type("LocalApp", (LocalChalice, self.app.__class__), {})
-        self._executor = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="devstack-rest-handler")
-        asgi = ChaliceAsgi(self.app, self._config, self._executor, max_body_bytes=self._max_body,
+        asgi = ChaliceAsgi(self.app, self._config, executor, max_body_bytes=self._max_body,
                            read_timeout=self._read_timeout)
-        self._server = HttpServer(asgi, self._host, self._port, sock=self._sock, name="devstack-rest",
-                                  read_timeout=self._read_timeout, **self._server_options)
-        return self._server
+        return HttpServer(asgi, self._host, self._port, sock=self._sock, name="devstack-rest",
+                          read_timeout=self._read_timeout, **self._server_options)
 
-    def start(self) -> None:
-        server = self._prepare()
-        try:
-            server.start()
-        except BaseException:
-            self._server = None
-            self._cleanup()
-            raise
-        self._port = server.port
+    def _listening(self) -> None:
         log.info("REST API on %s", self.url)
 
-    def run(self) -> None:
-        """Serve in this thread until SIGINT or SIGTERM (a process of its own)."""
-        server = self._prepare()
-        try:
-            server.run()
-        finally:
-            self._server = None
-            self._cleanup()
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.stop()
-        self._sock = None  # closed with the server
-        self._cleanup()
-
-    def _cleanup(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+    def _release(self) -> None:
         if self._app_class is not None:
             self.app.__class__, self._app_class = self._app_class, None
-
-    def __enter__(self) -> RestServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

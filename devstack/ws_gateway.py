@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from .emulator import LambdaContext
-from .http_server import DEFAULT_READ_TIMEOUT, HttpServer
+from .http_server import DEFAULT_READ_TIMEOUT, HttpServer, ServedComponent
 
 __all__ = ["FRAME_LIMIT", "MESSAGE_LIMIT", "WebSocketGateway", "new_connection_id"]
 
@@ -112,7 +112,7 @@ def _error(status: int, error_type: str, message: str | None, close: bool = Fals
 _GONE = _Answer(410, b"", "GoneException")
 
 
-class WebSocketGateway:
+class WebSocketGateway(ServedComponent):
     """Serves the app's WebSocket handlers and the management API on ``host:port``.
 
     ``port=0`` picks a free port; or pass an already bound ``sock``. ``start()`` returns once
@@ -125,36 +125,27 @@ class WebSocketGateway:
                  lambda_timeout: float = 30, lambda_memory_mb: int = 128, region: str = "us-east-1",
                  max_workers: int = 32, send_timeout: float = 5, read_timeout: float = DEFAULT_READ_TIMEOUT,
                  **server_options: Any) -> None:
+        super().__init__(host, port, sock, max_workers)
         self.app = app
         self.stage = stage
         self.api_id = "local"
         self.idle_timeout = idle_timeout
         self.max_duration = max_duration
-        self._host = host
-        self._port = sock.getsockname()[1] if sock is not None else port
-        self._sock = sock
         self._lambda_timeout = lambda_timeout
         self._lambda_memory_mb = lambda_memory_mb
         self._region = region
-        self._max_workers = max_workers
         self._send_timeout = send_timeout
         self._read_timeout = read_timeout
         self._server_options = server_options
         self._open: dict[str, _Client] = {}
         self._clients: set[_Client] = set()  # every accepted socket until its $disconnect has run
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._server: HttpServer | None = None
-        self._executor: ThreadPoolExecutor | None = None
         self._saved_endpoint: tuple[Any, Any] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self._server.port if self._server is not None else self._port
-
-    @property
-    def url(self) -> str:
-        return f"ws://{self._host}:{self.port}"
+    _name = "the gateway"
+    _scheme = "ws"
+    _thread_prefix = "devstack-ws-handler"
 
     @property
     def management_url(self) -> str:
@@ -165,61 +156,21 @@ class WebSocketGateway:
     def domain_name(self) -> str:
         return f"{self._host}:{self.port}"
 
-    def _prepare(self) -> HttpServer:
-        if self._server is not None:
-            raise RuntimeError("the gateway is already started")
-        self._executor = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="devstack-ws-handler")
+    def _make_server(self, executor: ThreadPoolExecutor) -> HttpServer:
         options = {
             "ws": "websockets-sansio", "ws_max_size": (MESSAGE_LIMIT, FRAME_LIMIT),
             "ws_per_message_deflate": False, "ws_ping_interval": None, "ws_ping_timeout": None,
             **self._server_options,
         }
-        self._server = HttpServer(self._asgi, self._host, self._port, sock=self._sock, name="devstack-ws-gateway",
-                                  read_timeout=self._read_timeout, before_stop=self._close_all, **options)
-        return self._server
+        return HttpServer(self._asgi, self._host, self._port, sock=self._sock, name="devstack-ws-gateway",
+                          read_timeout=self._read_timeout, before_stop=self._close_all, **options)
 
-    def start(self) -> None:
-        server = self._prepare()
-        try:
-            server.start()
-        except BaseException:
-            self._server = None
-            self._cleanup()
-            raise
-        self._port = server.port
+    def _listening(self) -> None:
         self._configure_websocket_api()
         log.info("WebSocket gateway on %s (management API %s)", self.url, self.management_url)
 
-    def run(self) -> None:
-        """Serve in this thread until SIGINT or SIGTERM (a process of its own)."""
-        server = self._prepare()
-        self._configure_websocket_api()  # with the port given or bound beforehand
-        try:
-            server.run()
-        finally:
-            self._server = None
-            self._cleanup()
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.stop()
-        self._sock = None  # closed with the server
-        self._cleanup()
-
-    def _cleanup(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+    def _release(self) -> None:
         self._restore_websocket_api()
-
-    def __enter__(self) -> WebSocketGateway:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def connection_ids(self) -> list[str]:
         """Ids of the open connections (those the management API would accept)."""
