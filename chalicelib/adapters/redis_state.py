@@ -16,12 +16,13 @@ ACTIVE_TTL_SECONDS = 31 * 24 * 60 * 60
 
 
 class RateDecision:
-    __slots__ = ("allowed", "remaining", "retry_after")
+    __slots__ = ("allowed", "key", "remaining", "retry_after")
 
-    def __init__(self, allowed: bool, remaining: int, retry_after: int) -> None:
+    def __init__(self, allowed: bool, remaining: int, retry_after: int, key: str = "") -> None:
         self.allowed = allowed
         self.remaining = remaining
         self.retry_after = retry_after
+        self.key = key  # the window's counter, for a refund
 
 
 class RedisState:
@@ -42,7 +43,12 @@ class RedisState:
         pipe.expire(key, 61)
         count, _ = pipe.execute()
         retry_after = max(1, 60 - int(t % 60))
-        return RateDecision(int(count) <= limit_per_min, max(0, limit_per_min - int(count)), retry_after)
+        return RateDecision(int(count) <= limit_per_min, max(0, limit_per_min - int(count)), retry_after, key)
+
+    def refund_rate_limit(self, decision: RateDecision) -> None:
+        """Give back a hit that created nothing (a repeat of an order already made), in its window."""
+        if decision.key:
+            self._r.decr(decision.key)
 
     def add_active(self, client_id: str, order_id: str, created_ms: int) -> None:
         """Record an active order. Intake calls this before the order is queued, so the worker's

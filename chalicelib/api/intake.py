@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
+from ..adapters.redis_state import RateDecision
 from ..domain import (
     DomainError,
     Order,
@@ -145,18 +146,25 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
         log.warning(json.dumps({"msg": "rate limiter unavailable; order let through", "clientId": client_id}))
         decision = None
     if decision is not None and not decision.allowed:
-        raise ApiError(429, "rate_limited",
-                       f"more than {services.settings.rate_limit_per_min} orders per minute",
-                       headers={"Retry-After": str(decision.retry_after)})
-
-    stored, created = services.orders.create(order)
+        # A resubmission of an order already made creates nothing, so the limit does not refuse it.
+        stored_before = services.orders.get(order.order_id) if key is not None else None
+        if stored_before is None or stored_before.client_id != client_id:
+            raise ApiError(429, "rate_limited",
+                           f"more than {services.settings.rate_limit_per_min} orders per minute",
+                           headers={"Retry-After": str(decision.retry_after)})
+        stored, created = stored_before, False
+    else:
+        stored, created = services.orders.create(order)
     if not created:
+        if decision is not None and decision.allowed:
+            _refund(services, decision, client_id)
         if stored.request_hash != order.request_hash:
             raise ApiError(409, "idempotency_conflict",
                            f"{key_field} {key!r} was already used with a different order", field=key_field)
         never_started = stored.status is OrderStatus.PENDING and stored.version == 1
         if never_started and _age_seconds(stored) >= REENQUEUE_AFTER_SECONDS:
-            _enqueue(services, stored)
+            # Its first message may still be queued (a backlog): sent again, never withdrawn.
+            _enqueue(services, stored, withdraw=False)
         return Accepted(stored, created=False)
     # Recorded as active before it is queued: the worker removes it when it ends, and that removal
     # must not be able to run first (it would leave an ended order in the set for good).
@@ -191,20 +199,32 @@ def _sniper_target(services: Services, mint: str) -> Token:
     return token
 
 
-def _enqueue(services: Services, order: Order) -> None:
+def _enqueue(services: Services, order: Order, *, withdraw: bool = True) -> None:
+    """Queue the order. If that fails, a new order is withdrawn (not accepted, so not kept: the
+    client's resubmission creates it afresh); a resubmitted one is kept, since a message of its
+    own may be queued already, and the client is told to submit again, which queues it again."""
     try:
         services.queue.send({"orderId": order.order_id})
     except Exception as exc:
         log.error(json.dumps({"msg": "enqueue failed", "orderId": order.order_id, "error": repr(exc)}))
+        if not withdraw:
+            raise ApiError(503, "enqueue_failed",
+                           "the order is recorded but could not be queued again; submit it again") from exc
         try:
-            # Not accepted, so not kept: the client's resubmission creates it afresh. (Should this
-            # delete fail too, a replay after REENQUEUE_AFTER_SECONDS re-enqueues it.)
+            # (Should this delete fail too, a replay after REENQUEUE_AFTER_SECONDS re-enqueues it.)
             if services.orders.delete_unstarted(order.order_id):
                 services.state.remove_active(order.client_id, order.order_id)
         except Exception:
             log.exception(json.dumps({"msg": "could not withdraw unqueued order", "orderId": order.order_id}))
         raise ApiError(503, "enqueue_failed",
                        "the order could not be queued and was not accepted; submit it again") from exc
+
+
+def _refund(services: Services, decision: RateDecision, client_id: str) -> None:
+    try:
+        services.state.refund_rate_limit(decision)
+    except Exception:  # a lost refund costs the client one order of its minute, nothing more
+        log.warning(json.dumps({"msg": "rate limit refund failed", "clientId": client_id}))
 
 
 def _canonical(value: str | None) -> str | None:

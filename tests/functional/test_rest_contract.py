@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from chalicelib.api import intake
+from chalicelib.api.errors import ApiError
 from chalicelib.api.intake import submit_order
 from chalicelib.api.services import Services
 from chalicelib.domain import WSOL_MINT
@@ -309,6 +310,46 @@ def test_rate_limit_is_429_with_retry_after(client: Any, services: Services) -> 
     assert resp.status_code == 429
     assert 1 <= int(resp.headers["Retry-After"]) <= 60
     assert post_order(client, key=API_KEY_B).status_code == 202  # per client
+
+
+def test_a_resubmission_is_never_refused_by_the_rate_limit_nor_counted_against_it(
+        client: Any, services: Services) -> None:
+    services.settings = replace(services.settings, rate_limit_per_min=2)
+    first = post_order(client, order_body(clientOrderId="again-1"))
+    assert first.status_code == 202
+    # repeats create nothing: each answers the same order and leaves the minute's budget as it was
+    for _ in range(4):
+        again = post_order(client, order_body(clientOrderId="again-1"))
+        assert again.status_code == 200 and json.loads(again.body)["orderId"] == json.loads(first.body)["orderId"]
+    assert post_order(client).status_code == 202  # the budget's second order
+    refused = post_order(client)
+    assert refused.status_code == 429
+    # with the budget spent, a repeat is still the same order, and a new key is still refused
+    repeat = post_order(client, order_body(clientOrderId="again-1"))
+    assert repeat.status_code == 200 and json.loads(repeat.body)["orderId"] == json.loads(first.body)["orderId"]
+    assert post_order(client, order_body(clientOrderId="again-2")).status_code == 429
+
+
+def test_a_resubmission_that_cannot_be_queued_again_keeps_the_order(services: Services,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN an accepted order whose first message may still be waiting in a backlog
+    first = submit_order(services, "client-a", order_body(clientOrderId="kept-1"))
+    monkeypatch.setattr(intake, "REENQUEUE_AFTER_SECONDS", 0)
+
+    def queue_down(message: dict[str, Any]) -> None:
+        raise ConnectionError("SQS unreachable")
+
+    monkeypatch.setattr(services.queue, "send", queue_down)
+    # WHEN the client resubmits it and sending it again fails
+    with pytest.raises(ApiError) as refused:
+        submit_order(services, "client-a", order_body(clientOrderId="kept-1"))
+    # THEN it is told to submit again, and the accepted order is still there with its message
+    assert refused.value.status == 503 and refused.value.code == "enqueue_failed"
+    stored = services.orders.get(first.order.order_id)
+    assert stored is not None and stored.status.value == "pending"
+    sqs = services._aws.client("sqs")
+    messages = sqs.receive_message(QueueUrl=services.queue.url, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"])["orderId"] for m in messages] == [first.order.order_id]
 
 
 @pytest.mark.parametrize(("body", "field", "words"), [
