@@ -144,7 +144,7 @@ FUNCTION_CALLS: dict[str, dict[str, tuple[str, ...]]] = {
     "api_handler": {
         "OrdersTable": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
         "OrdersByClient": ("dynamodb:Query",),
-        "OrdersQueue": SEND,
+        "OrdersQueue": (*SEND, "sqs:GetQueueAttributes"),  # the health check asks the queue itself
         "MarketEventsQueue": SEND,
         "ApiKeysParameter": READ_KEYS,
     },

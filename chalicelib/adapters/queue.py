@@ -30,6 +30,10 @@ class _Queue:
                     self._url = self._sqs.get_queue_url(QueueName=self._name)["QueueUrl"]
         return self._url
 
+    def probe(self) -> None:
+        """One call that only a reachable queue answers (health checks)."""
+        self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])
+
     def send(self, payload: dict[str, Any]) -> str:
         resp = self._sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(payload, separators=(",", ":")))
         return str(resp["MessageId"])

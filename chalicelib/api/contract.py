@@ -71,7 +71,7 @@ class ErrorResponse(_Model):
 
 class Health(_Model):
     status: Literal["ok", "degraded"]
-    checks: dict[str, str] = Field(examples=[{"redis": "ok", "orders_table": "ok", "queue": "ok"}])
+    checks: dict[str, str] = Field(examples=[{"redis": "ok", "ordersTable": "ok", "queue": "ok"}])
 
 
 class AcceptedOrder(_Model):

@@ -75,8 +75,8 @@ def get_services_health() -> dict[str, str]:
     checks: dict[str, str] = {}
     for name, probe in (
         ("redis", lambda: services.state.ping()),
-        ("orders_table", lambda: services.orders.get("ord_health")),
-        ("queue", lambda: bool(services.queue.url)),
+        ("ordersTable", lambda: services.orders.get("ord_health")),
+        ("queue", lambda: services.queue.probe()),
     ):
         try:
             probe()

@@ -29,7 +29,7 @@ def error_of(resp: Any) -> dict[str, Any]:
 def test_health_is_200_when_every_dependency_answers(client: Any) -> None:
     resp = client.http.get("/health")
     assert resp.status_code == 200
-    assert json.loads(resp.body)["checks"] == {"redis": "ok", "orders_table": "ok", "queue": "ok"}
+    assert json.loads(resp.body)["checks"] == {"redis": "ok", "ordersTable": "ok", "queue": "ok"}
 
 
 def test_accepted_order_is_202_pending_with_ws_url(client: Any) -> None:
