@@ -25,6 +25,7 @@ __all__ = [
     "Market",
     "MarketsResponse",
     "OrderAcceptedMessage",
+    "OrderCancelledMessage",
     "OrderEventView",
     "OrderList",
     "OrderSnapshotMessage",
@@ -261,6 +262,15 @@ class OrderUnsubscribedMessage(_Model):
     orderId: str
 
 
+class OrderCancelledMessage(_Model):
+    """The answer to a ``cancel`` action that ended the order; its ``cancelled`` status (that seq)
+    also reaches the order's subscribers as an ``order.status``."""
+
+    type: Literal["order.cancelled"]
+    orderId: str
+    seq: int = Field(ge=1, description="The seq of the order's cancelled status.")
+
+
 class ErrorMessage(_Model):
     """A message or action that could not be served; the socket stays open."""
 
@@ -278,6 +288,7 @@ class PongMessage(_Model):
 
 
 SERVER_MESSAGES: tuple[type[BaseModel], ...] = (
-    OrderAcceptedMessage, OrderSnapshotMessage, OrderStatusMessage, OrderUnsubscribedMessage, ErrorMessage,
+    OrderAcceptedMessage, OrderSnapshotMessage, OrderStatusMessage, OrderUnsubscribedMessage, OrderCancelledMessage,
+    ErrorMessage,
     PongMessage,
 )

@@ -112,15 +112,19 @@ def handle_message(services: Services, connection_id: str, body: str) -> None:
 
 
 def _cancel(services: Services, connection_id: str, client_id: str, order_id: str) -> None:
-    """Nothing is sent on success: ``cancelled`` reaches the order's subscribers as any status does,
-    an ``order.status`` from the orders table's stream. A refusal is an ``error`` message."""
+    """``order.cancelled`` answers the action (what DELETE's 200 says), so a connection that does not
+    follow the order learns it too; the ``cancelled`` status itself reaches the order's subscribers
+    as any status does, an ``order.status`` from the orders table's stream. A refusal is an
+    ``error`` message."""
     try:
-        cancel_order(services, client_id, order_id)
+        order = cancel_order(services, client_id, order_id)
     except ApiError as exc:
         extra: dict[str, Any] = {"status": exc.status, "orderId": order_id}
         if exc.field:
             extra["field"] = exc.field
         send(services, connection_id, _error(exc.code, exc.message, **extra))
+        return
+    send(services, connection_id, {"type": "order.cancelled", "orderId": order.order_id, "seq": order.version})
 
 
 def _execute(services: Services, connection_id: str, client_id: str, order: dict[str, Any] | None) -> None:

@@ -301,7 +301,9 @@ def test_cancel_over_the_websocket(client: Any, services: Services) -> None:
     run_workers(client, services)
     say(cid, {"action": "cancel", "orderId": order_id})
     assert stored(services, order_id).status is OrderStatus.CANCELLED
-    assert notifier.sent.get(cid, []) == []  # the status itself arrives through the stream
+    # the action is answered; the status itself reaches subscribers through the stream
+    assert notifier.sent[cid] == [{"type": "order.cancelled", "orderId": order_id, "seq": 3}]
+    notifier.sent[cid].clear()
     say(cid, {"action": "cancel", "orderId": order_id})
     say(cid, {"action": "cancel", "orderId": "ord_00000000000000000000000000"})
     say(cid, {"action": "cancel"})
