@@ -29,14 +29,14 @@ from typing import Any
 from ..domain import Order, OrderStatus, OrderType, Token, min_out_at_price, parse_iso
 from ..execution.ports import BookEntry, WaitingOrder
 
-__all__ = ["BOOK_TTL_SECONDS", "READY_TTL_SECONDS", "RedisTriggerBook"]
+__all__ = ["BOOK_TTL_SECONDS", "READY_TTL_SECONDS", "RedisTriggerBook", "SortedSetBook", "expires_ms", "text"]
 
 BOOK_TTL_SECONDS = 31 * 24 * 60 * 60  # longer than any order waits (30 days), refreshed on every add
 READY_TTL_SECONDS = 24 * 60 * 60  # a rebuild a day at the least reconciles the book with the table
 _REBUILD_CHUNK = 1000
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -53,41 +53,74 @@ def _entry(member: str) -> BookEntry:
 def _waiting_member(order: WaitingOrder) -> str:
     assert order.limit_price is not None
     required = min_out_at_price(order.amount_in, order.token_in, Decimal(order.limit_price), order.token_out)
-    return _member(order.order_id, order.version, order.amount_in, required, _expires_ms(order.expires_at),
+    return _member(order.order_id, order.version, order.amount_in, required, expires_ms(order.expires_at),
                    order.limit_price)
 
 
-def _expires_ms(expires_at: str) -> int:
+def expires_ms(expires_at: str) -> int:
     return int(parse_iso(expires_at).timestamp() * 1000)
 
 
-class RedisTriggerBook:
+class SortedSetBook:
+    """What the limit and the sniper book share: sorted sets under ``<prefix>:book:<kind>:``, each
+    with a TTL refreshed on every add, and a ready marker that expires sooner, so that a book lost
+    or left stale in Redis is rebuilt from the orders table's ``waiting`` index."""
+
+    _kind = ""
+
     def __init__(self, client: Any, *, prefix: str = "oe") -> None:
         self._r = client
         self._prefix = prefix
 
+    @property
+    def ready_key(self) -> str:
+        return f"{self._prefix}:book:{self._kind}:ready"
+
+    def ready(self) -> bool:
+        return bool(self._r.exists(self.ready_key))
+
+    def _add(self, key: str, member: str, score: float) -> None:
+        pipe = self._r.pipeline(transaction=False)
+        pipe.zadd(key, {member: score})
+        pipe.expire(key, BOOK_TTL_SECONDS)
+        pipe.execute()
+
+    def _rebuild(self, entries: Iterable[tuple[str, str, float]]) -> int:
+        """Write every (key, member, score), then the ready marker; the number written."""
+        count = 0
+        pipe = self._r.pipeline(transaction=False)
+        keys: set[str] = set()
+        for key, member, score in entries:
+            pipe.zadd(key, {member: score})
+            keys.add(key)
+            count += 1
+            if count % _REBUILD_CHUNK == 0:
+                pipe.execute()
+        for key in keys:
+            pipe.expire(key, BOOK_TTL_SECONDS)
+        pipe.set(self.ready_key, "1", ex=READY_TTL_SECONDS)
+        pipe.execute()
+        return count
+
+
+class RedisTriggerBook(SortedSetBook):
+    _kind = "limit"
+
     # -- keys ----------------------------------------------------------------------------------
     def key(self, token_in: Token, token_out: Token) -> str:
         return f"{self._prefix}:book:limit:{token_in.mint}:{token_out.mint}"
-
-    @property
-    def ready_key(self) -> str:
-        return f"{self._prefix}:book:limit:ready"
 
     @staticmethod
     def member(order: Order, version: int) -> str:
         if order.limit_price is None or order.expires_at is None:
             raise ValueError(f"order {order.order_id} is not a limit order")
         return _member(order.order_id, version, order.amount_in, order.required_out(),
-                       _expires_ms(order.expires_at), order.limit_price)
+                       expires_ms(order.expires_at), order.limit_price)
 
     # -- changes -------------------------------------------------------------------------------
     def add(self, order: Order, version: int) -> None:
-        key = self.key(order.token_in, order.token_out)
-        pipe = self._r.pipeline(transaction=False)
-        pipe.zadd(key, {self.member(order, version): float(order.limit_price or 0)})
-        pipe.expire(key, BOOK_TTL_SECONDS)
-        pipe.execute()
+        self._add(self.key(order.token_in, order.token_out), self.member(order, version),
+                  float(order.limit_price or 0))
 
     def remove(self, order: Order, version: int) -> None:
         self._r.zrem(self.key(order.token_in, order.token_out), self.member(order, version))
@@ -106,7 +139,7 @@ class RedisTriggerBook:
         # the quote decides exactly.
         bound = math.nextafter(float(best_price) * (1 + 1e-12), math.inf)
         members = self._r.zrangebyscore(self.key(token_in, token_out), "-inf", bound)
-        return [_entry(_text(m)) for m in members]
+        return [_entry(text(m)) for m in members]
 
     def watched(self, pairs: Sequence[tuple[Token, Token]]) -> list[tuple[Token, Token]]:
         """Two commands in one round trip while nobody waits on these pairs (the marker, and one
@@ -129,24 +162,9 @@ class RedisTriggerBook:
             pipe.exists(key)
         return [pair for pair, n in zip(pairs, pipe.execute(), strict=True) if n]
 
-    def ready(self) -> bool:
-        return bool(self._r.exists(self.ready_key))
-
     def rebuild(self, orders: Iterable[WaitingOrder]) -> int:
-        count = 0
-        pipe = self._r.pipeline(transaction=False)
-        keys: set[str] = set()
-        for order in orders:
-            if order.status is not OrderStatus.WAITING or order.type != OrderType.LIMIT.value or not order.limit_price:
-                continue
-            key = self.key(order.token_in, order.token_out)
-            pipe.zadd(key, {_waiting_member(order): float(order.limit_price)})
-            keys.add(key)
-            count += 1
-            if count % _REBUILD_CHUNK == 0:
-                pipe.execute()
-        for key in keys:
-            pipe.expire(key, BOOK_TTL_SECONDS)
-        pipe.set(self.ready_key, "1", ex=READY_TTL_SECONDS)
-        pipe.execute()
-        return count
+        return self._rebuild(
+            (self.key(order.token_in, order.token_out), _waiting_member(order), float(order.limit_price))
+            for order in orders
+            if order.status is OrderStatus.WAITING and order.type == OrderType.LIMIT.value and order.limit_price
+        )
