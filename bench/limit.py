@@ -25,9 +25,12 @@ import statistics
 import time
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .counters import CallCounter
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["matcher_cost", "run", "trigger_latency"]
 
@@ -35,12 +38,24 @@ KEY = "bench-key"
 LEVEL_ABOVE = Decimal("1.0005")
 
 
-def _pct(values: list[float], p: float) -> float:
+def wait_for_order(http: httpx.Client, order_id: str, done: Any, timeout: float = 30) -> dict[str, Any]:
+    """The order, read through the API until ``done`` says so (a RuntimeError after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current: dict[str, Any] = http.get(f"/api/orders/{order_id}").json()
+        if done(current):
+            return current
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{order_id} still {current['status']}")
+        time.sleep(0.02)
+
+
+def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-def _ms(at: str) -> float:
+def ms(at: str) -> float:
     return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() * 1000
 
 
@@ -61,17 +76,8 @@ def trigger_latency(rounds: int = 40, redis_url: str | None = None, prefix: str 
         services = get_services()  # the stack's engine: this process is its container
         services.matcher.ensure_book()  # as the sweep keeps it
 
-        def order(order_id: str) -> dict[str, Any]:
-            body: dict[str, Any] = http.get(f"/api/orders/{order_id}").json()
-            return body
-
         def wait(order_id: str, done: Any, timeout: float = 30) -> dict[str, Any]:
-            deadline = time.monotonic() + timeout
-            while not done(current := order(order_id)):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{order_id} still {current['status']}")
-                time.sleep(0.02)
-            return current
+            return wait_for_order(http, order_id, done, timeout)
 
         for _ in range(rounds):
             # the venue that pays most for SOL now, and its price for a full-size trade of 1 SOL
@@ -92,14 +98,14 @@ def trigger_latency(rounds: int = 40, redis_url: str | None = None, prefix: str 
             routing = next(e for e in done["history"] if e["status"] == "routing")
             trigger = routing["data"]["trigger"]
             if trigger.get("eventAt"):
-                latencies.append(_ms(routing["at"]) - _ms(trigger["eventAt"]))
+                latencies.append(ms(routing["at"]) - ms(trigger["eventAt"]))
             wait(accepted["orderId"], lambda o: o["status"] in ("confirmed", "failed"))
             venue.swap(venue.quote(sol, usdc, bought), 0)  # and back
     return {
         "rounds": rounds,
         "samples": len(latencies),
-        "p50Ms": round(_pct(latencies, 50), 1),
-        "p95Ms": round(_pct(latencies, 95), 1),
+        "p50Ms": round(pct(latencies, 50), 1),
+        "p95Ms": round(pct(latencies, 95), 1),
         "maxMs": round(max(latencies), 1),
         "budgetP50Ms": 300,
     }
@@ -192,7 +198,7 @@ def matcher_cost(sizes: tuple[int, ...] = (1_000, 100_000), events: int = 200, r
                 "waiting": size,
                 "events": events,
                 "medianMs": round(statistics.median(timings), 3),
-                "p95Ms": round(_pct(timings, 95), 3),
+                "p95Ms": round(pct(timings, 95), 3),
                 "redisCommandsPerEvent": round(redis_commands / events, 2),
                 "candidatesPerEvent": 1,
                 "bookEntries": int(client.zcard(book.key(sol, usdc))),

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+from .limit import ms, pct, wait_for_order
 
 __all__ = ["open_to_submitted", "run"]
 
@@ -29,19 +30,10 @@ OPEN_IN_SLOTS = 10  # 4 s: the opening goes out with DelaySeconds 2 and arrives 
 SNIPERS = 2
 
 
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
-
-
-def _ms(at: str) -> float:
-    return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp() * 1000
-
-
 def _summary(latencies: list[float]) -> dict[str, Any]:
     if not latencies:
         return {"samples": 0}
-    return {"samples": len(latencies), "p50Ms": round(_pct(latencies, 50), 1), "p95Ms": round(_pct(latencies, 95), 1),
+    return {"samples": len(latencies), "p50Ms": round(pct(latencies, 50), 1), "p95Ms": round(pct(latencies, 95), 1),
             "maxMs": round(max(latencies), 1)}
 
 
@@ -61,17 +53,8 @@ def open_to_submitted(rounds: int = 20, redis_url: str | None = None, prefix: st
             httpx.Client(base_url=stack.urls["rest"], headers={"x-api-key": KEY}, timeout=30) as http:
         services = get_services()  # the stack's engine: this process is its container
 
-        def order(order_id: str) -> dict[str, Any]:
-            body: dict[str, Any] = http.get(f"/api/orders/{order_id}").json()
-            return body
-
         def wait(order_id: str, done: Any, timeout: float = 30) -> dict[str, Any]:
-            deadline = time.monotonic() + timeout
-            while not done(current := order(order_id)):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{order_id} still {current['status']}")
-                time.sleep(0.02)
-            return current
+            return wait_for_order(http, order_id, done, timeout)
 
         def snipe(mint: str) -> list[str]:
             ids = []
@@ -103,8 +86,8 @@ def open_to_submitted(rounds: int = 20, redis_url: str | None = None, prefix: st
                 if "submitted" not in events:
                     failures.append(f"{order_id} {done['status']}: {done.get('error')}")
                     continue
-                open_at = _ms(events["routing"]["data"]["trigger"]["openAt"])
-                submitted.append(_ms(events["submitted"]["at"]) - open_at)
+                open_at = ms(events["routing"]["data"]["trigger"]["openAt"])
+                submitted.append(ms(events["submitted"]["at"]) - open_at)
             if submitted:
                 by_path[path].append(min(submitted))
     every = [v for values in by_path.values() for v in values]
