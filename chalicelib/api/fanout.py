@@ -26,8 +26,6 @@ Delivery of one batch of records:
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,10 +37,9 @@ from ..adapters.dynamo import from_item
 from ..adapters.notifier import Notifier, PushResult
 from ..adapters.orders_table import OrdersTable
 from ..domain import OrderEvent
+from ..logs import logger as log
 
 __all__ = ["Fanout", "NewEvents", "new_events"]
-
-log = logging.getLogger("order_engine.fanout")
 
 MAX_PARALLEL_CONNECTIONS = 32  # the push client's connection pool (adapters/aws.py)
 
@@ -103,7 +100,8 @@ class Fanout:
             for order_id in order_ids:
                 self._orders.unsubscribe(order_id, connection_id)
         except Exception:  # cleanup is best effort; the TTL removes what this misses
-            log.exception("cleanup of %s failed", connection_id)
+            log.exception("cleanup of a gone connection failed",
+                          extra={"connectionId": connection_id, "orderIds": list(order_ids)})
 
     def deliver(self, records: Sequence[Mapping[str, Any]], deadline: float | None = None) -> list[str]:
         """Push the new events of a batch of stream records (see the module's docstring).
@@ -137,9 +135,9 @@ class Fanout:
         for index, found in lane:
             for message in found.messages:
                 if deadline is not None and time.monotonic() >= deadline:
-                    log.warning(json.dumps({"msg": "out of time; the stream will retry from this record",
-                                            "orderId": found.order_id, "seq": message.get("seq"),
-                                            "connectionId": connection_id}))
+                    log.warning("out of time; the stream will retry from this record",
+                                extra={"orderId": found.order_id, "seq": message.get("seq"),
+                                       "connectionId": connection_id, "sequenceNumber": found.sequence_number})
                     return index
                 result = self._notifier.push(connection_id, message)
                 if result == PushResult.SENT:
@@ -147,8 +145,8 @@ class Fanout:
                 if result == PushResult.GONE:
                     self.forget(connection_id, *dict.fromkeys(f.order_id for _, f in lane))
                     return None
-                log.warning(json.dumps({"msg": "push failed; the stream will retry from this record",
-                                        "orderId": found.order_id, "seq": message.get("seq"),
-                                        "connectionId": connection_id, "sequenceNumber": found.sequence_number}))
+                log.warning("push failed; the stream will retry from this record",
+                            extra={"orderId": found.order_id, "seq": message.get("seq"),
+                                   "connectionId": connection_id, "sequenceNumber": found.sequence_number})
                 return index
         return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -14,6 +13,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from ..domain import DomainError, Order, to_base_units, to_decimal_string
+from ..logs import logger as log
 from .cancel import cancel_order
 from .errors import ApiError, error_body
 from .intake import authenticate, submit_order
@@ -26,7 +26,6 @@ from .views import order_view
 __all__ = ["bp"]
 
 bp = Blueprint(__name__)
-log = logging.getLogger("order_engine.http")
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -45,7 +44,7 @@ def api_route(fn: Callable[..., Response]) -> Callable[..., Response]:
         except ApiError as exc:
             return _json(exc.status, exc.body(), exc.headers)
         except Exception:
-            log.exception("unhandled error on %s", fn.__name__)
+            log.exception("unhandled error", extra={"route": fn.__name__})
             return _json(500, error_body("internal_error", "internal error; it has been logged"))
 
     return wrapper
@@ -190,7 +189,7 @@ def _active_orders(services: Services, client_id: str, limit: int) -> list[Order
             offset += len(ids) - len(ended)
         return found[:limit]
     except Exception:
-        log.warning(json.dumps({"msg": "active set unavailable; listing from the table", "clientId": client_id}))
+        log.warning("active set unavailable; listing from the table", extra={"clientId": client_id})
         recent = services.orders.list_for_client(client_id, limit=200)
         return [o for o in recent if not o.is_terminal][:limit]
 

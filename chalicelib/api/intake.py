@@ -10,8 +10,6 @@ execution is at most once. Replays inside that window (concurrent duplicates) en
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +32,7 @@ from ..domain import (
     to_base_units,
     unlaunched,
 )
+from ..logs import logger as log
 from .errors import ApiError
 from .keys import KeysUnavailableError
 from .models import IDEMPOTENCY_KEY, OrderRequest, SniperOrderRequest, error_code, first_error, parse_order_body
@@ -41,7 +40,6 @@ from .services import Services
 
 __all__ = ["Accepted", "authenticate", "parse_order_request", "submit_order"]
 
-log = logging.getLogger("order_engine.intake")
 REENQUEUE_AFTER_SECONDS = 10
 
 
@@ -142,7 +140,8 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
     try:
         decision = services.state.hit_rate_limit(client_id, services.settings.rate_limit_per_min)
     except Exception:  # Redis guards and caches; an order is not refused because it is away
-        log.warning(json.dumps({"msg": "rate limiter unavailable; order let through", "clientId": client_id}))
+        log.warning("rate limiter unavailable; order let through",
+                    extra={"orderId": order.order_id, "clientId": client_id})
         decision = None
     if decision is not None and not decision.allowed:
         raise ApiError(429, "rate_limited",
@@ -163,7 +162,7 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
     try:
         services.state.add_active(client_id, order.order_id, _millis(order))
     except Exception:  # Redis is a cache: the order is safe in DynamoDB and on the queue
-        log.warning(json.dumps({"msg": "could not record active order", "orderId": order.order_id}))
+        log.warning("could not record active order", extra={"orderId": order.order_id, "clientId": client_id})
     _enqueue(services, order)
     return Accepted(order, created=True)
 
@@ -195,14 +194,15 @@ def _enqueue(services: Services, order: Order) -> None:
     try:
         services.queue.send({"orderId": order.order_id})
     except Exception as exc:
-        log.error(json.dumps({"msg": "enqueue failed", "orderId": order.order_id, "error": repr(exc)}))
+        log.error("enqueue failed", extra={"orderId": order.order_id, "clientId": order.client_id, "error": repr(exc)})
         try:
             # Not accepted, so not kept: the client's resubmission creates it afresh. (Should this
             # delete fail too, a replay after REENQUEUE_AFTER_SECONDS re-enqueues it.)
             if services.orders.delete_unstarted(order.order_id):
                 services.state.remove_active(order.client_id, order.order_id)
         except Exception:
-            log.exception(json.dumps({"msg": "could not withdraw unqueued order", "orderId": order.order_id}))
+            log.exception("could not withdraw unqueued order",
+                          extra={"orderId": order.order_id, "clientId": order.client_id})
         raise ApiError(503, "enqueue_failed",
                        "the order could not be queued and was not accepted; submit it again") from exc
 

@@ -13,7 +13,6 @@ queues a subscription job; the worker runs it once the socket is open (see worke
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import Any
 
@@ -29,8 +28,6 @@ from .services import Services, get_services
 from .subscriptions import send, subscribe, unsubscribe
 
 __all__ = ["handle_message", "ws_connect", "ws_disconnect", "ws_message"]
-
-log = logging.getLogger("order_engine.websocket")
 
 
 def _query(event: WebsocketEvent) -> dict[str, str]:
