@@ -37,6 +37,7 @@ from ..adapters.dynamo import from_item
 from ..adapters.notifier import Notifier, PushResult
 from ..adapters.orders_table import OrdersTable
 from ..domain import OrderEvent
+from ..logs import keep_log_keys, log_keys
 from ..logs import logger as log
 
 __all__ = ["Fanout", "NewEvents", "new_events"]
@@ -124,7 +125,8 @@ class Fanout:
         else:
             with ThreadPoolExecutor(max_workers=min(len(lanes), self._max_parallel),
                                     thread_name_prefix="fanout") as pool:
-                failed = list(pool.map(lambda lane: self._serve(lane[0], lane[1], deadline), lanes.items()))
+                serve = keep_log_keys(self._serve)  # the invocation's keys, in each connection's thread
+                failed = list(pool.map(lambda lane: serve(lane[0], lane[1], deadline), lanes.items()))
         retry = [index for index in failed if index is not None]
         if not retry:
             return []
@@ -139,7 +141,8 @@ class Fanout:
                                 extra={"orderId": found.order_id, "seq": message.get("seq"),
                                        "connectionId": connection_id, "sequenceNumber": found.sequence_number})
                     return index
-                result = self._notifier.push(connection_id, message)
+                with log_keys(orderId=found.order_id):  # on the notifier's lines about this push
+                    result = self._notifier.push(connection_id, message)
                 if result == PushResult.SENT:
                     continue
                 if result == PushResult.GONE:

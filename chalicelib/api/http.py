@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from ..domain import DomainError, Order, to_base_units, to_decimal_string
+from ..logs import add_log_keys, scoped
 from ..logs import logger as log
 from .cancel import cancel_order
 from .errors import ApiError, error_body
@@ -38,7 +39,9 @@ def api_route(fn: Callable[..., Response]) -> Callable[..., Response]:
     """Turn ApiError into API.md's error shape; anything unexpected into a logged 500."""
 
     @functools.wraps(fn)
+    @scoped  # its log keys (the client, the order) end with the request
     def wrapper(*args: Any, **kwargs: Any) -> Response:
+        add_log_keys(orderId=kwargs.get("order_id"))
         try:
             return fn(*args, **kwargs)
         except ApiError as exc:
@@ -52,7 +55,9 @@ def api_route(fn: Callable[..., Response]) -> Callable[..., Response]:
 
 def _client(services: Services) -> str:
     headers = bp.current_request.headers
-    return authenticate(services, headers.get("x-api-key"))
+    client_id = authenticate(services, headers.get("x-api-key"))
+    add_log_keys(clientId=client_id)
+    return client_id
 
 
 @bp.route("/health", methods=["GET"])

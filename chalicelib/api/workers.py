@@ -22,6 +22,7 @@ from chalice.app import Blueprint, SQSEvent
 
 from ..config import get_settings
 from ..execution.executor import OutcomeKind
+from ..logs import lambda_context_keys, log_keys
 from ..logs import logger as log
 from .services import Services, get_services
 from .subscriptions import subscribe
@@ -107,11 +108,28 @@ def _handle_subscribe_job(services: Services, job: dict[str, Any], record: SQSRe
     subscribe(services, connection_id, job["clientId"], job["orderId"], job.get("afterSeq"))
 
 
-def _order_handler(record: SQSRecord) -> None:
-    handle_order_record(get_services(), record)
+def _record_log_keys(record: SQSRecord, lambda_context: Any) -> dict[str, Any]:
+    """The keys of a record's log lines: its invocation's, and the order (and client) it is about."""
+    try:
+        body = json.loads(record.body)
+    except ValueError:
+        body = None
+    about = {k: body.get(k) for k in ("orderId", "clientId")} if isinstance(body, dict) else {}
+    return {**lambda_context_keys(lambda_context), **about, "messageId": record.message_id}
 
 
-def _dead_letter_handler(record: SQSRecord) -> None:
+def _order_handler(record: SQSRecord, lambda_context: Any = None) -> None:
+    # Records run in threads of their own: each gets its own keys, and leaves none behind.
+    with log_keys(**_record_log_keys(record, lambda_context)):
+        handle_order_record(get_services(), record)
+
+
+def _dead_letter_handler(record: SQSRecord, lambda_context: Any = None) -> None:
+    with log_keys(**_record_log_keys(record, lambda_context)):
+        _handle_dead_letter(record)
+
+
+def _handle_dead_letter(record: SQSRecord) -> None:
     body = json.loads(record.body)
     order_id = body.get("orderId")
     if not order_id or body.get("kind") == "subscribe":

@@ -56,6 +56,7 @@ from ..domain import (
     price_string,
 )
 from ..domain.clock import Clock
+from ..logs import keep_log_keys
 from ..logs import logger as log
 from ..routing.router import Router
 from ..routing.venue import VenueSnapshot
@@ -379,7 +380,7 @@ class Matcher:
         if workers <= 1:
             return [write(e) for e in entries]
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="opening") as pool:
-            return list(pool.map(write, entries))
+            return list(pool.map(keep_log_keys(write), entries))  # the invocation's keys on their lines
 
     def _write_opening(self, entry: SniperEntry, launch: PoolLaunch, slot: int,
                        event: LaunchEvent) -> tuple[bool, bool]:
@@ -422,7 +423,7 @@ class Matcher:
             outcomes = [self._write(t) for t in found]
         else:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trigger") as pool:
-                outcomes = list(pool.map(self._write, found))
+                outcomes = list(pool.map(keep_log_keys(self._write), found))
         triggered = [t for t, (moved, _stale) in zip(found, outcomes, strict=True) if moved]
         stale = [t for t, (_moved, is_stale) in zip(found, outcomes, strict=True) if is_stale]
         if triggered:
