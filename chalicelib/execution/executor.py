@@ -491,6 +491,8 @@ class Executor:
     def _finish(self, order: Order, status: SignatureStatus) -> Outcome:
         if status.err is not None:
             message = describe_transaction_error(status.err, order.venue)
+            log.warning("transaction failed on chain", extra={"orderId": order.order_id, "clientId": order.client_id,
+                                                              "signature": order.signature, "error": message})
             exc = (SlippageExceededError(message, chain_error=status.err)
                    if status.err.get("name") == "SlippageToleranceExceeded"
                    else PermanentExecutionError(message, chain_error=status.err))
@@ -578,6 +580,8 @@ class Executor:
     def _fail(self, order: Order, exc: ExecutionError, attempt: int) -> Outcome:
         order.error = self._error(exc, attempt)
         self._move(order, OrderStatus.FAILED, {"error": order.error})
+        log.warning("order failed", extra={"orderId": order.order_id, "clientId": order.client_id,
+                                           "code": exc.code, "error": exc.message, "attempt": attempt})
         self._terminal(order)
         return Outcome(OutcomeKind.DONE, order, reason=exc.code)
 

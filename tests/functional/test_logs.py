@@ -49,6 +49,8 @@ def test_an_order_that_fails_is_logged_as_json_lines_with_its_id(
     assert failed["level"] == "WARNING" and failed["orderId"] == order_id and failed["clientId"] == "client-a"
     assert failed["code"] == "no_route" and "simulated RPC node timeout" in failed["error"]
     assert failed["attempt"] == services.settings.max_attempts and failed["messageId"] == record["messageId"]
+    [ended] = app_log.with_message("order failed")  # and the order's end, on a line of its own
+    assert ended["orderId"] == order_id and ended["code"] == "no_route" and ended["clientId"] == "client-a"
 
 
 def test_the_routing_decision_carries_every_quote_and_the_order(
