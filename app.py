@@ -5,11 +5,12 @@ from chalice import Chalice
 from chalicelib.api import http, markets, pages, streams, websocket, workers
 from chalicelib.api.fallback import complete_routes
 from chalicelib.config import get_settings
-from chalicelib.logs import configure_logging
+from chalicelib.logs import configure_logging, lambda_context_middleware
 
-app = Chalice(app_name="order-engine")
+app = Chalice(app_name="order-engine", configure_logs=False)  # chalicelib/logs.py configures them
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 configure_logging(app, get_settings().log_level)
+app.register_middleware(lambda_context_middleware, "all")  # every handler's lines carry its Lambda context
 app.register_blueprint(http.bp)
 app.register_blueprint(pages.bp)
 app.register_blueprint(workers.bp)

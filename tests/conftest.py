@@ -8,6 +8,9 @@ prefix is deleted when the run ends."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -93,3 +96,43 @@ def stack_redis_prefix() -> Iterator[str]:
         if client is not None:
             delete_prefixed(client, f"{prefix}:")
             client.close()
+
+
+class AppLog:
+    """What the engine logged while captured, one parsed JSON object per line."""
+
+    def __init__(self, stream: io.StringIO) -> None:
+        self._stream = stream
+
+    def text(self) -> str:
+        return self._stream.getvalue()
+
+    def lines(self) -> list[dict[str, Any]]:
+        """Every line, each of which must be exactly one JSON object."""
+        parsed = []
+        for line in self.text().splitlines():
+            entry = json.loads(line)  # raises on a line that is not one JSON document
+            assert isinstance(entry, dict), line
+            parsed.append(entry)
+        return parsed
+
+    def with_message(self, message: str) -> list[dict[str, Any]]:
+        return [entry for entry in self.lines() if entry["message"] == message]
+
+
+@pytest.fixture
+def app_log() -> Iterator[AppLog]:
+    """The engine's log lines (every level) written to a buffer instead of stdout."""
+    from chalicelib.logs import logger
+
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    level = logger.log_level
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield AppLog(stream)
+    finally:
+        logger.setLevel(level)
+        handler.setStream(previous)

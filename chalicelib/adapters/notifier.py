@@ -7,14 +7,13 @@ or ``https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`` on AWS.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-__all__ = ["Notifier", "PushResult"]
+from ..logs import logger as log
 
-log = logging.getLogger("order_engine.notifier")
+__all__ = ["Notifier", "PushResult"]
 
 
 class PushResult:
@@ -37,11 +36,11 @@ class Notifier:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if error.get("Code") == "GoneException" or status == 410:
                 return PushResult.GONE
-            log.warning(json.dumps({"msg": "push failed", "connectionId": connection_id,
-                                    "code": error.get("Code"), "status": status}))
+            log.warning("push failed", extra={"connectionId": connection_id, "code": error.get("Code"),
+                                              "status": status})
             return PushResult.FAILED
         except Exception as exc:  # a network error must never fail an order
-            log.warning(json.dumps({"msg": "push failed", "connectionId": connection_id, "error": repr(exc)}))
+            log.warning("push failed", extra={"connectionId": connection_id, "error": repr(exc)})
             return PushResult.FAILED
 
     def is_connected(self, connection_id: str) -> bool:

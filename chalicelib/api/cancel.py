@@ -7,17 +7,14 @@ writes are then refused) or finds the order moved and answers ``not_cancellable`
 
 from __future__ import annotations
 
-import json
-import logging
-
 from ..domain import Order, OrderStatus, OrderType
 from ..execution.ports import StaleOrderError
+from ..logs import logger as log
 from .errors import ApiError
 from .services import Services
 
 __all__ = ["cancel_order"]
 
-log = logging.getLogger("order_engine.cancel")
 _ATTEMPTS = 5  # re-reads when a write that keeps it cancellable (a re-arm) slips in between
 
 
@@ -52,5 +49,5 @@ def _forget(services: Services, order: Order, was: OrderStatus, version: int) ->
             services.sniper_book.remove(order, version)
         services.state.remove_active(order.client_id, order.order_id)
     except Exception:  # caches: a stale book entry costs one refused write, the active set heals on read
-        log.exception(json.dumps({"msg": "could not clear the caches of a cancelled order",
-                                  "orderId": order.order_id}))
+        log.exception("could not clear the caches of a cancelled order",
+                      extra={"orderId": order.order_id, "clientId": order.client_id})

@@ -26,8 +26,6 @@ Delivery of one batch of records:
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,10 +37,10 @@ from ..adapters.dynamo import from_item
 from ..adapters.notifier import Notifier, PushResult
 from ..adapters.orders_table import OrdersTable
 from ..domain import OrderEvent
+from ..logs import keep_log_keys, log_keys
+from ..logs import logger as log
 
 __all__ = ["Fanout", "NewEvents", "new_events"]
-
-log = logging.getLogger("order_engine.fanout")
 
 MAX_PARALLEL_CONNECTIONS = 32  # the push client's connection pool (adapters/aws.py)
 
@@ -103,7 +101,8 @@ class Fanout:
             for order_id in order_ids:
                 self._orders.unsubscribe(order_id, connection_id)
         except Exception:  # cleanup is best effort; the TTL removes what this misses
-            log.exception("cleanup of %s failed", connection_id)
+            log.exception("cleanup of a gone connection failed",
+                          extra={"connectionId": connection_id, "orderIds": list(order_ids)})
 
     def deliver(self, records: Sequence[Mapping[str, Any]], deadline: float | None = None) -> list[str]:
         """Push the new events of a batch of stream records (see the module's docstring).
@@ -126,7 +125,8 @@ class Fanout:
         else:
             with ThreadPoolExecutor(max_workers=min(len(lanes), self._max_parallel),
                                     thread_name_prefix="fanout") as pool:
-                failed = list(pool.map(lambda lane: self._serve(lane[0], lane[1], deadline), lanes.items()))
+                serve = keep_log_keys(self._serve)  # the invocation's keys, in each connection's thread
+                failed = list(pool.map(lambda lane: serve(lane[0], lane[1], deadline), lanes.items()))
         retry = [index for index in failed if index is not None]
         if not retry:
             return []
@@ -137,18 +137,19 @@ class Fanout:
         for index, found in lane:
             for message in found.messages:
                 if deadline is not None and time.monotonic() >= deadline:
-                    log.warning(json.dumps({"msg": "out of time; the stream will retry from this record",
-                                            "orderId": found.order_id, "seq": message.get("seq"),
-                                            "connectionId": connection_id}))
+                    log.warning("out of time; the stream will retry from this record",
+                                extra={"orderId": found.order_id, "seq": message.get("seq"),
+                                       "connectionId": connection_id, "sequenceNumber": found.sequence_number})
                     return index
-                result = self._notifier.push(connection_id, message)
+                with log_keys(orderId=found.order_id):  # on the notifier's lines about this push
+                    result = self._notifier.push(connection_id, message)
                 if result == PushResult.SENT:
                     continue
                 if result == PushResult.GONE:
                     self.forget(connection_id, *dict.fromkeys(f.order_id for _, f in lane))
                     return None
-                log.warning(json.dumps({"msg": "push failed; the stream will retry from this record",
-                                        "orderId": found.order_id, "seq": message.get("seq"),
-                                        "connectionId": connection_id, "sequenceNumber": found.sequence_number}))
+                log.warning("push failed; the stream will retry from this record",
+                            extra={"orderId": found.order_id, "seq": message.get("seq"),
+                                   "connectionId": connection_id, "sequenceNumber": found.sequence_number})
                 return index
         return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -14,6 +13,8 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from ..domain import DomainError, Order, to_base_units, to_decimal_string
+from ..logs import add_log_keys, scoped
+from ..logs import logger as log
 from .cancel import cancel_order
 from .errors import ApiError, error_body
 from .intake import authenticate, submit_order
@@ -26,7 +27,6 @@ from .views import order_view
 __all__ = ["bp"]
 
 bp = Blueprint(__name__)
-log = logging.getLogger("order_engine.http")
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -39,13 +39,15 @@ def api_route(fn: Callable[..., Response]) -> Callable[..., Response]:
     """Turn ApiError into API.md's error shape; anything unexpected into a logged 500."""
 
     @functools.wraps(fn)
+    @scoped  # its log keys (the client, the order) end with the request
     def wrapper(*args: Any, **kwargs: Any) -> Response:
+        add_log_keys(orderId=kwargs.get("order_id"))
         try:
             return fn(*args, **kwargs)
         except ApiError as exc:
             return _json(exc.status, exc.body(), exc.headers)
         except Exception:
-            log.exception("unhandled error on %s", fn.__name__)
+            log.exception("unhandled error", extra={"route": fn.__name__})
             return _json(500, error_body("internal_error", "internal error; it has been logged"))
 
     return wrapper
@@ -53,7 +55,9 @@ def api_route(fn: Callable[..., Response]) -> Callable[..., Response]:
 
 def _client(services: Services) -> str:
     headers = bp.current_request.headers
-    return authenticate(services, headers.get("x-api-key"))
+    client_id = authenticate(services, headers.get("x-api-key"))
+    add_log_keys(clientId=client_id)
+    return client_id
 
 
 @bp.route("/health", methods=["GET"])
@@ -190,7 +194,7 @@ def _active_orders(services: Services, client_id: str, limit: int) -> list[Order
             offset += len(ids) - len(ended)
         return found[:limit]
     except Exception:
-        log.warning(json.dumps({"msg": "active set unavailable; listing from the table", "clientId": client_id}))
+        log.warning("active set unavailable; listing from the table", extra={"clientId": client_id})
         recent = services.orders.list_for_client(client_id, limit=200)
         return [o for o in recent if not o.is_terminal][:limit]
 

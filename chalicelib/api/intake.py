@@ -10,8 +10,6 @@ execution is at most once. Replays inside that window (concurrent duplicates) en
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +33,7 @@ from ..domain import (
     to_base_units,
     unlaunched,
 )
+from ..logs import logger as log
 from .errors import ApiError
 from .keys import KeysUnavailableError
 from .models import IDEMPOTENCY_KEY, OrderRequest, SniperOrderRequest, error_code, first_error, parse_order_body
@@ -42,7 +41,6 @@ from .services import Services
 
 __all__ = ["Accepted", "authenticate", "parse_order_request", "submit_order"]
 
-log = logging.getLogger("order_engine.intake")
 REENQUEUE_AFTER_SECONDS = 10
 
 
@@ -143,7 +141,8 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
     try:
         decision = services.state.hit_rate_limit(client_id, services.settings.rate_limit_per_min)
     except Exception:  # Redis guards and caches; an order is not refused because it is away
-        log.warning(json.dumps({"msg": "rate limiter unavailable; order let through", "clientId": client_id}))
+        log.warning("rate limiter unavailable; order let through",
+                    extra={"orderId": order.order_id, "clientId": client_id})
         decision = None
     if decision is not None and not decision.allowed:
         # A resubmission of an order already made creates nothing, so the limit does not refuse it.
@@ -171,7 +170,7 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
     try:
         services.state.add_active(client_id, order.order_id, _millis(order))
     except Exception:  # Redis is a cache: the order is safe in DynamoDB and on the queue
-        log.warning(json.dumps({"msg": "could not record active order", "orderId": order.order_id}))
+        log.warning("could not record active order", extra={"orderId": order.order_id, "clientId": client_id})
     _enqueue(services, order)
     return Accepted(order, created=True)
 
@@ -206,7 +205,7 @@ def _enqueue(services: Services, order: Order, *, withdraw: bool = True) -> None
     try:
         services.queue.send({"orderId": order.order_id})
     except Exception as exc:
-        log.error(json.dumps({"msg": "enqueue failed", "orderId": order.order_id, "error": repr(exc)}))
+        log.error("enqueue failed", extra={"orderId": order.order_id, "clientId": order.client_id, "error": repr(exc)})
         if not withdraw:
             raise ApiError(503, "enqueue_failed",
                            "the order is recorded but could not be queued again; submit it again") from exc
@@ -215,7 +214,8 @@ def _enqueue(services: Services, order: Order, *, withdraw: bool = True) -> None
             if services.orders.delete_unstarted(order.order_id):
                 services.state.remove_active(order.client_id, order.order_id)
         except Exception:
-            log.exception(json.dumps({"msg": "could not withdraw unqueued order", "orderId": order.order_id}))
+            log.exception("could not withdraw unqueued order",
+                          extra={"orderId": order.order_id, "clientId": order.client_id})
         raise ApiError(503, "enqueue_failed",
                        "the order could not be queued and was not accepted; submit it again") from exc
 
@@ -224,7 +224,7 @@ def _refund(services: Services, decision: RateDecision, client_id: str) -> None:
     try:
         services.state.refund_rate_limit(decision)
     except Exception:  # a lost refund costs the client one order of its minute, nothing more
-        log.warning(json.dumps({"msg": "rate limit refund failed", "clientId": client_id}))
+        log.warning("rate limit refund failed", extra={"clientId": client_id})
 
 
 def _canonical(value: str | None) -> str | None:

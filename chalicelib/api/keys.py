@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import logging
 import threading
 from collections.abc import Callable, Mapping
 
 from ..config import ConfigurationError, Settings, parse_api_keys
+from ..logs import logger as log
 
 __all__ = ["KeyRing", "KeySource", "KeysUnavailableError", "check_keys"]
-
-log = logging.getLogger("order_engine.keys")
 
 
 class KeysUnavailableError(RuntimeError):
@@ -68,7 +65,7 @@ class KeySource:
     def __init__(self, settings: Settings, fetch: Callable[[str, int], str] | None = None) -> None:
         problem = settings.key_problem()
         if problem:
-            log.error(json.dumps({"msg": "refusing every request: " + problem, "stage": settings.stage}))
+            log.error("refusing every request: " + problem, extra={"stage": settings.stage})
         self._problem = problem
         self._settings = settings
         self._fetch = fetch
@@ -87,8 +84,8 @@ class KeySource:
         try:
             raw = self._fetch(name, self._settings.api_keys_max_age_seconds)
         except Exception as exc:
-            log.error(json.dumps({"msg": "API keys could not be read; refusing requests", "parameter": name,
-                                  "error": type(exc).__name__}))
+            log.error("API keys could not be read; refusing requests",
+                      extra={"parameter": name, "error": type(exc).__name__})
             raise KeysUnavailableError(f"API keys parameter {name!r} could not be read") from exc
         with self._lock:
             if raw != self._raw:

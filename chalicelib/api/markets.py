@@ -13,7 +13,6 @@ at a rate a setting shortens (``MARKET_TICK_SECONDS``, ``EXPIRY_SWEEP_SECONDS``:
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from chalice.app import Blueprint, CloudWatchEvent, Rate, SQSEvent
@@ -22,12 +21,12 @@ from ..config import get_settings
 from ..domain import OrderType
 from ..execution.ports import WaitingOrder
 from ..execution.triggers import LaunchEvent, MarketEvent, parse_event, resend_openings, sweep
+from ..logs import logger as log
 from .services import get_services
 
 __all__ = ["MATCHER_BATCH_SIZE", "MATCHER_CONCURRENCY", "bp", "expiry_sweep", "market_tick", "match_market_events"]
 
 bp = Blueprint(__name__)
-log = logging.getLogger("order_engine.markets")
 _settings = get_settings()
 
 MATCHER_BATCH_SIZE = 10
@@ -45,12 +44,12 @@ def match_market_events(event: SQSEvent) -> dict[str, Any]:
         try:
             events.append(parse_event(json.loads(record.body)))
         except (ValueError, KeyError, TypeError):
-            log.error(json.dumps({"msg": "malformed market event dropped", "body": record.body[:200]}))
+            log.error("malformed market event dropped", extra={"body": record.body[:200]})
     result = services.matcher.handle(events)
     if result.triggered or result.rebuilt is not None:
-        log.info(json.dumps({"msg": "market events matched", "events": len(events), "pairs": result.pairs,
-                             "candidates": result.candidates, "triggered": len(result.triggered),
-                             "rebuilt": result.rebuilt}))
+        log.info("market events matched", extra={"events": len(events), "pairs": result.pairs,
+                                                 "candidates": result.candidates, "triggered": len(result.triggered),
+                                                 "rebuilt": result.rebuilt})
     return {"batchItemFailures": []}
 
 
@@ -65,10 +64,10 @@ def market_tick(event: CloudWatchEvent) -> None:
     changes = services.market.advance()
     launched = services.market.auto_launch(services.settings.launch_every_seconds)
     if launched is not None:
-        log.info(json.dumps({"msg": "the market launched a token", "mint": launched.token.mint,
-                             "symbol": launched.token.symbol, "venue": launched.venue, "pool": launched.pool_id,
-                             "openSlot": services.market.slot_at(launched.open_ms)}))
-    log.debug(json.dumps({"msg": "market tick", "poolsChanged": len(changes)}))
+        log.info("the market launched a token", extra={"mint": launched.token.mint, "symbol": launched.token.symbol,
+                                                       "venue": launched.venue, "pool": launched.pool_id,
+                                                       "openSlot": services.market.slot_at(launched.open_ms)})
+    log.debug("market tick", extra={"poolsChanged": len(changes)})
 
 
 @bp.schedule(Rate(1, unit=Rate.MINUTES), description="Ends overdue waiting orders expired")
@@ -79,7 +78,8 @@ def expiry_sweep(event: CloudWatchEvent) -> None:
         try:
             services.state.remove_active(order.client_id, order.order_id)
         except Exception:  # the active set is a cache: its next read drops a finished order
-            log.exception("could not drop %s from the active set", order.order_id)
+            log.exception("could not drop an expired order from the active set",
+                          extra={"orderId": order.order_id, "clientId": order.client_id})
 
     services.matcher.ensure_book()  # a book Redis lost is back within one sweep, event or not
     result = sweep(services.orders, services.waiting_books, services.queue, services.clock, on_expired=expired,
@@ -88,5 +88,4 @@ def expiry_sweep(event: CloudWatchEvent) -> None:
     openings = resend_openings(services.orders.waiting(OrderType.SNIPER.value), services.market,
                                services.market_events, services.clock)
     if result.expired or result.resent or openings:
-        log.info(json.dumps({"msg": "expiry sweep", "expired": result.expired, "resent": result.resent,
-                             "openings": openings}))
+        log.info("expiry sweep", extra={"expired": result.expired, "resent": result.resent, "openings": openings})

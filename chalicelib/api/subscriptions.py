@@ -36,19 +36,18 @@ connection as well would cost two writes per order to save a rare failed push.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 from ..adapters.notifier import PushResult
 from ..adapters.orders_table import AlreadySubscribedError, ClaimLostError
 from ..domain import Order
+from ..logs import logger as log
 from .services import Services
 from .views import snapshot_message
 
 __all__ = ["CLAIM_SECONDS", "send", "subscribe", "unsubscribe"]
 
-log = logging.getLogger("order_engine.subscriptions")
 _MAX_ROUNDS = 20  # an order makes at most a handful of transitions; this bounds a pathological race
 CLAIM_SECONDS = 90  # above the longest function timeout (the worker's 60 s)
 
@@ -105,7 +104,7 @@ def subscribe(services: Services, connection_id: str, client_id: str, order_id: 
             send(services, connection_id, not_found(order_id))
             return False
         except ClaimLostError:  # it expired, and a later subscription of this connection took over
-            log.warning("subscription of %s to %s outlived its claim", connection_id, order_id)
+            log.warning("subscription outlived its claim", extra={"orderId": order_id, "connectionId": connection_id})
             return False
         if current is None:
             return True
@@ -114,7 +113,7 @@ def subscribe(services: Services, connection_id: str, client_id: str, order_id: 
             return False
         cursor = max(cursor, current.version)
         version = current.version
-    log.error("subscription of %s to %s did not settle", connection_id, order_id)
+    log.error("subscription did not settle", extra={"orderId": order_id, "connectionId": connection_id})
     _release(services, order_id, connection_id, until)
     return False
 
@@ -123,7 +122,8 @@ def _release(services: Services, order_id: str, connection_id: str, until: int) 
     try:
         services.orders.release_claim(order_id, connection_id, until)
     except Exception:  # best effort: the claim expires on its own
-        log.exception("could not release the claim of %s on %s", connection_id, order_id)
+        log.exception("could not release a subscription's claim",
+                      extra={"orderId": order_id, "connectionId": connection_id})
 
 
 def _send_after(services: Services, connection_id: str, order: Order, seq: int) -> bool:

@@ -13,7 +13,6 @@ queues a subscription job; the worker runs it once the socket is open (see worke
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import Any
 
@@ -21,6 +20,7 @@ from chalice.app import Response, WebsocketEvent
 from pydantic import ValidationError as PydanticValidationError
 
 from ..domain import iso, utc_now
+from ..logs import add_log_keys, scoped
 from .cancel import cancel_order
 from .errors import ApiError
 from .intake import authenticate, submit_order
@@ -30,20 +30,21 @@ from .subscriptions import send, subscribe, unsubscribe
 
 __all__ = ["handle_message", "ws_connect", "ws_disconnect", "ws_message"]
 
-log = logging.getLogger("order_engine.websocket")
-
 
 def _query(event: WebsocketEvent) -> dict[str, str]:
     return dict(event.to_dict().get("queryStringParameters") or {})
 
 
+@scoped
 def ws_connect(event: WebsocketEvent) -> Response:
     services = get_services()
     query = _query(event)
+    add_log_keys(connectionId=event.connection_id, orderId=query.get("orderId"))
     try:
         client_id = authenticate(services, query.get("apiKey"))
     except ApiError as exc:
         return Response(body=json.dumps(exc.body()), status_code=exc.status)
+    add_log_keys(clientId=client_id)
     services.connections.put(
         event.connection_id, client_id, iso(utc_now()), int(time.time()) + services.settings.connection_ttl_seconds
     )
@@ -65,8 +66,10 @@ def ws_message(event: WebsocketEvent) -> None:
     handle_message(services, event.connection_id, event.body)
 
 
+@scoped
 def ws_disconnect(event: WebsocketEvent) -> None:
     services = get_services()
+    add_log_keys(connectionId=event.connection_id)
     services.forget_connection(event.connection_id)
     services.connections.delete(event.connection_id)  # its place in orders' subs goes at the next push
 
@@ -75,9 +78,11 @@ def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message, **extra}
 
 
+@scoped  # the connection, its client and the order a message is about, on the lines it causes
 def handle_message(services: Services, connection_id: str, body: str) -> None:
     """Dispatch one client message. Bad input gets an ``error`` message, never a dropped socket."""
     client_id = services.connection_owner(connection_id)
+    add_log_keys(connectionId=connection_id, clientId=client_id)
     if client_id is None:
         send(services, connection_id, _error("unauthorized", "unknown connection; reconnect"))
         return
@@ -96,6 +101,7 @@ def handle_message(services: Services, connection_id: str, body: str) -> None:
         code = "unknown_action" if field == "action" else "validation_error"
         send(services, connection_id, _error(code, text, field=field))
         return
+    add_log_keys(orderId=message.orderId)
     if message.action == "ping":
         send(services, connection_id, {"type": "pong"})
     elif message.action in ("subscribe", "unsubscribe", "cancel") and not message.orderId:
@@ -141,6 +147,7 @@ def _execute(services: Services, connection_id: str, client_id: str, order: dict
             extra["retryAfter"] = int(exc.headers["Retry-After"])
         send(services, connection_id, _error(exc.code, exc.message, **extra))
         return
+    add_log_keys(orderId=accepted.order.order_id)
     send(services, connection_id, {
         "type": "order.accepted",
         "orderId": accepted.order.order_id,

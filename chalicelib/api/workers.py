@@ -13,7 +13,6 @@ before reporting it, so SQS itself schedules the retry with exponential back-off
 from __future__ import annotations
 
 import json
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -23,13 +22,14 @@ from chalice.app import Blueprint, SQSEvent
 
 from ..config import get_settings
 from ..execution.executor import OutcomeKind
+from ..logs import lambda_context_keys, log_keys
+from ..logs import logger as log
 from .services import Services, get_services
 from .subscriptions import subscribe
 
 __all__ = ["RetryLaterError", "bp", "handle_order_record", "process_dead_letters", "process_orders"]
 
 bp = Blueprint(__name__)
-log = logging.getLogger("order_engine.worker")
 _settings = get_settings()
 
 BATCH_SIZE = 10
@@ -70,7 +70,7 @@ def handle_order_record(services: Services, record: SQSRecord) -> None:
     except Exception as exc:
         # Our own fault (a bug, DynamoDB unavailable): log it with the order id, back off, retry;
         # on the last attempt persist the reason so the order does not wait for the DLQ.
-        log.exception(json.dumps({"msg": "worker error", "orderId": order_id, "attempt": attempt}))
+        log.exception("worker error", extra={"orderId": order_id, "attempt": attempt})
         if attempt >= services.settings.max_attempts:
             try:
                 services.executor.fail_stuck(
@@ -79,7 +79,7 @@ def handle_order_record(services: Services, record: SQSRecord) -> None:
                     "its log lines with this order id have the details")
                 return
             except Exception:
-                log.exception(json.dumps({"msg": "could not fail order", "orderId": order_id}))
+                log.exception("could not fail order", extra={"orderId": order_id})
         _back_off(services, record, services.executor.backoff(attempt))
         raise
     if outcome.kind is OutcomeKind.RETRY:
@@ -91,7 +91,7 @@ def _back_off(services: Services, record: SQSRecord, seconds: int) -> None:
     try:
         services.queue.set_visibility(record.receipt_handle, seconds)
     except Exception:
-        log.exception("could not set visibility for message %s", record.message_id)
+        log.exception("could not set the visibility of a message", extra={"messageId": record.message_id})
 
 
 def _handle_subscribe_job(services: Services, job: dict[str, Any], record: SQSRecord, attempt: int) -> None:
@@ -108,11 +108,28 @@ def _handle_subscribe_job(services: Services, job: dict[str, Any], record: SQSRe
     subscribe(services, connection_id, job["clientId"], job["orderId"], job.get("afterSeq"))
 
 
-def _order_handler(record: SQSRecord) -> None:
-    handle_order_record(get_services(), record)
+def _record_log_keys(record: SQSRecord, lambda_context: Any) -> dict[str, Any]:
+    """The keys of a record's log lines: its invocation's, and the order (and client) it is about."""
+    try:
+        body = json.loads(record.body)
+    except ValueError:
+        body = None
+    about = {k: body.get(k) for k in ("orderId", "clientId")} if isinstance(body, dict) else {}
+    return {**lambda_context_keys(lambda_context), **about, "messageId": record.message_id}
 
 
-def _dead_letter_handler(record: SQSRecord) -> None:
+def _order_handler(record: SQSRecord, lambda_context: Any = None) -> None:
+    # Records run in threads of their own: each gets its own keys, and leaves none behind.
+    with log_keys(**_record_log_keys(record, lambda_context)):
+        handle_order_record(get_services(), record)
+
+
+def _dead_letter_handler(record: SQSRecord, lambda_context: Any = None) -> None:
+    with log_keys(**_record_log_keys(record, lambda_context)):
+        _handle_dead_letter(record)
+
+
+def _handle_dead_letter(record: SQSRecord) -> None:
     body = json.loads(record.body)
     order_id = body.get("orderId")
     if not order_id or body.get("kind") == "subscribe":
@@ -121,15 +138,15 @@ def _dead_letter_handler(record: SQSRecord) -> None:
     outcome = services.executor.fail_stuck(
         order_id, "retries_exhausted", "the order failed every attempt and was moved to the dead-letter queue"
     )
-    log.error(json.dumps({"msg": "dead-lettered order", "orderId": order_id, "outcome": outcome.kind.value,
-                          "reason": outcome.reason, "retryInSeconds": outcome.delay_seconds or None}))
+    log.error("dead-lettered order", extra={"orderId": order_id, "outcome": outcome.kind.value,
+                                            "reason": outcome.reason, "retryInSeconds": outcome.delay_seconds or None})
     if outcome.kind is OutcomeKind.RETRY:
         # The chain cannot tell yet how the order's transaction ended: ask again as soon as it can
         # (its blockhash expired), not after the queue's whole visibility timeout.
         try:
             services.dead_letters.set_visibility(record.receipt_handle, outcome.delay_seconds)
         except Exception:
-            log.exception(json.dumps({"msg": "could not time the dead letter's retry", "orderId": order_id}))
+            log.exception("could not time the dead letter's retry", extra={"orderId": order_id})
         raise RetryLaterError(f"{order_id}: {outcome.reason}; asked again in {outcome.delay_seconds}s")
 
 

@@ -72,8 +72,6 @@ Sniper orders (the matcher's side is in ``execution/triggers.py``):
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -104,14 +102,13 @@ from ..domain import (
     to_decimal_string,
 )
 from ..domain.clock import Clock
+from ..logs import logger as log
 from ..routing.router import Router
 from .ports import Chain, Launches, MarketEventSink, OrderStore, SniperBook, StaleOrderError, TriggerBook
 from .transactions import build_transaction, transaction_from_dict, transaction_to_dict
 from .triggers import MAX_OPENING_WAIT_SECONDS, pool_created, publish_opening
 
 __all__ = ["Executor", "Outcome", "OutcomeKind"]
-
-log = logging.getLogger("order_engine.executor")
 
 SLOT_SECONDS = 0.4  # Solana's target slot time
 BLOCKHASH_LIFETIME_SECONDS = 60  # 150 blocks: how long a transaction may wait to land
@@ -181,25 +178,26 @@ class Executor:
         """Run (or resume) one order. Never raises for an order-level failure."""
         order = self._store.get(order_id)
         if order is None:
-            log.warning(json.dumps({"msg": "order not found", "orderId": order_id}))
+            log.warning("order not found", extra={"orderId": order_id})
             return Outcome(OutcomeKind.IGNORED, reason="not_found")
         if order.is_terminal:
-            log.info(json.dumps({"msg": "duplicate delivery of a terminal order ignored",
-                                 "orderId": order_id, "status": order.status.value}))
+            log.info("duplicate delivery of a terminal order ignored",
+                     extra={"orderId": order_id, "clientId": order.client_id, "status": order.status.value})
             return Outcome(OutcomeKind.IGNORED, order, reason="terminal")
         try:
             if order.status is OrderStatus.SUBMITTED:
                 return self._reconcile(order)
             return self._run(order, receive_count)
         except StaleOrderError:
-            log.info(json.dumps({"msg": "order moved by another worker; stopping", "orderId": order_id}))
+            log.info("order moved by another worker; stopping",
+                     extra={"orderId": order_id, "clientId": order.client_id})
             return Outcome(OutcomeKind.IGNORED, reason="stale")
         except ExecutionError as exc:
             try:
                 return self._handle_failure(order, exc, receive_count)
             except StaleOrderError:
-                log.info(json.dumps({"msg": "order moved by another worker while failing; stopping",
-                                     "orderId": order_id}))
+                log.info("order moved by another worker while failing; stopping",
+                         extra={"orderId": order_id, "clientId": order.client_id})
                 return Outcome(OutcomeKind.IGNORED, reason="stale")
 
     # -- the happy path ----------------------------------------------------------------------
@@ -417,7 +415,7 @@ class Executor:
             try:
                 self._sniper_book.remove(order, version)
             except Exception:  # a stale entry only costs the matcher one refused write
-                log.exception("could not remove %s from the sniper book", order.order_id)
+                log.exception("could not remove the order from the sniper book", extra={"orderId": order.order_id})
 
     def _slipped(self, order: Order, exc: ExecutionError, attempt: int) -> Outcome:
         """A limit order's swap refused or failed for slippage never landed and never will: back to
@@ -444,7 +442,7 @@ class Executor:
             try:
                 self._book.remove(order, version)
             except Exception:  # a stale entry only costs the matcher one refused write
-                log.exception("could not remove %s from the trigger book", order.order_id)
+                log.exception("could not remove the order from the trigger book", extra={"orderId": order.order_id})
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
@@ -493,6 +491,8 @@ class Executor:
     def _finish(self, order: Order, status: SignatureStatus) -> Outcome:
         if status.err is not None:
             message = describe_transaction_error(status.err, order.venue)
+            log.warning("transaction failed on chain", extra={"orderId": order.order_id, "clientId": order.client_id,
+                                                              "signature": order.signature, "error": message})
             exc = (SlippageExceededError(message, chain_error=status.err)
                    if status.err.get("name") == "SlippageToleranceExceeded"
                    else PermanentExecutionError(message, chain_error=status.err))
@@ -522,8 +522,8 @@ class Executor:
             return self._fail(order, PermanentExecutionError("submitted order has no transaction"), 1)
         tx = transaction_from_dict(order.tx, order.token_in, order.token_out)
         [status] = self._chain.get_signature_statuses([order.signature])
-        log.info(json.dumps({"msg": "reconciling submitted order", "orderId": order.order_id,
-                             "signature": order.signature, "landed": status is not None}))
+        log.info("reconciling submitted order", extra={"orderId": order.order_id, "clientId": order.client_id,
+                                                       "signature": order.signature, "landed": status is not None})
         if status is None:
             # Never seen (crash between persisting and sending) or not landed yet: re-send the
             # same signed transaction; the chain de-duplicates it by signature. If it can no
@@ -536,9 +536,9 @@ class Executor:
     # -- failures ----------------------------------------------------------------------------
     def _handle_failure(self, order: Order, exc: ExecutionError, receive_count: int) -> Outcome:
         attempt = max(receive_count, 1)
-        log.warning(json.dumps({"msg": "execution failed", "orderId": order.order_id, "code": exc.code,
-                                "error": exc.message, "attempt": attempt, "retryable": exc.retryable,
-                                "status": order.status.value}))
+        log.warning("execution failed", extra={"orderId": order.order_id, "clientId": order.client_id,
+                                               "code": exc.code, "error": exc.message, "attempt": attempt,
+                                               "retryable": exc.retryable, "status": order.status.value})
         if order.is_terminal:
             return Outcome(OutcomeKind.DONE, order)
         if order.status is OrderStatus.WAITING:
@@ -580,6 +580,8 @@ class Executor:
     def _fail(self, order: Order, exc: ExecutionError, attempt: int) -> Outcome:
         order.error = self._error(exc, attempt)
         self._move(order, OrderStatus.FAILED, {"error": order.error})
+        log.warning("order failed", extra={"orderId": order.order_id, "clientId": order.client_id,
+                                           "code": exc.code, "error": exc.message, "attempt": attempt})
         self._terminal(order)
         return Outcome(OutcomeKind.DONE, order, reason=exc.code)
 
@@ -650,4 +652,5 @@ class Executor:
             try:
                 self._on_terminal(order)
             except Exception:  # live state is a cache; DynamoDB stays the source of truth
-                log.exception("terminal hook failed for %s", order.order_id)
+                log.exception("terminal hook failed", extra={"orderId": order.order_id, "clientId": order.client_id,
+                                                             "status": order.status.value})

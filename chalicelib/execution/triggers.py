@@ -34,8 +34,6 @@ opening that no matcher acted on (``resend_openings``).
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +56,8 @@ from ..domain import (
     price_string,
 )
 from ..domain.clock import Clock
+from ..logs import keep_log_keys
+from ..logs import logger as log
 from ..routing.router import Router
 from ..routing.venue import VenueSnapshot
 from .ports import (
@@ -105,7 +105,6 @@ MAX_OPENING_WAIT_SECONDS = 3.0
 # An opening whose orders still wait this long after they were due was lost: the sweep sends it again.
 OPENING_GRACE_SECONDS = 10
 
-log = logging.getLogger("order_engine.matcher")
 
 Pair = tuple[Token, Token]
 
@@ -281,10 +280,10 @@ class Matcher:
         count: int | None = None
         if not self._book.ready():
             count = self._book.rebuild(self._orders.waiting(OrderType.LIMIT.value))
-            log.info(json.dumps({"msg": "trigger book rebuilt", "entries": count}))
+            log.info("trigger book rebuilt", extra={"entries": count})
         if self._sniper_book is not None and not self._sniper_book.ready():
             snipers = self._sniper_book.rebuild(self._orders.waiting(OrderType.SNIPER.value))
-            log.info(json.dumps({"msg": "sniper book rebuilt", "entries": snipers}))
+            log.info("sniper book rebuilt", extra={"entries": snipers})
             count = (count or 0) + snipers
         return count
 
@@ -314,7 +313,7 @@ class Matcher:
             try:
                 a, b = (get_token(m) for m in directions[0])
             except DomainError:
-                log.warning(json.dumps({"msg": "market event for an unknown pair", "pair": directions[0]}))
+                log.warning("market event for an unknown pair", extra={"pair": directions[0]})
                 continue
             result.pairs += 1
             snapshots = self._router.snapshots(a, b)
@@ -332,7 +331,7 @@ class Matcher:
         """Trigger the orders watching ``event.mint`` whose delay is over; an event for those
         still waiting; or, for an event that came too early, the same event again, closer."""
         if self._sniper_book is None or self._launches is None or self._events is None:
-            log.warning(json.dumps({"msg": "an opening reached a matcher without a sniper book", "mint": event.mint}))
+            log.warning("an opening reached a matcher without a sniper book", extra={"mint": event.mint})
             return
         if event.due_ms - self._now_ms() > MAX_OPENING_WAIT_SECONDS * 1000:
             launch = self._launches.launch_of(event.mint)
@@ -343,7 +342,7 @@ class Matcher:
         launch = self._launches.launch_of(event.mint) if entries else None
         if launch is None:
             if entries:
-                log.warning(json.dumps({"msg": "an opening for a mint never launched", "mint": event.mint}))
+                log.warning("an opening for a mint never launched", extra={"mint": event.mint})
             return
         result.pairs += 1
         result.candidates += len(entries)
@@ -381,7 +380,7 @@ class Matcher:
         if workers <= 1:
             return [write(e) for e in entries]
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="opening") as pool:
-            return list(pool.map(write, entries))
+            return list(pool.map(keep_log_keys(write), entries))  # the invocation's keys on their lines
 
     def _write_opening(self, entry: SniperEntry, launch: PoolLaunch, slot: int,
                        event: LaunchEvent) -> tuple[bool, bool]:
@@ -394,8 +393,9 @@ class Matcher:
         refused = self._orders.transition_unread(entry.order_id, entry.version, OrderStatus.WAITING, new,
                                                  fields=fields, expires_after=at)
         if refused is None:
-            log.info(json.dumps({"msg": "sniper order triggered", "orderId": entry.order_id, "mint": launch.token.mint,
-                                 "pool": launch.pool_id, "slot": slot, "delaySlots": entry.delay_slots}))
+            log.info("sniper order triggered", extra={"orderId": entry.order_id, "mint": launch.token.mint,
+                                                      "pool": launch.pool_id, "slot": slot,
+                                                      "delaySlots": entry.delay_slots})
             return True, False
         stale = refused.status is None or refused.version > entry.version or (
             refused.version == entry.version and refused.status is not OrderStatus.WAITING)
@@ -423,7 +423,7 @@ class Matcher:
             outcomes = [self._write(t) for t in found]
         else:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trigger") as pool:
-                outcomes = list(pool.map(self._write, found))
+                outcomes = list(pool.map(keep_log_keys(self._write), found))
         triggered = [t for t, (moved, _stale) in zip(found, outcomes, strict=True) if moved]
         stale = [t for t, (_moved, is_stale) in zip(found, outcomes, strict=True) if is_stale]
         if triggered:
@@ -457,9 +457,9 @@ class Matcher:
         refused = self._orders.transition_unread(entry.order_id, entry.version, OrderStatus.WAITING, event,
                                                  fields={"quotes": quotes}, expires_after=at)
         if refused is None:
-            log.info(json.dumps({"msg": "limit order triggered", "orderId": entry.order_id,
-                                 "price": event.data["trigger"]["price"], "limitPrice": str(entry.limit_price),
-                                 "slot": t.event.slot}))
+            log.info("limit order triggered", extra={"orderId": entry.order_id,
+                                                     "price": event.data["trigger"]["price"],
+                                                     "limitPrice": str(entry.limit_price), "slot": t.event.slot})
             return True, False
         # Not triggered. Stale if the order is gone or has moved past the version the book knows;
         # an order not yet written as waiting (its arming is under way) or overdue (the sweep's) stays.
@@ -508,7 +508,7 @@ def resend_openings(waiting: Iterable[WaitingOrder], launches: Launches, sink: M
         publish_opening(sink, launch, now_ms, launches.slot(), clock)
         resent.append(mint)
     if resent:
-        log.warning(json.dumps({"msg": "openings no matcher acted on; published again", "mints": resent}))
+        log.warning("openings no matcher acted on; published again", extra={"mints": resent})
     return resent
 
 
@@ -539,6 +539,6 @@ def sweep(orders: WaitingOrders, book: _Forgets, queue: OrderQueue, clock: Clock
             if on_expired is not None:
                 on_expired(item)
     if result.resent:
-        log.warning(json.dumps({"msg": "triggered orders not picked up; sent again", "orderIds": result.resent}))
+        log.warning("triggered orders not picked up; sent again", extra={"orderIds": result.resent})
         queue.send_orders(result.resent)
     return result

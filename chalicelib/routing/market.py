@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import random
 import threading
 from collections.abc import Callable, Sequence
@@ -50,6 +49,7 @@ from ..domain import (
 from ..domain import get_token as listed_token
 from ..domain.base58 import b58encode
 from ..domain.clock import Clock
+from ..logs import logger as log
 from .launches import LAUNCH_TTL_SECONDS, LAUNCHES_KEY, SOL, Launch, LaunchTerms, launch_key
 from .meteora import DlmmParameters, DlmmPool, Volatility
 from .pools import Pool, SwapResult
@@ -71,7 +71,6 @@ __all__ = [
     "pool_key",
 ]
 
-log = logging.getLogger("order_engine.market")
 
 # Reference USD prices and quote preference (a pool's token_y is the more "quote-like" token).
 REFERENCE_USD: dict[str, Decimal] = {
@@ -388,7 +387,7 @@ class SimulatedMarket:
             try:
                 self._on_launch(self.pool_launch(launch))
             except Exception:  # a listener's failure never undoes the launch
-                log.exception("launch listener failed")
+                log.exception("launch listener failed", extra={"mint": mint})
         return launch
 
     @staticmethod
@@ -820,7 +819,7 @@ class SimulatedMarket:
             try:
                 self._on_change(changes)
             except Exception:  # a listener's failure never undoes what the cluster did
-                log.exception("pool change listener failed")
+                log.exception("pool change listener failed", extra={"changes": len(changes)})
 
     # -- faults ----------------------------------------------------------------------------------
     def network_delay(self, venue: str) -> float:

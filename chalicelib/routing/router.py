@@ -8,12 +8,12 @@ JSON line with every quote, the rejections, the winner and its margin over the r
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from decimal import Decimal
 from typing import Any, TypeVar
+
+from aws_lambda_powertools import Logger
 
 from ..domain import (
     DomainError,
@@ -27,6 +27,7 @@ from ..domain import (
     ValidationError,
 )
 from ..domain.clock import Clock
+from ..logs import logger as service_logger
 from .venue import Venue, VenueSnapshot
 
 __all__ = ["Router", "min_amount_out"]
@@ -45,12 +46,12 @@ def min_amount_out(amount_out: int, slippage_bps: int) -> int:
 
 
 class Router:
-    def __init__(self, venues: Sequence[Venue], clock: Clock, logger: logging.Logger | None = None,
+    def __init__(self, venues: Sequence[Venue], clock: Clock, logger: Logger | None = None,
                  max_workers: int = 4, timeout_seconds: float = QUOTE_TIMEOUT_SECONDS,
                  max_price_impact_bps: int = MAX_PRICE_IMPACT_BPS) -> None:
         self._venues = list(venues)
         self._clock = clock
-        self._log = logger or logging.getLogger("order_engine.router")
+        self._log = logger or service_logger
         self._max_workers = max_workers
         self._timeout = timeout_seconds
         self._max_impact = max_price_impact_bps
@@ -141,7 +142,7 @@ class Router:
                 raise InsufficientLiquidityError(f"no venue can fill this order ({reasons})")
             raise NoRouteError(f"no venue quoted {token_in.symbol}->{token_out.symbol} ({reasons})")
         route = self.pick(quotes, rejected, slippage_bps)
-        self._log.info(json.dumps(self.decision(route, amount_in)))
+        self._log.info("route", extra=self.decision(route, amount_in))
         return route
 
     @staticmethod
@@ -156,13 +157,12 @@ class Router:
 
     @staticmethod
     def decision(route: Route, amount_in: int) -> dict[str, Any]:
-        """The routing decision as one structured log record."""
+        """The routing decision: the keys of its log line (every quote, the rejections, the winner)."""
         best = route.legs[0].quote
         runner_up = route.quotes[1] if len(route.quotes) > 1 else None
         margin = ((best.amount_out - runner_up.amount_out) * 10_000 // runner_up.amount_out
                   if runner_up and runner_up.amount_out else None)
         return {
-            "msg": "route",
             "tokenIn": best.token_in.symbol,
             "tokenOut": best.token_out.symbol,
             "amountIn": str(amount_in),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import logging
 from typing import Any
 
 import pytest
@@ -23,6 +21,8 @@ from chalicelib.domain import (
 from chalicelib.domain.clock import FakeClock
 from chalicelib.routing.market import MarketSettings, SimulatedMarket
 from chalicelib.routing.router import Router, min_amount_out
+
+from ..conftest import AppLog
 
 SOL, USDC, BONK = get_token("SOL"), get_token("USDC"), get_token("BONK")
 ONE_SOL = 1_000_000_000
@@ -55,16 +55,19 @@ def test_every_pair_is_quoted_by_both_venues_a_few_percent_apart() -> None:
     assert 0.015 < gap < 0.06
 
 
-def test_router_picks_the_best_net_output_and_applies_slippage(caplog: pytest.LogCaptureFixture) -> None:
+def test_router_picks_the_best_net_output_and_applies_slippage(app_log: AppLog) -> None:
     _, router, _ = world()
-    with caplog.at_level(logging.INFO, logger="order_engine.router"):
-        route = router.route(SOL, USDC, ONE_SOL, slippage_bps=50)
+    route = router.route(SOL, USDC, ONE_SOL, slippage_bps=50)
     best = max(route.quotes, key=lambda q: q.amount_out)
     assert route.venue == best.venue and route.amount_out == best.amount_out
     assert route.min_amount_out == best.amount_out * 9_950 // 10_000
     assert route.wrap_sol and not route.unwrap_sol
-    decision = json.loads(caplog.records[-1].getMessage())
-    assert decision["winner"] == best.venue and len(decision["quotes"]) == 2 and decision["marginBps"] > 0
+    [decision] = app_log.with_message("route")  # one JSON line, the quotes as keys of their own
+    assert decision["winner"] == best.venue and decision["marginBps"] > 0
+    assert decision["level"] == "INFO" and decision["service"] == "order-engine"
+    assert [q["venue"] for q in decision["quotes"]] == [q.venue for q in route.quotes]
+    assert decision["quotes"][0]["amountOut"] == str(best.amount_out)
+    assert decision["minAmountOut"] == str(route.min_amount_out) and decision["tokenIn"] == "SOL"
 
 
 def test_unwrap_when_sol_is_bought() -> None:
