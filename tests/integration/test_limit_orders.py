@@ -41,9 +41,11 @@ def wait_for(client: Client, order_id: str, done: Any, timeout: float = 60) -> d
 def test_a_limit_order_above_the_price_waits_then_other_traders_swaps_trigger_it(client_a: Client) -> None:
     level = best_price(client_a) * Decimal("1.002")
     order_id = limit(client_a, level)
-    waiting = wait_for(client_a, order_id, lambda o: o["status"] != "pending")
-    assert waiting["status"] == "waiting", waiting["history"]
-    assert Decimal(waiting["history"][-1]["data"]["bestPrice"]) < level
+    # Armed: it waited, below its level. (The market's own random walk may already have crossed
+    # the level since, and triggered it: its history says what happened, whenever it is read.)
+    armed = wait_for(client_a, order_id, lambda o: o["status"] != "pending")
+    assert armed["history"][1]["status"] == "waiting", armed["history"]
+    assert Decimal(armed["history"][1]["data"]["bestPrice"]) < level
 
     # Another trader buys SOL where it is cheapest, so much that it ends dearer there than the
     # level: that swap crosses it (again, should the market's random walk have moved it away).
