@@ -119,8 +119,9 @@ def test_a_part_that_dies_stops_the_stack_with_a_message(folder: Path) -> None:
 
 
 ENDED = {"confirmed", "failed", "expired", "cancelled"}
-# No random walk and no expiry sweep (each first fires an hour after the start): only the test moves
-# the market, and only the second stack ends overdue orders.
+# The market's schedule and the expiry sweep first fire an hour after the start: only the second
+# stack ends overdue orders, and the market moves by the tests' swaps (and by the walk's small ticks,
+# applied whenever it is read).
 STILL = {"MARKET_TICK_SECONDS": "3600", "EXPIRY_SWEEP_SECONDS": "3600", "LAUNCH_EVERY_SECONDS": "0"}
 
 
@@ -195,8 +196,8 @@ def test_one_restart_with_orders_in_every_status_then_each_ends_as_it_would_have
             assert api.http.delete(f"/api/orders/{cancelled}").json()["status"] == "cancelled"
             api.wait(confirmed, ended)
             api.wait(failed, ended)
-            # a little above the market: it waits until another trader's swap lifts the price
-            level = api.best_price() * Decimal("1.002")
+            # above the market: it waits until another trader's swap lifts the price
+            level = api.best_price() * Decimal("1.01")
             near = api.limit(level)
             api.wait(near, waiting)
             # every order below sells SOL: the price only moves away from the level until the restart
@@ -274,7 +275,6 @@ def saved_statuses(path: Path) -> dict[str, str]:
 def test_a_kill_9_after_a_snapshot_period_loses_nothing_of_what_was_saved(folder: Path) -> None:
     state = folder / "state"
     stack = Stack(folder, {**FAST, **STILL}, "--state-dir", str(state))
-    killed = False
     try:
         with Api(stack) as api:
             confirmed, far = api.post(), api.limit("1000")
@@ -286,18 +286,8 @@ def test_a_kill_9_after_a_snapshot_period_loses_nothing_of_what_was_saved(folder
         while saved_statuses(state / "dynamodb.json") != {confirmed: "confirmed", far: "waiting"}:
             assert time.monotonic() < deadline, saved_statuses(state / "dynamodb.json")
             time.sleep(0.1)
-        os.kill(stack.process.pid, signal.SIGKILL)
-        for pid in stack.pids.values():  # each part leads a process group of its own
-            os.killpg(pid, signal.SIGKILL)
-        killed = True
-        assert stack.process.wait(timeout=30) == -signal.SIGKILL
     finally:
-        if not killed:
-            stack.stop()
-    deadline = time.monotonic() + 30
-    while [name for name, pid in stack.pids.items() if alive(pid)]:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+        kill_9(stack)
 
     again = Stack(folder, FAST, "--state-dir", str(state))
     try:
@@ -311,6 +301,45 @@ def test_a_kill_9_after_a_snapshot_period_loses_nothing_of_what_was_saved(folder
             assert messages[-1]["status"] == "confirmed"
     finally:
         assert again.stop() == 0, again.output()
+
+
+def kill_9(stack: Stack) -> None:
+    """The supervisor and every part at once, as a crash or `kill -9` would: nothing saved on the way out."""
+    os.kill(stack.process.pid, signal.SIGKILL)
+    for pid in stack.pids.values():  # each part leads a process group of its own
+        os.killpg(pid, signal.SIGKILL)
+    assert stack.process.wait(timeout=30) == -signal.SIGKILL
+    deadline = time.monotonic() + 30
+    while [name for name, pid in stack.pids.items() if alive(pid)]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_a_kill_9_just_after_a_swap_was_sent_does_not_swap_it_twice(folder: Path) -> None:
+    state = folder / "state"
+    # The kill comes as soon as the order's transaction was sent, so the last snapshot (one every
+    # 2 s) most likely holds the order before that, or not at all; swaps take 4 s, so the
+    # transaction is still on its way at the kill, and lands after the restart.
+    stack = Stack(folder, {**FAST, **STILL, "QUOTE_LATENCY_MS": "1500", "SWAP_LATENCY_MS": "4000"},
+                  "--state-dir", str(state))
+    try:
+        with Api(stack) as api:
+            order_id = api.post()
+            submitted = api.wait(order_id, lambda o: o["status"] not in ("pending", "routing", "building"))
+    finally:
+        kill_9(stack)
+    assert submitted["status"] == "submitted", submitted["history"]
+    signature = submitted["history"][-1]["data"]["signature"]
+
+    again = Stack(folder, FAST, "--state-dir", str(state))
+    try:
+        with Api(again) as api:
+            order = api.wait(order_id, ended)
+    finally:
+        assert again.stop() == 0, again.output()
+    # the transaction sent before the kill is the one that landed: no second one was built
+    assert order["status"] == "confirmed" and order["txHash"] == signature, order["history"]
+    assert [e["status"] for e in order["history"]].count("submitted") == 1
 
 
 def test_a_corrupt_snapshot_gives_a_clear_message_and_an_empty_start(folder: Path) -> None:
