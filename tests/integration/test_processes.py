@@ -346,7 +346,14 @@ def test_a_corrupt_snapshot_gives_a_clear_message_and_an_empty_start(folder: Pat
     state = folder / "state"
     state.mkdir()
     (state / "dynamodb.json").write_text('{"format": "order-engine-local-state", "version": 1, "part": "dyn')
-    (state / "sqs.json").write_text(json.dumps({"format": "something else"}))
+    # the writes after that snapshot: without it they would make a table of fragments
+    put = {"TableName": "order-engine-orders", "Item": {"orderId": {"S": "ord_x"}, "status": {"S": "waiting"}}}
+    (state / "dynamodb.journal").write_text(json.dumps({"seq": 7, "target": "DynamoDB_20120810.PutItem",
+                                                        "body": json.dumps(put)}) + "\n")
+    # a snapshot of the right form whose content does not fit
+    (state / "sqs.json").write_text(json.dumps({"format": "order-engine-local-state", "version": 1, "part": "sqs",
+                                                "region": "us-east-1", "queues": {"order-engine-orders": {
+                                                    "attributes": {}, "messages": [{"id": "m1"}]}}}))
     stack = Stack(folder, FAST, "--state-dir", str(state))
     try:
         assert stack.restored == []
@@ -357,5 +364,7 @@ def test_a_corrupt_snapshot_gives_a_clear_message_and_an_empty_start(folder: Pat
         assert stack.stop() == 0
     output = stack.output()
     assert "dynamodb.json: not a complete snapshot" in output and "this part starts empty" in output
-    assert "sqs.json: not a sqs snapshot" in output
-    assert (state / "dynamodb.json.corrupt").exists()
+    assert "dynamodb.journal: its snapshot could not be restored" in output
+    assert "sqs.json: cannot be restored (KeyError: 'body')" in output
+    assert {p.name for p in state.glob("*.corrupt")} == {"dynamodb.json.corrupt", "dynamodb.journal.corrupt",
+                                                        "sqs.json.corrupt"}
