@@ -186,7 +186,7 @@ class MotoService:
             with self._serial.lock:  # one instant: no DynamoDB request runs meanwhile
                 body = dump_dynamodb(self.region)
                 if self._journal is not None:
-                    body["journalSeq"] = self._journal.seq
+                    body["journalSeq"] = self._journal.mark()
                 return body
         return dump_sqs(self.region)
 

@@ -61,7 +61,7 @@ log = logging.getLogger("devstack.state")
 
 FORMAT = "order-engine-local-state"
 VERSION = 1
-SNAPSHOT_SECONDS = 2.0  # a kill -9 loses at most about this much (plus one save's duration)
+SNAPSHOT_SECONDS = 2.0  # a kill -9 loses at most about this much of the queues and Redis (DynamoDB: nothing)
 MAX_SHARE = 0.05  # a save takes at most this share of its process's time: the interval grows with it
 ACCOUNT = "123456789012"
 
@@ -193,18 +193,22 @@ class Journal:
     snapshot records the number of the last write it holds (``journalSeq``); once it is on disk,
     ``trim`` drops what it holds. On start, ``replay`` hands back the writes that follow the
     snapshot, provided they follow it without a gap (a journal that does not fit its snapshot
-    is set aside). The caller serialises ``append``, ``trim`` and the snapshot's dump."""
+    is set aside). The caller serialises ``append``, ``mark`` (with the snapshot's dump) and
+    ``trim``, which reads only what was appended since the mark."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.seq = 0
         self._fd: int | None = None
+        self._size = 0  # bytes in the file
+        self._mark: tuple[int, int] | None = None  # (seq, size) when a snapshot was taken
 
     def start(self, seq: int) -> None:
         """Append from ``seq + 1`` on (after a replay), past any last line a kill cut short."""
         self.seq = seq
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._rewrite([e for e in self.entries() if e["seq"] <= seq])
+        self._rewrite(b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n"
+                               for e in self.entries() if e["seq"] <= seq))
 
     @property
     def started(self) -> bool:
@@ -214,8 +218,14 @@ class Journal:
         if self._fd is None:
             return
         self.seq += 1
-        line = json.dumps({"seq": self.seq, **entry}, separators=(",", ":")) + "\n"
-        os.write(self._fd, line.encode())
+        line = (json.dumps({"seq": self.seq, **entry}, separators=(",", ":")) + "\n").encode()
+        os.write(self._fd, line)
+        self._size += len(line)
+
+    def mark(self) -> int:
+        """A snapshot holds every write so far: its ``journalSeq``."""
+        self._mark = (self.seq, self._size)
+        return self.seq
 
     def entries(self) -> list[dict[str, Any]]:
         """Every whole entry on disk; a last line cut short by a kill is not one."""
@@ -252,15 +262,23 @@ class Journal:
         """Drop the entries up to ``seq`` (a snapshot on disk holds them), atomically."""
         if self._fd is None:
             return
-        self._rewrite([e for e in self.entries() if e["seq"] > seq])
+        if self._mark is not None and self._mark[0] == seq:  # the writes since the mark: read only those
+            with open(self.path, "rb") as f:
+                f.seek(self._mark[1])
+                self._rewrite(f.read())
+        else:
+            self._rewrite(b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n"
+                                   for e in self.entries() if e["seq"] > seq))
+        self._mark = None
 
-    def _rewrite(self, keep: list[dict[str, Any]]) -> None:
+    def _rewrite(self, content: bytes) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in keep))
+        tmp.write_bytes(content)
         os.replace(tmp, self.path)
         if self._fd is not None:
             os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = len(content)
 
     def set_aside(self, reason: str) -> None:
         """Keep an unusable journal for whoever wants to look, out of the next start's way."""

@@ -99,3 +99,16 @@ def test_a_journal_that_does_not_follow_its_snapshot_is_refused(tmp_path: Path) 
     path.write_text('{"seq": 1}\nnot json\n{"seq": 3}\n')
     with pytest.raises(StateError, match="line 2 is not a journal entry"):
         Journal(path).after(0)
+
+
+def test_a_trim_after_a_mark_keeps_exactly_the_writes_made_since(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "dynamodb.journal")
+    journal.start(0)
+    for n in range(3):
+        journal.append({"write": n})
+    assert journal.mark() == 3  # the snapshot's dump
+    journal.append({"write": 3})  # while the snapshot is written
+    journal.trim(3)  # it is on disk
+    journal.append({"write": 4})
+    assert [(e["seq"], e["write"]) for e in journal.after(3)] == [(4, 3), (5, 4)]
+    journal.close()
