@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .emulator import SerialDynamoDB
-from .state import Snapshotter, dump_dynamodb, dump_sqs, load_dynamodb, load_sqs, restore
+from .state import Journal, Snapshotter, StateError, dump_dynamodb, dump_sqs, load_dynamodb, load_sqs, restore
 
 __all__ = ["READ_ONLY", "MotoService", "app"]
 
@@ -68,8 +68,12 @@ class MotoService:
         self._restored = False
         self.fast_records = True
         self._snapshots: Snapshotter | None = None
+        self._journal: Journal | None = None
         if state_dir is not None:
-            self._snapshots = Snapshotter(state_dir / f"{service}.json", service, self._dump, self._dirty.is_set)
+            if self._serial is not None:
+                self._journal = Journal(state_dir / f"{service}.journal")
+            self._snapshots = Snapshotter(state_dir / f"{service}.json", service, self._dump, self._dirty.is_set,
+                                          saved=self._saved)
 
     # -- WSGI -----------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -89,6 +93,8 @@ class MotoService:
                 operation = target.rpartition(".")[2]
                 if operation in READ_ONLY[self.service]:
                     return self._apps[name](environ, start_response)
+                if self._journal is not None and self._journal.started and name == "dynamodb":
+                    return self._journaled(self._apps[name], target, environ, start_response)
                 body = b"".join(self._apps[name](environ, start_response))
                 if operation != "ReceiveMessage" or b'"Messages"' in body:  # an empty receive changes nothing
                     self._dirty.set()
@@ -125,13 +131,70 @@ class MotoService:
                                   ("Content-Length", str(len(body))), ("x-amzn-RequestId", str(uuid.uuid4()))])
         return [body]
 
+    def _journaled(self, app: WsgiApp, target: str, environ: dict[str, Any],
+                   start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """A DynamoDB write, in the journal before it is answered (inside the one-at-a-time lock,
+        so the journal's order is the order the writes were applied in)."""
+        import io
+
+        assert self._journal is not None
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        statuses: list[str] = []
+
+        def answer(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            statuses.append(status)
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        body = b"".join(app(environ, answer))
+        if statuses and statuses[0].startswith("200"):  # a refused write changed nothing
+            self._journal.append({"target": target, "body": raw.decode("utf-8")})
+            self._dirty.set()
+        return [body]
+
+    def _replay(self, entries: list[dict[str, Any]]) -> int:
+        """The journal's writes, in order, through moto's DynamoDB app; how many it accepted."""
+        from werkzeug.test import EnvironBuilder
+
+        app = self._apps["dynamodb"]
+        scope = f"test/20260101/{self.region}/dynamodb/aws4_request"
+        accepted = 0
+        statuses: list[str] = []
+
+        def answer(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            statuses.append(status)
+
+        for entry in entries:
+            environ = EnvironBuilder(method="POST", path="/", data=str(entry["body"]).encode(), headers={
+                "X-Amz-Target": str(entry["target"]), "Content-Type": "application/x-amz-json-1.0",
+                "Authorization": f"AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders=host, Signature=0",
+            }).get_environ()
+            statuses.clear()
+            b"".join(app(environ, answer))
+            if statuses and statuses[0].startswith("200"):
+                accepted += 1
+            else:
+                log.warning("journal write %s (%s) was not accepted again: %s", entry["seq"], entry["target"],
+                            statuses)
+        return accepted
+
     # -- state ----------------------------------------------------------------------------------
     def _dump(self) -> dict[str, Any]:
         self._dirty.clear()
         if self._serial is not None:
             with self._serial.lock:  # one instant: no DynamoDB request runs meanwhile
-                return dump_dynamodb(self.region)
+                body = dump_dynamodb(self.region)
+                if self._journal is not None:
+                    body["journalSeq"] = self._journal.mark()
+                return body
         return dump_sqs(self.region)
+
+    def _saved(self, body: dict[str, Any]) -> None:
+        """A snapshot is on disk: the journal keeps only the writes after it."""
+        if self._journal is not None and self._serial is not None and "journalSeq" in body:
+            with self._serial.lock:
+                self._journal.trim(int(body["journalSeq"]))
 
     def start_snapshots(self) -> None:
         if self._snapshots is not None:
@@ -141,15 +204,44 @@ class MotoService:
         if self._snapshots is None or self._restored:
             return None
         self._restored = True
-        load = load_dynamodb if self.service == "dynamodb" else load_sqs
         if self._serial is not None:
             with self._serial.lock:
-                restored = restore(self._snapshots.path, self.service, load)
+                restored = self._restore_dynamodb(self._snapshots.path)
         else:
-            restored = restore(self._snapshots.path, self.service, load)
+            restored = restore(self._snapshots.path, self.service, load_sqs)
         self._dirty.clear()
         self.start_snapshots()
         return restored
+
+    def _restore_dynamodb(self, path: Path) -> str | None:
+        """The snapshot, then the journal's writes that follow it."""
+        loaded: list[int] = []
+
+        def load(document: dict[str, Any]) -> str:
+            described = load_dynamodb(document)
+            loaded.append(int(document.get("journalSeq") or 0))
+            return described
+
+        existed = path.exists()
+        restored = restore(path, self.service, load)
+        journal = self._journal
+        if journal is None:
+            return restored
+        seq = loaded[0] if loaded else 0
+        entries: list[dict[str, Any]] = []
+        if existed and not loaded:
+            if journal.path.exists():  # it follows a snapshot that is gone
+                journal.set_aside(f"{journal.path}: its snapshot could not be restored")
+        else:
+            try:
+                entries = journal.after(seq)
+            except StateError as exc:
+                journal.set_aside(str(exc))
+        replayed = self._replay(entries)
+        journal.start(entries[-1]["seq"] if entries else seq)
+        if not entries:
+            return restored
+        return f"{restored or 'tables: none saved'}; then {replayed} writes from the journal"
 
     def _control(self, action: str, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
@@ -159,8 +251,8 @@ class MotoService:
         elif action == "restore" and method == "POST":
             answer = {"restored": self.restore()}
         elif action == "save" and method == "POST":
-            saved = self._snapshots is not None
-            if self._snapshots is not None:
+            saved = self._snapshots is not None and self._restored  # never over a snapshot not restored yet
+            if saved and self._snapshots is not None:
                 self._snapshots.save(force=True)
             answer = {"saved": saved}
         else:

@@ -20,6 +20,12 @@ part starts empty: the stack never fails to start because of its state.
 Restoring is done inside the emulator's process, through moto's backends (the public API would
 lose each message's receive count, i.e. each order's attempt). A message in flight when the stack
 stopped belongs to a worker that is gone: it is visible again at once, with its receive count.
+
+DynamoDB also keeps a journal (``dynamodb.journal``, see ``Journal``): every write it accepted
+since the last snapshot, appended before the write is answered, and replayed on top of that
+snapshot. A kill -9 therefore loses no acknowledged order write. That matters because the
+simulated chain's state (Redis) is not rolled back: an order saved as ``building`` while its
+transaction had in fact been sent would be sent again, and swap twice.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Any
 __all__ = [
     "FORMAT",
     "SNAPSHOT_SECONDS",
+    "Journal",
     "Snapshotter",
     "StateError",
     "default_state_dir",
@@ -54,7 +61,7 @@ log = logging.getLogger("devstack.state")
 
 FORMAT = "order-engine-local-state"
 VERSION = 1
-SNAPSHOT_SECONDS = 2.0  # a kill -9 loses at most about this much (plus one save's duration)
+SNAPSHOT_SECONDS = 2.0  # a kill -9 loses at most about this much of the queues and Redis (DynamoDB: nothing)
 MAX_SHARE = 0.05  # a save takes at most this share of its process's time: the interval grows with it
 ACCOUNT = "123456789012"
 
@@ -133,11 +140,12 @@ class Snapshotter:
     takes more than ``MAX_SHARE`` of the time."""
 
     def __init__(self, path: Path, part: str, dump: Callable[[], dict[str, Any]], dirty: Callable[[], bool],
-                 interval: float = SNAPSHOT_SECONDS) -> None:
+                 interval: float = SNAPSHOT_SECONDS, saved: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.path = path
         self.part = part
         self._dump = dump
         self._dirty = dirty
+        self._saved = saved
         self._interval = interval
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -155,8 +163,11 @@ class Snapshotter:
                 return 0.0
             started = time.perf_counter()
             try:
-                write_state(self.path, self.part, self._dump())
+                body = self._dump()
+                write_state(self.path, self.part, body)
                 self.saves += 1
+                if self._saved is not None:
+                    self._saved(body)
             except Exception:
                 log.exception("saving the %s state to %s failed", self.part, self.path)
             return time.perf_counter() - started
@@ -172,6 +183,118 @@ class Snapshotter:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.save()
+
+
+class Journal:
+    """The writes a part accepted since its last snapshot, one JSON line each, numbered.
+
+    ``append`` is called before the write is answered, and goes to the operating system at once
+    (no fsync: a killed process loses nothing written, only a machine that stops would). Each
+    snapshot records the number of the last write it holds (``journalSeq``); once it is on disk,
+    ``trim`` drops what it holds. On start, ``replay`` hands back the writes that follow the
+    snapshot, provided they follow it without a gap (a journal that does not fit its snapshot
+    is set aside). The caller serialises ``append``, ``mark`` (with the snapshot's dump) and
+    ``trim``, which reads only what was appended since the mark."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seq = 0
+        self._fd: int | None = None
+        self._size = 0  # bytes in the file
+        self._mark: tuple[int, int] | None = None  # (seq, size) when a snapshot was taken
+
+    def start(self, seq: int) -> None:
+        """Append from ``seq + 1`` on (after a replay), past any last line a kill cut short."""
+        self.seq = seq
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._rewrite(b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n"
+                               for e in self.entries() if e["seq"] <= seq))
+
+    @property
+    def started(self) -> bool:
+        return self._fd is not None
+
+    def append(self, entry: dict[str, Any]) -> None:
+        if self._fd is None:
+            return
+        self.seq += 1
+        line = (json.dumps({"seq": self.seq, **entry}, separators=(",", ":")) + "\n").encode()
+        os.write(self._fd, line)
+        self._size += len(line)
+
+    def mark(self) -> int:
+        """A snapshot holds every write so far: its ``journalSeq``."""
+        self._mark = (self.seq, self._size)
+        return self.seq
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every whole entry on disk; a last line cut short by a kill is not one."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        entries = []
+        lines = raw.split(b"\n")
+        for number, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                if number == len(lines) - 1:  # the last write, cut short: never answered, so never acknowledged
+                    break
+                raise StateError(f"{self.path}: line {number + 1} is not a journal entry") from None
+            if not isinstance(entry, dict) or not isinstance(entry.get("seq"), int):
+                raise StateError(f"{self.path}: line {number + 1} is not a journal entry")
+            entries.append(entry)
+        return entries
+
+    def after(self, seq: int) -> list[dict[str, Any]]:
+        """The entries that follow a snapshot holding writes up to ``seq``; StateError when they do
+        not follow it without a gap."""
+        entries = [e for e in self.entries() if e["seq"] > seq]
+        if entries and [e["seq"] for e in entries] != list(range(seq + 1, seq + 1 + len(entries))):
+            raise StateError(f"{self.path}: its writes do not follow the snapshot's (write {seq}, then "
+                             f"{entries[0]['seq']})")
+        return entries
+
+    def trim(self, seq: int) -> None:
+        """Drop the entries up to ``seq`` (a snapshot on disk holds them), atomically."""
+        if self._fd is None:
+            return
+        if self._mark is not None and self._mark[0] == seq:  # the writes since the mark: read only those
+            with open(self.path, "rb") as f:
+                f.seek(self._mark[1])
+                self._rewrite(f.read())
+        else:
+            self._rewrite(b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n"
+                                   for e in self.entries() if e["seq"] > seq))
+        self._mark = None
+
+    def _rewrite(self, content: bytes) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(content)
+        os.replace(tmp, self.path)
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = len(content)
+
+    def set_aside(self, reason: str) -> None:
+        """Keep an unusable journal for whoever wants to look, out of the next start's way."""
+        aside = self.path.with_name(self.path.name + ".corrupt")
+        try:
+            os.replace(self.path, aside)
+        except OSError:
+            aside = self.path
+        log.warning("%s; restoring without it (kept as %s)", reason, aside)
+        print(f"state: {reason}; the writes after the last snapshot are not restored (the file is kept as "
+              f"{aside})", flush=True)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 # -- DynamoDB (inside the DynamoDB emulator's process) ---------------------------------------------

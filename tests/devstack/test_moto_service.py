@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -77,3 +78,71 @@ def test_an_unknown_iterator_is_answered_by_moto(dynamodb_service: tuple[MotoSer
     with pytest.raises(streams.exceptions.ClientError):
         streams.get_records(ShardIterator="arn:aws:dynamodb:us-east-1:123456789012:table/none/stream/x|1|y")
     streams.close()
+
+
+def serve(service: MotoService) -> tuple[Any, str]:
+    server = make_server("127.0.0.1", 0, service, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def items(dynamodb: Any, name: str) -> dict[str, str]:
+    return {i["pk"]["S"]: i["v"]["S"] for i in dynamodb.scan(TableName=name, ConsistentRead=True)["Items"]}
+
+
+def test_every_write_answered_survives_a_kill_the_snapshot_then_the_journal(tmp_path: Path) -> None:
+    from moto.dynamodb.models import dynamodb_backends
+
+    backend = dynamodb_backends["123456789012"]["us-east-1"]
+    name = f"devstack-journal-{uuid.uuid4().hex[:8]}"
+    first = MotoService("dynamodb", state_dir=tmp_path)
+    first.restore()  # nothing saved yet: from now on every write goes to the journal
+    server, endpoint = serve(first)
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, **CREDENTIALS)
+    try:
+        dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                              KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                              AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+        dynamodb.put_item(TableName=name, Item={"pk": {"S": "a"}, "v": {"S": "pending"}})
+        dynamodb.put_item(TableName=name, Item={"pk": {"S": "gone"}, "v": {"S": "x"}})
+        assert first._snapshots is not None
+        first._snapshots.save(force=True)  # a periodic snapshot: the journal keeps only what follows
+        assert (tmp_path / "dynamodb.journal").read_text() == ""
+        # after the snapshot: a conditional update, one refused (not journaled), a delete, a transaction
+        update = {"TableName": name, "Key": {"pk": {"S": "a"}}, "UpdateExpression": "SET v = :new",
+                  "ConditionExpression": "v = :old"}
+        dynamodb.update_item(**update, ExpressionAttributeValues={":new": {"S": "submitted"}, ":old": {"S": "pending"}})
+        with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException):
+            dynamodb.update_item(**update, ExpressionAttributeValues={":new": {"S": "x"}, ":old": {"S": "pending"}})
+        dynamodb.delete_item(TableName=name, Key={"pk": {"S": "gone"}})
+        dynamodb.transact_write_items(TransactItems=[{"Put": {"TableName": name,
+                                                              "Item": {"pk": {"S": "b"}, "v": {"S": "new"}}}}])
+        before = items(dynamodb, name)
+        assert before == {"a": "submitted", "b": "new"}
+        with open(tmp_path / "dynamodb.journal", "a") as journal:
+            journal.write('{"seq": 99, "target": "DynamoDB_20120810.PutI')  # a write cut short by the kill
+    finally:
+        server.shutdown()
+        server.server_close()
+        dynamodb.close()
+        first._snapshots._stop.set()  # the process is gone (kill -9): nothing saved on the way out
+    backend.delete_table(name)
+
+    again = MotoService("dynamodb", state_dir=tmp_path)
+    restored = again.restore()  # moto's backends are the process's: other tests' tables are in the snapshot too
+    assert restored is not None and restored.endswith(f"{name} 2; then 3 writes from the journal")
+    server, endpoint = serve(again)
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, **CREDENTIALS)
+    try:
+        assert items(dynamodb, name) == before
+        assert (tmp_path / "dynamodb.journal").read_text().endswith("\n")  # the cut-short write is dropped
+        dynamodb.put_item(TableName=name, Item={"pk": {"S": "c"}, "v": {"S": "after"}})
+        assert again._journal is not None  # the writes after the snapshot (3), and this one, numbered on
+        assert [e["seq"] for e in again._journal.entries()] == [4, 5, 6, 7]
+    finally:
+        assert again._snapshots is not None
+        again._snapshots._stop.set()
+        dynamodb.delete_table(TableName=name)
+        server.shutdown()
+        server.server_close()
+        dynamodb.close()
