@@ -144,6 +144,10 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "GET", "/api/orders", "listOrders", "The caller's orders, newest first", "orders",
+        description=("`status=active` lists every order not yet ended. Any other `status` looks through the "
+                     "caller's newest orders, twenty pages of `limit` at most (1,000 at the default), so an "
+                     "old order in a rare status may not be listed; `GET /api/orders/{orderId}` always finds "
+                     "it."),
         query=ListOrdersQuery,
         responses=(Response(200, "The orders.", OrderList), _e400("a query parameter is invalid"), E401,
                    E503_KEYS),
