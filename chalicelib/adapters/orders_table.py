@@ -232,6 +232,18 @@ class OrdersTable:
         item = resp.get("Item")
         return self._read(item) if item else None
 
+    @staticmethod
+    def snapshot(order: Order) -> dict[str, Any]:
+        """The order as a message may carry it (plain JSON), for ``from_snapshot``."""
+        return {k: v for k, v in order_to_record(order).items() if v is not None}
+
+    def from_snapshot(self, record: dict[str, Any]) -> Order:
+        """The order a message carried, as if read here at its version: its first transition then
+        writes only what it changes, conditioned on that version like any other."""
+        order = order_from_record(record)
+        self._persisted.remember(record)
+        return order
+
     def get_with_subscribers(self, order_id: str) -> tuple[Order, list[str]] | None:
         resp = self._db.get_item(TableName=self._table, Key={"orderId": {"S": order_id}}, ConsistentRead=True)
         item = resp.get("Item")
@@ -301,7 +313,8 @@ class OrdersTable:
             )
         except ClientError as exc:
             if _conditional_failed(exc):
-                raise StaleOrderError(f"order {order.order_id} is no longer at version {expected_version}") from exc
+                raise StaleOrderError(f"order {order.order_id} is no longer at version {expected_version}",
+                                      expected_version) from exc
             raise
         self._persisted.remember(record)
 

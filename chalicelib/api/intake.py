@@ -193,7 +193,8 @@ def _sniper_target(services: Services, mint: str) -> Token:
 
 def _enqueue(services: Services, order: Order) -> None:
     try:
-        services.queue.send({"orderId": order.order_id})
+        # The order rides along, so the worker's first attempt needs no read of the table.
+        services.queue.send({"orderId": order.order_id, "order": services.orders.snapshot(order)})
     except Exception as exc:
         log.error(json.dumps({"msg": "enqueue failed", "orderId": order.order_id, "error": repr(exc)}))
         try:

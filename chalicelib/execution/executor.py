@@ -177,8 +177,19 @@ class Executor:
         self._events = events
 
     # -- entry point -------------------------------------------------------------------------
-    def execute(self, order_id: str, receive_count: int = 1) -> Outcome:
-        """Run (or resume) one order. Never raises for an order-level failure."""
+    def execute(self, order_id: str, receive_count: int = 1, carried: Order | None = None) -> Outcome:
+        """Run (or resume) one order. Never raises for an order-level failure.
+
+        ``carried``: the order as its message carries it (intake's snapshot of a new order), used
+        instead of reading the table. Every transition is conditional on the version it moves from,
+        so a snapshot that is no longer current only costs a refused write: then the order is read
+        and run as it stands, as if nothing had been carried.
+        """
+        if carried is not None and carried.order_id == order_id and not carried.is_terminal:
+            outcome = self._execute(carried, receive_count, carried_version=carried.version)
+            if outcome is not None:
+                return outcome
+            log.info(json.dumps({"msg": "carried order was stale; reading it", "orderId": order_id}))
         order = self._store.get(order_id)
         if order is None:
             log.warning(json.dumps({"msg": "order not found", "orderId": order_id}))
@@ -187,20 +198,26 @@ class Executor:
             log.info(json.dumps({"msg": "duplicate delivery of a terminal order ignored",
                                  "orderId": order_id, "status": order.status.value}))
             return Outcome(OutcomeKind.IGNORED, order, reason="terminal")
+        outcome = self._execute(order, receive_count)
+        assert outcome is not None  # only a carried order is read again
+        return outcome
+
+    def _execute(self, order: Order, receive_count: int, carried_version: int | None = None) -> Outcome | None:
+        """``execute`` of an order in hand; None when it was carried and its very first write was
+        refused (the snapshot was stale: nothing was written, nothing sent)."""
+        order_id = order.order_id
         try:
-            if order.status is OrderStatus.SUBMITTED:
-                return self._reconcile(order)
-            return self._run(order, receive_count)
-        except StaleOrderError:
+            try:
+                if order.status is OrderStatus.SUBMITTED:
+                    return self._reconcile(order)
+                return self._run(order, receive_count)
+            except ExecutionError as exc:
+                return self._handle_failure(order, exc, receive_count)
+        except StaleOrderError as stale:
+            if carried_version is not None and stale.expected_version == carried_version:
+                return None
             log.info(json.dumps({"msg": "order moved by another worker; stopping", "orderId": order_id}))
             return Outcome(OutcomeKind.IGNORED, reason="stale")
-        except ExecutionError as exc:
-            try:
-                return self._handle_failure(order, exc, receive_count)
-            except StaleOrderError:
-                log.info(json.dumps({"msg": "order moved by another worker while failing; stopping",
-                                     "orderId": order_id}))
-                return Outcome(OutcomeKind.IGNORED, reason="stale")
 
     # -- the happy path ----------------------------------------------------------------------
     def _run(self, order: Order, receive_count: int) -> Outcome:
