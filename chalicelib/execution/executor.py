@@ -236,19 +236,32 @@ class Executor:
             self._move(order, OrderStatus.ROUTING, {"quotes": []})
             raise exc
         order.quotes = [q.to_data() for q in route.quotes]
-        self._move(order, OrderStatus.ROUTING, {"quotes": order.quotes, "rejected": list(route.rejected)})
-        return self._execute_route(order, route)
+        # Not written yet: ``routing`` and ``building`` go in one conditional write (both events,
+        # in seq order, in one image of the stream), unless building fails first.
+        unsaved_from = order.version
+        order.transition(OrderStatus.ROUTING, {"quotes": order.quotes, "rejected": list(route.rejected)})
+        return self._execute_route(order, route, unsaved_from)
 
-    def _execute_route(self, order: Order, route: Route) -> Outcome:
-        """From ``routing`` with the route chosen: build, persist the signature, send, confirm."""
-        tx = self._build(order, route)
-        self._move(order, OrderStatus.BUILDING, {
+    def _execute_route(self, order: Order, route: Route, unsaved_from: int | None = None) -> Outcome:
+        """From ``routing`` with the route chosen: build, persist the signature, send, confirm.
+
+        ``unsaved_from``: the order's ``routing`` event is not written yet, and the stored order is
+        at this version; the ``building`` write carries both events."""
+        try:
+            tx = self._build(order, route)
+        except BaseException:
+            if unsaved_from is not None:
+                self._store.save(order, unsaved_from)  # record that routing happened, then fail
+            raise
+        expected = order.version if unsaved_from is None else unsaved_from
+        order.transition(OrderStatus.BUILDING, {
             "venue": order.venue,
             "minAmountOut": to_decimal_string(route.min_amount_out, order.token_out),
             "wrapSol": route.wrap_sol,
             "unwrapSol": route.unwrap_sol,
             "expectedAmountOut": to_decimal_string(route.amount_out, order.token_out),
         })
+        self._store.save(order, expected)
 
         order.signature = tx.signature
         order.tx = transaction_to_dict(tx)
@@ -468,9 +481,9 @@ class Executor:
 
     def _build(self, order: Order, route: Route) -> Transaction:
         leg = route.legs[0]
+        blockhash = self._chain.get_latest_blockhash()  # first: a failure leaves the order as it was
         order.venue = route.venue
         order.min_amount_out = route.min_amount_out
-        blockhash = self._chain.get_latest_blockhash()
         return build_transaction(
             fee_payer=FEE_PAYER,
             blockhash=blockhash,

@@ -33,9 +33,10 @@ def test_each_transition_sets_only_the_fields_it_changed(client: Any, services: 
     calls = _spy(services)
     order_id = json.loads(post_order(client).body)["orderId"]
     invoke_worker(client, receive_records(services))
-    assert len(calls) == 4  # routing, building, submitted, confirmed
+    assert len(calls) == 3  # routing and building, submitted, confirmed
     first = calls[0]["UpdateExpression"]
-    assert "#status" in first and "#quotes" in first and "#tx " not in first and "REMOVE" not in first
+    assert "#status" in first and "#quotes" in first and "#venue" in first
+    assert "#tx " not in first and "REMOVE" not in first
     confirmed = calls[-1]["UpdateExpression"]
     assert "#txHash" in confirmed and "#amountOut" in confirmed and "#quotes" not in confirmed
     assert _item(services, order_id)["status"] == "confirmed"
