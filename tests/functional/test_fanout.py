@@ -246,6 +246,19 @@ def test_an_image_without_events_or_subscribers_is_skipped() -> None:
     assert new_events({"dynamodb": {"SequenceNumber": "5", "NewImage": caught_up}}) is None
 
 
+def test_an_image_mixing_events_stored_as_maps_and_as_text_yields_the_new_ones_in_order() -> None:
+    # an item written before events were stored as JSON text, moved on since: both kinds in one list
+    old = {"M": {"seq": {"N": "1"}, "status": {"S": "pending"}, "at": {"S": "t"}, "data": {"M": {}}}}
+    new = [{"S": '{"seq":3,"status":"building","at":"t","data":{"venue":"raydium"}}'},
+           {"S": '{"seq":2,"status":"routing","at":"t","data":{"quotes":[]}}'}]
+    image = {"orderId": {"S": "ord_x"}, "evFrom": {"N": "1"}, "history": {"L": [old, *new]},
+             "subs": {"SS": ["c1"]}}
+    found = new_events({"dynamodb": {"SequenceNumber": "4", "NewImage": image}})
+    assert found is not None and found.subscribers == ("c1",)
+    assert [(m["seq"], m["status"]) for m in found.messages] == [(2, "routing"), (3, "building")]
+    assert found.messages[1]["data"] == {"venue": "raydium"}
+
+
 def test_a_gone_subscriber_is_dropped_and_the_others_still_served(client: Any, services: Services,
                                                                   notifier: RecordingNotifier,
                                                                   stream: OrdersStream) -> None:
