@@ -198,9 +198,7 @@ class Executor:
             log.info(json.dumps({"msg": "duplicate delivery of a terminal order ignored",
                                  "orderId": order_id, "status": order.status.value}))
             return Outcome(OutcomeKind.IGNORED, order, reason="terminal")
-        outcome = self._execute(order, receive_count)
-        assert outcome is not None  # only a carried order is read again
-        return outcome
+        return self._execute(order, receive_count) or Outcome(OutcomeKind.IGNORED, reason="stale")
 
     def _execute(self, order: Order, receive_count: int, carried_version: int | None = None) -> Outcome | None:
         """``execute`` of an order in hand; None when it was carried and its very first write was
@@ -249,7 +247,7 @@ class Executor:
         at this version; the ``building`` write carries both events."""
         try:
             tx = self._build(order, route)
-        except BaseException:
+        except Exception:
             if unsaved_from is not None:
                 self._store.save(order, unsaved_from)  # record that routing happened, then fail
             raise
