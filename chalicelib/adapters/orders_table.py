@@ -23,11 +23,13 @@ in Redis is rebuilt from, and what the expiry sweep reads.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -54,6 +56,7 @@ __all__ = [
     "ClaimLostError",
     "OrdersTable",
     "SubscriptionClaim",
+    "event_from_stored",
     "order_from_record",
     "order_to_record",
 ]
@@ -89,6 +92,41 @@ WAITING_INDEX = "waiting"
 TRIGGER_GRACE = timedelta(seconds=90)
 
 
+# Stored as JSON text, not as nested maps: what the item holds only to be read back whole (each
+# history event, the quotes, the signed transaction) is one attribute each, so a write, its
+# stream image and every read handle a few strings instead of hundreds of typed attributes.
+# Items written before, with maps, still read back (``_decoded``).
+_TEXT_FIELDS = ("quotes", "tx")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):  # a number read back from an item written with maps
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=_json_default)
+
+
+def _decoded(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def stored_event(event: OrderEvent) -> str:
+    """A history entry as the item stores it."""
+    return _text(event.to_dict())
+
+
+def event_from_stored(order_id: str, raw: Any) -> OrderEvent:
+    """A history entry of an item (JSON text, or a map in an item written before)."""
+    return OrderEvent.from_dict(order_id, _decoded(raw))
+
+
+def _stored_field(name: str, value: Any) -> Any:
+    return _text(value) if name in _TEXT_FIELDS and value is not None else value
+
+
 def _wait_index(order: Order) -> tuple[str | None, str | None]:
     """(waitKey, waitUntil) of the ``waiting`` index, or (None, None) when the order is not in it."""
     if order.status is OrderStatus.WAITING and order.expires_at:
@@ -121,13 +159,13 @@ def order_to_record(order: Order) -> dict[str, Any]:
         "createdAt": order.created_at,
         "updatedAt": order.updated_at,
         "venue": order.venue,
-        "quotes": order.quotes or None,
+        "quotes": _text(order.quotes) if order.quotes else None,
         "amountOut": order.amount_out,
         "minAmountOut": order.min_amount_out,
         "executedPrice": order.executed_price,
         "signature": order.signature,
         "lastValidBlockHeight": order.last_valid_block_height,
-        "tx": order.tx,
+        "tx": None if order.tx is None else _text(order.tx),
         "txHash": order.tx_hash,
         "error": order.error,
         "limitPrice": order.limit_price,
@@ -137,7 +175,7 @@ def order_to_record(order: Order) -> dict[str, Any]:
         "delaySlots": order.delay_slots if order.type is OrderType.SNIPER else None,
         "waitKey": wait_key,
         "waitUntil": wait_until,
-        "history": [e.to_dict() for e in order.history],
+        "history": [stored_event(e) for e in order.history],
     }
 
 
@@ -159,16 +197,16 @@ def order_from_record(r: dict[str, Any]) -> Order:
         created_at=r["createdAt"],
         updated_at=r["updatedAt"],
         venue=r.get("venue"),
-        quotes=list(r.get("quotes") or []),
+        quotes=list(_decoded(r.get("quotes")) or []),
         amount_out=None if r.get("amountOut") is None else int(r["amountOut"]),
         min_amount_out=None if r.get("minAmountOut") is None else int(r["minAmountOut"]),
         executed_price=r.get("executedPrice"),
         signature=r.get("signature"),
         last_valid_block_height=None if r.get("lastValidBlockHeight") is None else int(r["lastValidBlockHeight"]),
-        tx=r.get("tx"),
+        tx=_decoded(r.get("tx")),
         tx_hash=r.get("txHash"),
         error=r.get("error"),
-        history=[OrderEvent.from_dict(order_id, e) for e in r.get("history", [])],
+        history=[event_from_stored(order_id, e) for e in r.get("history", [])],
         limit_price=r.get("limitPrice"),
         max_price=r.get("maxPrice"),
         expires_at=r.get("expiresAt"),
@@ -232,6 +270,18 @@ class OrdersTable:
         item = resp.get("Item")
         return self._read(item) if item else None
 
+    @staticmethod
+    def snapshot(order: Order) -> dict[str, Any]:
+        """The order as a message may carry it (plain JSON), for ``from_snapshot``."""
+        return {k: v for k, v in order_to_record(order).items() if v is not None}
+
+    def from_snapshot(self, record: dict[str, Any]) -> Order:
+        """The order a message carried, as if read here at its version: its first transition then
+        writes only what it changes, conditioned on that version like any other."""
+        order = order_from_record(record)
+        self._persisted.remember(record)
+        return order
+
     def get_with_subscribers(self, order_id: str) -> tuple[Order, list[str]] | None:
         resp = self._db.get_item(TableName=self._table, Key={"orderId": {"S": order_id}}, ConsistentRead=True)
         item = resp.get("Item")
@@ -271,7 +321,7 @@ class OrdersTable:
         (all of them when that version was not read here), iff it is still at that version."""
         record = order_to_record(order)
         before = self._persisted.take(order.order_id, expected_version)
-        new_events = [e.to_dict() for e in order.history if e.seq > expected_version]
+        new_events = [stored_event(e) for e in order.history if e.seq > expected_version]
         # evFrom: the events after the version this write moves from are the new ones.
         sets, removes = ["history = list_append(history, :events)", "evFrom = :expected"], []
         names: dict[str, str] = {"#version": "version", "#status": "status"}
@@ -301,7 +351,8 @@ class OrdersTable:
             )
         except ClientError as exc:
             if _conditional_failed(exc):
-                raise StaleOrderError(f"order {order.order_id} is no longer at version {expected_version}") from exc
+                raise StaleOrderError(f"order {order.order_id} is no longer at version {expected_version}",
+                                      expected_version) from exc
             raise
         self._persisted.remember(record)
 
@@ -513,7 +564,7 @@ class OrdersTable:
         removes: list[str] = []
         names = {"#status": "status", "#version": "version"}
         values: dict[str, Any] = {":to": event.status.value, ":next": event.seq, ":at": event.at,
-                                  ":events": [event.to_dict()], ":expected": expected_version,
+                                  ":events": [stored_event(event)], ":expected": expected_version,
                                   ":expected_status": expected_status.value}
         for i, (name, value) in enumerate(fields.items()):
             names[f"#f{i}"] = name
@@ -521,7 +572,7 @@ class OrdersTable:
                 removes.append(f"#f{i}")
             else:
                 sets.append(f"#f{i} = :f{i}")
-                values[f":f{i}"] = value
+                values[f":f{i}"] = _stored_field(name, value)
         # version_matches and status_matches: the order is where the index or cache said it was;
         condition = "#version = :expected AND #status = :expected_status"
         if expires_before is not None:  # overdue: its expiry has passed

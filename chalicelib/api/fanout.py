@@ -35,8 +35,7 @@ from typing import Any
 from ..adapters.connections_table import ConnectionsTable
 from ..adapters.dynamo import from_item
 from ..adapters.notifier import Notifier, PushResult
-from ..adapters.orders_table import OrdersTable
-from ..domain import OrderEvent
+from ..adapters.orders_table import OrdersTable, event_from_stored
 from ..logs import keep_log_keys, log_keys
 from ..logs import logger as log
 
@@ -72,7 +71,7 @@ def new_events(record: Mapping[str, Any]) -> NewEvents | None:
         return None
     order_id = str(item["orderId"])
     first_new = int(item["evFrom"])
-    events = sorted((OrderEvent.from_dict(order_id, e) for e in item["history"] if int(e["seq"]) > first_new),
+    events = sorted((e for e in (event_from_stored(order_id, raw) for raw in item["history"]) if e.seq > first_new),
                     key=lambda e: e.seq)
     if not events:
         return None

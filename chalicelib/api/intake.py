@@ -203,7 +203,8 @@ def _enqueue(services: Services, order: Order, *, withdraw: bool = True) -> None
     client's resubmission creates it afresh); a resubmitted one is kept, since a message of its
     own may be queued already, and the client is told to submit again, which queues it again."""
     try:
-        services.queue.send({"orderId": order.order_id})
+        # The order rides along, so the worker's first attempt needs no read of the table.
+        services.queue.send({"orderId": order.order_id, "order": services.orders.snapshot(order)})
     except Exception as exc:
         log.error("enqueue failed", extra={"orderId": order.order_id, "clientId": order.client_id, "error": repr(exc)})
         if not withdraw:

@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice.app import Blueprint, SQSEvent
 
 from ..config import get_settings
+from ..domain import Order
 from ..execution.executor import OutcomeKind
 from ..logs import lambda_context_keys, log_keys
 from ..logs import logger as log
@@ -66,7 +67,7 @@ def handle_order_record(services: Services, record: SQSRecord) -> None:
         return
     order_id = body["orderId"]
     try:
-        outcome = services.executor.execute(order_id, attempt)
+        outcome = services.executor.execute(order_id, attempt, _carried(services, body, attempt))
     except Exception as exc:
         # Our own fault (a bug, DynamoDB unavailable): log it with the order id, back off, retry;
         # on the last attempt persist the reason so the order does not wait for the DLQ.
@@ -85,6 +86,19 @@ def handle_order_record(services: Services, record: SQSRecord) -> None:
     if outcome.kind is OutcomeKind.RETRY:
         _back_off(services, record, outcome.delay_seconds)
         raise RetryLaterError(f"{order_id}: {outcome.reason}; retry in {outcome.delay_seconds}s")
+
+
+def _carried(services: Services, body: dict[str, Any], attempt: int) -> Order | None:
+    """The order intake put in the message, on its first delivery only: a redelivery reads the
+    table (an earlier attempt moved the order). A snapshot that cannot be read is ignored."""
+    snapshot = body.get("order")
+    if attempt > 1 or not isinstance(snapshot, dict) or snapshot.get("orderId") != body["orderId"]:
+        return None
+    try:
+        return services.orders.from_snapshot(snapshot)
+    except Exception:
+        log.warning("unreadable order in the message; reading the table", extra={"orderId": body["orderId"]})
+        return None
 
 
 def _back_off(services: Services, record: SQSRecord, seconds: int) -> None:

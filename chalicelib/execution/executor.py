@@ -174,8 +174,20 @@ class Executor:
         self._events = events
 
     # -- entry point -------------------------------------------------------------------------
-    def execute(self, order_id: str, receive_count: int = 1) -> Outcome:
-        """Run (or resume) one order. Never raises for an order-level failure."""
+    def execute(self, order_id: str, receive_count: int = 1, carried: Order | None = None) -> Outcome:
+        """Run (or resume) one order. Never raises for an order-level failure.
+
+        ``carried``: the order as its message carries it (intake's snapshot of a new order), used
+        instead of reading the table. Every transition is conditional on the version it moves from,
+        so a snapshot that is no longer current only costs a refused write: then the order is read
+        and run as it stands, as if nothing had been carried.
+        """
+        if carried is not None and carried.order_id == order_id and not carried.is_terminal:
+            outcome = self._execute(carried, receive_count, carried_version=carried.version)
+            if outcome is not None:
+                return outcome
+            log.info("carried order was stale; reading it",
+                     extra={"orderId": order_id, "clientId": carried.client_id})
         order = self._store.get(order_id)
         if order is None:
             log.warning("order not found", extra={"orderId": order_id})
@@ -184,21 +196,25 @@ class Executor:
             log.info("duplicate delivery of a terminal order ignored",
                      extra={"orderId": order_id, "clientId": order.client_id, "status": order.status.value})
             return Outcome(OutcomeKind.IGNORED, order, reason="terminal")
+        return self._execute(order, receive_count) or Outcome(OutcomeKind.IGNORED, reason="stale")
+
+    def _execute(self, order: Order, receive_count: int, carried_version: int | None = None) -> Outcome | None:
+        """``execute`` of an order in hand; None when it was carried and its very first write was
+        refused (the snapshot was stale: nothing was written, nothing sent)."""
+        order_id = order.order_id
         try:
-            if order.status is OrderStatus.SUBMITTED:
-                return self._reconcile(order)
-            return self._run(order, receive_count)
-        except StaleOrderError:
+            try:
+                if order.status is OrderStatus.SUBMITTED:
+                    return self._reconcile(order)
+                return self._run(order, receive_count)
+            except ExecutionError as exc:
+                return self._handle_failure(order, exc, receive_count)
+        except StaleOrderError as stale:
+            if carried_version is not None and stale.expected_version == carried_version:
+                return None
             log.info("order moved by another worker; stopping",
                      extra={"orderId": order_id, "clientId": order.client_id})
             return Outcome(OutcomeKind.IGNORED, reason="stale")
-        except ExecutionError as exc:
-            try:
-                return self._handle_failure(order, exc, receive_count)
-            except StaleOrderError:
-                log.info("order moved by another worker while failing; stopping",
-                         extra={"orderId": order_id, "clientId": order.client_id})
-                return Outcome(OutcomeKind.IGNORED, reason="stale")
 
     # -- the happy path ----------------------------------------------------------------------
     def _run(self, order: Order, receive_count: int) -> Outcome:
@@ -217,19 +233,32 @@ class Executor:
             self._move(order, OrderStatus.ROUTING, {"quotes": []})
             raise exc
         order.quotes = [q.to_data() for q in route.quotes]
-        self._move(order, OrderStatus.ROUTING, {"quotes": order.quotes, "rejected": list(route.rejected)})
-        return self._execute_route(order, route)
+        # Not written yet: ``routing`` and ``building`` go in one conditional write (both events,
+        # in seq order, in one image of the stream), unless building fails first.
+        unsaved_from = order.version
+        order.transition(OrderStatus.ROUTING, {"quotes": order.quotes, "rejected": list(route.rejected)})
+        return self._execute_route(order, route, unsaved_from)
 
-    def _execute_route(self, order: Order, route: Route) -> Outcome:
-        """From ``routing`` with the route chosen: build, persist the signature, send, confirm."""
-        tx = self._build(order, route)
-        self._move(order, OrderStatus.BUILDING, {
+    def _execute_route(self, order: Order, route: Route, unsaved_from: int | None = None) -> Outcome:
+        """From ``routing`` with the route chosen: build, persist the signature, send, confirm.
+
+        ``unsaved_from``: the order's ``routing`` event is not written yet, and the stored order is
+        at this version; the ``building`` write carries both events."""
+        try:
+            tx = self._build(order, route)
+        except Exception:
+            if unsaved_from is not None:
+                self._store.save(order, unsaved_from)  # record that routing happened, then fail
+            raise
+        expected = order.version if unsaved_from is None else unsaved_from
+        order.transition(OrderStatus.BUILDING, {
             "venue": order.venue,
             "minAmountOut": to_decimal_string(route.min_amount_out, order.token_out),
             "wrapSol": route.wrap_sol,
             "unwrapSol": route.unwrap_sol,
             "expectedAmountOut": to_decimal_string(route.amount_out, order.token_out),
         })
+        self._store.save(order, expected)
 
         order.signature = tx.signature
         order.tx = transaction_to_dict(tx)
@@ -449,9 +478,9 @@ class Executor:
 
     def _build(self, order: Order, route: Route) -> Transaction:
         leg = route.legs[0]
+        blockhash = self._chain.get_latest_blockhash()  # first: a failure leaves the order as it was
         order.venue = route.venue
         order.min_amount_out = route.min_amount_out
-        blockhash = self._chain.get_latest_blockhash()
         return build_transaction(
             fee_payer=FEE_PAYER,
             blockhash=blockhash,

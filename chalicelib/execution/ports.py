@@ -38,9 +38,15 @@ __all__ = [
 
 
 class StaleOrderError(DomainError):
-    """The order changed since it was read: someone else moved it. The caller re-reads or stops."""
+    """The order changed since it was read: someone else moved it. The caller re-reads or stops.
+
+    ``expected_version`` is the version the refused write was conditioned on (None: not known)."""
 
     code = "stale_order"
+
+    def __init__(self, message: str, expected_version: int | None = None) -> None:
+        super().__init__(message)
+        self.expected_version = expected_version
 
 
 class OrderConflictError(DomainError):

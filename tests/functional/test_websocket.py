@@ -115,8 +115,8 @@ def test_snapshot_then_every_later_status_exactly_once(client: Any, services: Se
 def test_subscription_landing_between_two_transitions(client: Any, services: Services,
                                                       notifier: RecordingNotifier, stream: OrdersStream,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """The worker has written `routing` when the subscription arrives; it must see 2 in the
-    snapshot and 3, 4, 5 live: no gap, no duplicate."""
+    """The worker has written `routing` and `building` (one write) when the subscription arrives;
+    it must see 3 in the snapshot and 4, 5 live: no gap, no duplicate."""
     order_id = submit(client)
     cid = connect(notifier)
     real_save = services.orders.save
@@ -124,15 +124,14 @@ def test_subscription_landing_between_two_transitions(client: Any, services: Ser
 
     def save_then_subscribe(order: Any, expected_version: int) -> Any:
         subs = real_save(order, expected_version)
-        if order.status is OrderStatus.ROUTING and not done:
+        if order.status is OrderStatus.BUILDING and not done:
             done.append(True)
             subscribe(services, cid, "client-a", order_id)
         return subs
 
     monkeypatch.setattr(services.orders, "save", save_then_subscribe)
     run_worker(client, stream, order_id)
-    assert statuses(notifier, cid) == [("order.snapshot", 2), ("order.status", 3), ("order.status", 4),
-                                       ("order.status", 5)]
+    assert statuses(notifier, cid) == [("order.snapshot", 3), ("order.status", 4), ("order.status", 5)]
 
 
 def test_transition_slipping_between_snapshot_and_subscription(client: Any, services: Services,

@@ -219,3 +219,66 @@ def test_a_dead_lettered_order_still_in_flight_is_asked_again_when_its_blockhash
     assert sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=0).get("Messages", []) == []
     attributes = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
     assert attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"
+
+
+def _count_reads(services: Services) -> list[str]:
+    """The order ids of every GetItem the app's DynamoDB client makes from now on."""
+    reads: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        reads.append(params["Key"]["orderId"]["S"])
+
+    services._aws.client("dynamodb").meta.events.register("provide-client-params.dynamodb.GetItem", record)
+    return reads
+
+
+def test_the_first_delivery_runs_the_order_its_message_carries_without_reading_it(
+        client: Any, services: Services) -> None:
+    order_id = submit(client)
+    [record] = receive_records(services)
+    assert json.loads(record["body"])["order"]["version"] == 1  # intake's snapshot rides along
+    reads = _count_reads(services)
+    assert invoke_worker(client, [record]) == {"batchItemFailures": []}
+    assert reads == []
+    order = services.orders.get(order_id)
+    assert order is not None and order.status is OrderStatus.CONFIRMED
+    assert [e.seq for e in order.history] == [1, 2, 3, 4, 5]
+
+
+def test_a_redelivery_reads_the_order_whatever_its_message_carries(client: Any, services: Services) -> None:
+    order_id = submit(client)
+    [record] = receive_records(services)
+    again = dict(record, attributes={**record["attributes"], "ApproximateReceiveCount": "2"})
+    reads = _count_reads(services)
+    assert invoke_worker(client, [again]) == {"batchItemFailures": []}
+    assert reads == [order_id]
+    order = services.orders.get(order_id)
+    assert order is not None and order.status is OrderStatus.CONFIRMED
+
+
+def test_a_stale_carried_order_is_read_again_and_swaps_once(client: Any, services: Services) -> None:
+    # GIVEN two first deliveries carrying the same snapshot (intake queued the order twice)
+    order_id = submit(client)
+    [record] = receive_records(services)
+    twin = dict(record, messageId="twin", receiptHandle="twin-handle")
+    assert invoke_worker(client, [record]) == {"batchItemFailures": []}
+    reads = _count_reads(services)
+    # WHEN the second one runs from its snapshot (pending, version 1) after the order confirmed
+    assert invoke_worker(client, [twin]) == {"batchItemFailures": []}
+    # THEN its first write is refused, it reads the order, finds it done and sends nothing again
+    assert reads == [order_id]
+    assert services.chain.executed_swaps() == 1
+    order = services.orders.get(order_id)
+    assert order is not None and order.status is OrderStatus.CONFIRMED and len(order.history) == 5
+
+
+def test_an_order_cancelled_before_its_first_delivery_is_not_executed(client: Any, services: Services) -> None:
+    order_id = submit(client)
+    [record] = receive_records(services)
+    assert client.http.delete(f"/api/orders/{order_id}", headers={"x-api-key": "key-a"}).status_code == 200
+    reads = _count_reads(services)
+    assert invoke_worker(client, [record]) == {"batchItemFailures": []}
+    assert reads == [order_id]  # the carried snapshot was stale: read, found cancelled, left alone
+    assert services.chain.executed_swaps() == 0
+    order = services.orders.get(order_id)
+    assert order is not None and order.status is OrderStatus.CANCELLED

@@ -40,7 +40,8 @@ class InMemoryOrderStore:
         with self.lock:
             current = self.orders[order.order_id]
             if current.version != expected_version:
-                raise StaleOrderError(f"{order.order_id} at {current.version}, not {expected_version}")
+                raise StaleOrderError(f"{order.order_id} at {current.version}, not {expected_version}",
+                                      expected_version)
             self.orders[order.order_id] = copy.deepcopy(order)
 
     def transition_unread(self, order_id: str, expected_version: int, expected_status: OrderStatus,

@@ -379,3 +379,39 @@ def test_slippage_at_landing_fails_the_order_as_slippage(monkeypatch: pytest.Mon
                                       "custom program error 6001 in instruction 0")
     assert final.error["chainError"]["InstructionError"] == [0, {"Custom": 6001}]
     assert final.history[-1].data["error"] == final.error
+
+
+def test_a_blockhash_that_cannot_be_read_still_records_routing_before_the_retry(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # routing and building are written together; when building cannot start, routing is written alone
+    w = World()
+    order = w.order()
+
+    def unavailable() -> Any:
+        raise RpcError("getLatestBlockhash: node unavailable")
+
+    monkeypatch.setattr(w.chain, "get_latest_blockhash", unavailable)
+    outcome = w.executor.execute(order.order_id)
+    assert outcome.kind is OutcomeKind.RETRY
+    stored = w.stored(order.order_id)
+    assert [(e.seq, e.status.value) for e in stored.history] == [(1, "pending"), (2, "routing"), (3, "pending")]
+    assert stored.venue is None and stored.signature is None
+    monkeypatch.undo()
+    assert w.executor.execute(order.order_id, 2).kind is OutcomeKind.DONE
+    assert w.stored(order.order_id).status is OrderStatus.CONFIRMED and w.chain.executed_swaps() == 1
+
+
+def test_a_carried_order_is_run_without_a_read_and_a_stale_one_is_read_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    w = World()
+    order = w.order()
+    reads: list[str] = []
+    real_get = w.store.get
+    monkeypatch.setattr(w.store, "get", lambda order_id: reads.append(order_id) or real_get(order_id))
+    snapshot, stale = real_get(order.order_id), real_get(order.order_id)
+    assert w.executor.execute(order.order_id, 1, carried=snapshot).kind is OutcomeKind.DONE
+    assert reads == [] and w.chain.executed_swaps() == 1
+    # the same snapshot again (a second message for the order): refused, read, found done
+    outcome = w.executor.execute(order.order_id, 1, carried=stale)
+    assert outcome.kind is OutcomeKind.IGNORED and outcome.reason == "terminal"
+    assert reads == [order.order_id] and w.chain.executed_swaps() == 1
