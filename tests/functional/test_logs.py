@@ -68,7 +68,7 @@ def test_records_run_at_once_each_log_their_own_order_id(
         client: Any, services: Services, monkeypatch: pytest.MonkeyPatch, app_log: AppLog) -> None:
     both_running = threading.Barrier(2, timeout=10)  # passes only while both records are in flight
 
-    def execute(order_id: str, receive_count: int = 1) -> Outcome:
+    def execute(order_id: str, receive_count: int = 1, carried: Any = None) -> Outcome:
         logger.info("record started", extra={"expected": order_id})
         both_running.wait()
         logger.info("record ending", extra={"expected": order_id})

@@ -164,8 +164,13 @@ class Api:
             time.sleep(0.1)
 
     def best_price(self) -> Decimal:
-        quotes = self.http.get("/api/quotes", params={"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1"}).json()
-        return Decimal(quotes["route"]["amountOut"])
+        """The best venue's price for 1 SOL, once every venue has quoted (one may time out)."""
+        for _ in range(50):
+            quotes = self.http.get("/api/quotes", params={"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1"}).json()
+            if len(quotes["quotes"]) == 2:  # raydium and meteora
+                return max(Decimal(q["amountOut"]) for q in quotes["quotes"])
+            time.sleep(0.1)
+        raise AssertionError(f"a venue never quoted: {quotes}")
 
 
 def ended(order: dict[str, Any]) -> bool:
