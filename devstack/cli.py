@@ -529,8 +529,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # -- run ----------------------------------------------------------------------------------------
 _PORT_SETTINGS = (("REST_PORT", "--rest-port", "REST API"), ("WS_PORT", "--ws-port", "WebSocket gateway"),
-                  ("AWS_PORT", "--aws-port", "AWS emulator (DynamoDB and the rest)"),
-                  ("SQS_PORT", "--sqs-port", "AWS emulator (SQS)"))
+                  ("AWS_PORT", "--aws-port", "DynamoDB emulator (and the rest of AWS)"),
+                  ("SQS_PORT", "--sqs-port", "SQS emulator"))
 
 
 def _ports(args: argparse.Namespace) -> dict[tuple[str, str, str], int]:
@@ -561,7 +561,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .stack import _project_dir
-    from .state import default_state_dir
+    from .state import default_state_dir, services_state_dir
     from .supervise import Supervisor
 
     host = "127.0.0.1"
@@ -579,7 +579,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"starting the local {what}: " + ", ".join(f"{w.split(' (')[0]} :{p}" for (_s, _f, w), p in ports.items())
           + "…", flush=True)
     project = _project_dir(None)
-    state_dir = None if args.no_state else (Path(args.state_dir) if args.state_dir else default_state_dir(project))
+    default_dir = services_state_dir if services else default_state_dir
+    state_dir = None if args.no_state else (Path(args.state_dir) if args.state_dir else default_dir(project))
     supervisor = Supervisor(
         rest_port=getattr(args, "rest_port", 0), ws_port=args.ws_port, aws_port=args.aws_port,
         sqs_port=args.sqs_port, redis_port=args.redis_port, with_rest=not services,
@@ -639,10 +640,13 @@ SERVICES_DESCRIPTION = """\
 Start everything but the REST API (AWS emulator on fixed ports, Redis, WebSocket gateway,
 pollers), so that `chalice local --stage local` serves the routes, with Chalice's auto-reload,
 against them. The pollers and WebSocket handlers do not reload: restart this on their changes.
+The `local` stage of .chalice/config.json names the default ports and REDIS_PREFIX oe; chalice
+local reads them from there, not from the shell. The state is kept outside the checkout
+(~/.local/state/order-engine/...), since chalice local restarts on any file changing in it.
 
 example:
   order-engine services          # then, in another terminal:
-  chalice local --stage local --port 8000
+  .venv/bin/chalice local --stage local --port 8000
 """
 CANCEL_DESCRIPTION = """\
 Cancel an order still pending or waiting (DELETE /api/orders/ID): prints it, now cancelled.
@@ -721,7 +725,8 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument("--fresh", action="store_true", default=os.environ.get("FRESH", "") not in ("", "0"),
                          help="start empty: forget the saved tables, queues and Redis keys (env FRESH=1)")
         run.add_argument("--state-dir", metavar="DIR",
-                         help="where the state is kept across restarts (default .devstack/state in the checkout)")
+                         help="where the state is kept across restarts (default: .devstack/state in the "
+                              "checkout for run; ~/.local/state/order-engine/<checkout> for services)")
         run.add_argument("--no-state", action="store_true", help="keep no state: start empty and save nothing")
         run.add_argument("--ready-file", metavar="FILE",
                          help="once ready, write the URLs and the process ids there as JSON (for scripts)")

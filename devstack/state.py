@@ -31,6 +31,7 @@ transaction had in fact been sent would be sent again, and swap twice.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -72,6 +73,15 @@ class StateError(Exception):
 
 def default_state_dir(project_dir: Path) -> Path:
     return project_dir / ".devstack" / "state"
+
+
+def services_state_dir(project_dir: Path) -> Path:
+    """``order-engine services``' state: outside the checkout, because ``chalice local`` beside it
+    restarts on any file that changes in the checkout, and the state changes every few seconds.
+    One folder per checkout, under ``$XDG_STATE_HOME`` (``~/.local/state``)."""
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    digest = hashlib.sha256(str(project_dir.resolve()).encode()).hexdigest()[:10]
+    return base / "order-engine" / f"{project_dir.resolve().name}-{digest}"
 
 
 # -- files ---------------------------------------------------------------------------------------

@@ -373,8 +373,10 @@ class Supervisor:
             if resumed:
                 self.restored.append(f"orders sent to the queue again: {resumed}")
 
-    def save(self) -> None:
-        """Each emulator saves its state now (the stack stops next, or a test wants it on disk)."""
+    def save(self) -> bool:
+        """Each emulator saves its state now (the stack stops next, or a test wants it on disk);
+        False if one could not."""
+        saved = True
         for service in ("dynamodb", "sqs"):
             part = self._parts.get(service)
             if part is None or part.process is None or part.process.poll() is not None:
@@ -386,6 +388,8 @@ class Supervisor:
                     pass
             except OSError as exc:
                 print(f"state: the {service} emulator could not save ({exc})", flush=True)
+                saved = False
+        return saved
 
     # -- running and stopping ---------------------------------------------------------------------
     def pids(self) -> dict[str, int]:
@@ -411,8 +415,8 @@ class Supervisor:
             return
         self._terminate(["rest"])
         self._terminate(["gateway", "functions"])
-        if self.state_dir is not None:
-            self.save()
+        if self.state_dir is not None and self.save():
+            print(f"state saved in {self.state_dir}", flush=True)
         self._terminate(["redis", "dynamodb", "sqs"])
         for part in self._parts.values():
             for closable in (part.sock, part.holder, part.status):
@@ -477,6 +481,8 @@ class Supervisor:
         return status
 
     def banner(self) -> str:
+        from .cli import DEFAULT_REST, DEFAULT_WS
+
         u = self.urls
         body = '{"tokenIn":"SOL","tokenOut":"USDC","amount":"1.5"}'
         embedded = " (embedded moto)" if self._aws_endpoint_url is None else ""
@@ -495,15 +501,36 @@ class Supervisor:
             restored = "; ".join(self.restored) if self.restored else "nothing saved yet"
             lines.append(f"  State      {self.state_dir} (restored: {restored}; --fresh starts empty)")
         if "rest" in u:
+            where = "" if (u["rest"], u["ws"]) == (DEFAULT_REST, DEFAULT_WS) else f" --rest {u['rest']} --ws {u['ws']}"
             lines += ["Try:",
                       f"  curl -s -X POST {u['rest']}/api/orders/execute -H 'x-api-key: {u['api_key']}' "
                       f"-H 'content-type: application/json' -d '{body}'",
-                      "  order-engine submit --from SOL --to USDC --amount 1.5 --watch"]
+                      f"  .venv/bin/order-engine submit --from SOL --to USDC --amount 1.5 --watch{where}"]
         else:
             lines += ["Serve the REST API with auto-reload in another terminal:",
-                      "  chalice local --stage local --port 8000"]
+                      "  .venv/bin/chalice local --stage local --port 8000"]
+            lines += self._stage_differences()
         lines.append("Ctrl-C stops.")
         return "\n".join(lines)
+
+
+    def _stage_differences(self) -> list[str]:
+        """``chalice local --stage local`` takes its endpoints from the stage's config, not the shell:
+        a warning for each one this stack does not serve where the stage says."""
+        from .rest import chalice_config
+
+        stage = chalice_config(None, self.stage, self.project_dir).environment_variables
+        u = self.urls
+        ours = {"WS_PUBLIC_URL": u["ws"], "AWS_ENDPOINT_URL": u["aws"], "AWS_ENDPOINT_URL_SQS": u["sqs"],
+                "REDIS_URL": u["redis"], "REDIS_PREFIX": os.environ.get("REDIS_PREFIX") or "oe"}
+        differ = [f"{name} is {value} here, {stage.get(name)} in the stage" for name, value in ours.items()
+                  if stage.get(name) not in (None, value)]
+        if not differ:
+            return []
+        return [f"Warning: the '{self.stage}' stage of .chalice/config.json does not point at this stack, and "
+                "chalice local reads the stage, not the shell:",
+                *(f"  {line}" for line in differ),
+                "  Use the default ports and prefix, or a stage of your own with these values."]
 
 
 class _Background:

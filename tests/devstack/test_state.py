@@ -112,3 +112,34 @@ def test_a_trim_after_a_mark_keeps_exactly_the_writes_made_since(tmp_path: Path)
     journal.append({"write": 4})
     assert [(e["seq"], e["write"]) for e in journal.after(3)] == [(4, 3), (5, 4)]
     journal.close()
+
+
+def test_the_services_state_lives_outside_the_checkout_that_chalice_local_watches(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from devstack.state import default_state_dir, services_state_dir
+
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state-home"))
+    kept = services_state_dir(checkout)
+    assert checkout not in kept.parents  # a file changing there restarts no chalice local
+    assert kept == services_state_dir(checkout)  # the same one at every start
+    assert kept != services_state_dir(tmp_path / "other")  # one per checkout
+    assert checkout in default_state_dir(checkout).parents  # make run's stays in the checkout
+
+
+def test_services_on_other_ports_say_what_chalice_locals_stage_does_not_point_at(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from devstack.supervise import Supervisor
+
+    monkeypatch.setenv("REDIS_PREFIX", "elsewhere")
+    supervisor = Supervisor(with_rest=False)
+    supervisor.urls = {"ws": "ws://127.0.0.1:8301", "aws": "http://127.0.0.1:8002", "sqs": "http://127.0.0.1:8003",
+                       "redis": "redis://127.0.0.1:6379/0", "api_key": "local-dev-key"}
+    warning = "\n".join(supervisor._stage_differences())
+    assert "WS_PUBLIC_URL is ws://127.0.0.1:8301 here, ws://127.0.0.1:8001 in the stage" in warning
+    assert "REDIS_PREFIX is elsewhere here, oe in the stage" in warning
+    assert "AWS_ENDPOINT_URL " not in warning  # the ports that agree are not named
+    monkeypatch.delenv("REDIS_PREFIX")
+    supervisor.urls["ws"] = "ws://127.0.0.1:8001"
+    assert supervisor._stage_differences() == []
