@@ -172,6 +172,8 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
     except Exception:  # Redis is a cache: the order is safe in DynamoDB and on the queue
         log.warning("could not record active order", extra={"orderId": order.order_id, "clientId": client_id})
     _enqueue(services, order)
+    log.info("order accepted", extra={"orderId": order.order_id, "clientId": client_id, "type": order.type.value,
+                                      "status": order.status.value, "seq": order.version})
     return Accepted(order, created=True)
 
 

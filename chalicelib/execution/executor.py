@@ -102,6 +102,7 @@ from ..domain import (
     to_decimal_string,
 )
 from ..domain.clock import Clock
+from ..logs import add_log_keys
 from ..logs import logger as log
 from ..routing.router import Router
 from .ports import Chain, Launches, MarketEventSink, OrderStore, SniperBook, StaleOrderError, TriggerBook
@@ -202,6 +203,7 @@ class Executor:
         """``execute`` of an order in hand; None when it was carried and its very first write was
         refused (the snapshot was stale: nothing was written, nothing sent)."""
         order_id = order.order_id
+        add_log_keys(clientId=order.client_id)  # the route's and every later line of this order's
         try:
             try:
                 if order.status is OrderStatus.SUBMITTED:
@@ -249,6 +251,7 @@ class Executor:
         except Exception:
             if unsaved_from is not None:
                 self._store.save(order, unsaved_from)  # record that routing happened, then fail
+                _log_statuses(order, unsaved_from)
             raise
         expected = order.version if unsaved_from is None else unsaved_from
         order.transition(OrderStatus.BUILDING, {
@@ -259,6 +262,7 @@ class Executor:
             "expectedAmountOut": to_decimal_string(route.amount_out, order.token_out),
         })
         self._store.save(order, expected)
+        _log_statuses(order, expected)
 
         order.signature = tx.signature
         order.tx = transaction_to_dict(tx)
@@ -674,6 +678,7 @@ class Executor:
         expected = order.version
         event = order.transition(to, data)
         self._store.save(order, expected)
+        _log_statuses(order, expected)
         return event
 
     def _terminal(self, order: Order) -> None:
@@ -683,3 +688,11 @@ class Executor:
             except Exception:  # live state is a cache; DynamoDB stays the source of truth
                 log.exception("terminal hook failed", extra={"orderId": order.order_id, "clientId": order.client_id,
                                                              "status": order.status.value})
+
+
+def _log_statuses(order: Order, since_version: int) -> None:
+    """One line per status just written, so that an order's story is ``grep`` of its id."""
+    for event in order.history:
+        if event.seq > since_version:
+            log.info("order status", extra={"orderId": order.order_id, "clientId": order.client_id,
+                                            "status": event.status.value, "seq": event.seq})

@@ -53,6 +53,18 @@ def test_an_order_that_fails_is_logged_as_json_lines_with_its_id(
     assert ended["orderId"] == order_id and ended["code"] == "no_route" and ended["clientId"] == "client-a"
 
 
+def test_grep_of_an_orders_id_tells_its_story_with_its_client_on_every_line(
+        client: Any, services: Services, app_log: AppLog) -> None:
+    order_id = submit(client)
+    assert invoke_worker(client, receive_records(services)) == {"batchItemFailures": []}
+    story = [line for line in app_log.lines() if line.get("orderId") == order_id]
+    assert all(line["clientId"] == "client-a" for line in story)
+    assert [line["message"] for line in story][0] == "order accepted"
+    statuses = [(line["status"], line["seq"]) for line in story if line["message"] == "order status"]
+    assert statuses == [("routing", 2), ("building", 3), ("submitted", 4), ("confirmed", 5)]
+    assert "route" in [line["message"] for line in story]
+
+
 def test_the_routing_decision_carries_every_quote_and_the_order(
         client: Any, services: Services, app_log: AppLog) -> None:
     order_id = submit(client)
