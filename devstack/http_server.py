@@ -39,6 +39,19 @@ __all__ = ["DEFAULT_READ_TIMEOUT", "HttpServer", "ServedComponent", "bind"]
 
 log = logging.getLogger("devstack.http")
 
+
+class _DenialIsNoError(logging.Filter):
+    """uvicorn's sans-I/O WebSocket protocol logs "ASGI callable returned without completing
+    handshake." at ERROR after an app refuses a handshake with a denial response (ASGI's
+    ``websocket.http.response``), a case its wsproto protocol treats as complete. The gateway
+    refuses a bad key that way, as API Gateway answers 401; that is no error of the server's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
+logging.getLogger("uvicorn.error").addFilter(_DenialIsNoError())
+
 DEFAULT_READ_TIMEOUT = 10.0
 DEFAULT_KEEP_ALIVE = 30
 

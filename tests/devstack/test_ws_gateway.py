@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import socket
 import threading
@@ -117,9 +118,10 @@ def test_connection_ids_look_like_api_gateways() -> None:
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_connect_is_refused_at_the_handshake_with_the_status_connect_returned(
-        gateway: WebSocketGateway, recorder: Recorder, status: int) -> None:
-    with pytest.raises(InvalidStatus) as refused:
+        gateway: WebSocketGateway, recorder: Recorder, status: int, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING), pytest.raises(InvalidStatus) as refused:
         open_socket(gateway, f"token={status}")
+    assert not [r for r in caplog.records if r.name.startswith("uvicorn")]  # a refusal is no server error
     assert refused.value.response.status_code == status
     assert json.loads(bytes(refused.value.response.body)) == {"error": "refused"}
     assert len(recorder.of("$connect")) == 1

@@ -59,7 +59,7 @@ def test_grep_of_an_orders_id_tells_its_story_with_its_client_on_every_line(
     assert invoke_worker(client, receive_records(services)) == {"batchItemFailures": []}
     story = [line for line in app_log.lines() if line.get("orderId") == order_id]
     assert all(line["clientId"] == "client-a" for line in story)
-    assert [line["message"] for line in story][0] == "order accepted"
+    assert story[0]["message"] == "order accepted"
     statuses = [(line["status"], line["seq"]) for line in story if line["message"] == "order status"]
     assert statuses == [("routing", 2), ("building", 3), ("submitted", 4), ("confirmed", 5)]
     assert "route" in [line["message"] for line in story]
