@@ -49,14 +49,20 @@ def ws_connect(event: WebsocketEvent) -> Response:
         event.connection_id, client_id, iso(utc_now()), int(time.time()) + services.settings.connection_ttl_seconds
     )
     order_id = query.get("orderId")
+    after = query.get("afterSeq")
+    if after is not None and not (after.isascii() and after.isdigit()):
+        # Refused at the handshake, as a bad key is: a replay from a seq the client did not mean
+        # would send the wrong events (or, ignored, a snapshot it did not ask for).
+        error = ApiError(400, "validation_error", "afterSeq must be a whole number (the last seq seen)",
+                         field="afterSeq")
+        return Response(body=json.dumps(error.body()), status_code=400)
     if order_id:
-        after = query.get("afterSeq")
         services.queue.send({
             "kind": "subscribe",
             "connectionId": event.connection_id,
             "clientId": client_id,
             "orderId": order_id,
-            "afterSeq": int(after) if after and after.isdigit() else None,
+            "afterSeq": int(after) if after else None,
         })
     return Response(body="", status_code=200)
 

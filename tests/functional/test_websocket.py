@@ -319,6 +319,15 @@ def test_disconnect_removes_the_connection_and_the_next_push_prunes_it(client: A
     assert notifier.attempts[cid] == before + 1
 
 
+@pytest.mark.parametrize("after", ["abc", "-1", "1.5", "١"])
+def test_an_after_seq_that_is_not_a_whole_number_is_refused_at_the_handshake(services: Services, after: str) -> None:
+    cid = uuid.uuid4().hex[:15] + "="
+    resp = app_module.ws_connect(ws_event("$connect", cid, query={"apiKey": API_KEY_A, "orderId": "ord_x",
+                                                                  "afterSeq": after}), None)
+    assert resp["statusCode"] == 400
+    assert json.loads(resp["body"])["error"]["field"] == "afterSeq"
+
+
 def test_order_id_on_connect_subscribes_once_the_socket_is_open(client: Any, services: Services,
                                                                 notifier: RecordingNotifier,
                                                                 stream: OrdersStream) -> None:
