@@ -560,7 +560,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``run`` (the whole stack) and ``services`` (all but the REST API, for ``chalice local``)."""
     from pathlib import Path
 
-    from .stack import _project_dir
+    from .project import project_dir
     from .state import default_state_dir, services_state_dir
     from .supervise import Supervisor
 
@@ -578,7 +578,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     what = "services" if services else "stack"
     print(f"starting the local {what}: " + ", ".join(f"{w.split(' (')[0]} :{p}" for (_s, _f, w), p in ports.items())
           + "…", flush=True)
-    project = _project_dir(None)
+    project = project_dir(None)
     default_dir = services_state_dir if services else default_state_dir
     state_dir = None if args.no_state else (Path(args.state_dir) if args.state_dir else default_dir(project))
     supervisor = Supervisor(

@@ -146,11 +146,14 @@ def _load_app(project_dir: Path, module: str) -> Any:
 
 
 def run_app_part(name: str, status: _Status) -> int:
+    """Imports the app and what this part needs (nothing the other parts need), builds what can
+    be built before the resources exist, says ``prepared``, and starts on ``go``."""
     from chalicelib.config import get_settings
 
-    from .rest import RestServer, chalice_config
-    from .ws_gateway import WebSocketGateway
+    from .project import chalice_config
 
+    if name not in ("gateway", "rest", "functions"):
+        raise SystemExit(f"unknown part {name!r}")
     stop = _stop_event()
     if os.environ.get("DEVSTACK_COUNT_CALLS"):
         _count_calls(name)
@@ -160,38 +163,42 @@ def run_app_part(name: str, status: _Status) -> int:
     app = _load_app(project_dir, os.environ.get("DEVSTACK_APP_MODULE", "app"))
     config = chalice_config(app, stage, project_dir)
     settings = get_settings()
-    status.say("prepared")
-    if sys.stdin.readline().strip() != "go":  # the supervisor is gone, or stopping already
-        return 0
+    start: Any
     stopper: Any
     if name == "gateway":
+        from .ws_gateway import WebSocketGateway
+
         gateway = WebSocketGateway(
             app, host, stage=stage, sock=_socket(), lambda_timeout=config.lambda_timeout or 60,
             lambda_memory_mb=config.lambda_memory_size or 128, region=settings.region,
             idle_timeout=float(os.environ.get("DEVSTACK_WS_IDLE_TIMEOUT", 600)),
             max_duration=float(os.environ.get("DEVSTACK_WS_MAX_DURATION", 7200)),
         )
-        gateway.start()
-        stopper = gateway.stop
+        start, stopper = gateway.start, gateway.stop
     elif name == "rest":
+        from .rest import RestServer
+
         rest = RestServer(app, host, stage=stage, config=config, sock=_socket())
-        rest.start()
-        stopper = rest.stop
-    elif name == "functions":
+        start, stopper = rest.start, rest.stop
+    else:
         from .functions import Runtime, build_pollers, start_pollers, stop_pollers
 
         scoped = {source.name: config.scope(stage, source.name) for source in app.event_sources}
         runtime = Runtime(app, stage, settings.region,
                           endpoints={s: settings.endpoint_for(s) for s in ("sqs", "dynamodb", "dynamodbstreams")},
                           scoped=scoped, parameter_validation=settings.aws_parameter_validation)
-        pollers = build_pollers(runtime)
-        start_pollers(pollers)
+        pollers = build_pollers(runtime)  # clients and pollers, no call yet: the resources come later
+
+        def start() -> None:
+            start_pollers(pollers)
 
         def stopper() -> None:
             stop_pollers(pollers)
             runtime.close()
-    else:
-        raise SystemExit(f"unknown part {name!r}")
+    status.say("prepared")
+    if sys.stdin.readline().strip() != "go":  # the supervisor is gone, or stopping already
+        return 0
+    start()
     status.say("ready")
     stop.wait()
     stopper()

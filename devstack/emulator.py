@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import httpx
 from chalice.local import LambdaContext as _ChaliceLambdaContext
 
 __all__ = ["ACCOUNT_ID", "AwsEmulator", "LambdaContext", "PriorityLock", "SerialDynamoDB"]
@@ -143,6 +142,8 @@ class AwsEmulator:
         """Empty every moto backend of this process (embedded emulator only)."""
         if self._server is None:
             raise RuntimeError("reset() needs the embedded emulator")
+        import httpx  # here only: the emulator's processes import this module and never reset
+
         httpx.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
 
     def stop(self) -> None:

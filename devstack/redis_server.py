@@ -20,7 +20,27 @@ log = logging.getLogger("devstack.redis")
 
 
 def redis_answers(url: str, timeout: float = 0.5) -> bool:
-    """True when a Redis server at ``url`` answers PING."""
+    """True when a Redis server at ``url`` answers PING.
+
+    A plain ``redis://host:port`` is asked over a bare socket: the supervisor asks before it starts
+    any part, and importing the client library would delay them all."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if parsed.scheme == "redis" and not parsed.username and not parsed.password and not parsed.query:
+        try:
+            with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379),
+                                          timeout=timeout) as sock:
+                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+                reply = b""
+                while not reply.endswith(b"\r\n"):
+                    chunk = sock.recv(64)
+                    if not chunk:
+                        break
+                    reply += chunk
+                return reply.startswith(b"+PONG")
+        except (OSError, ValueError):
+            return False
     import redis
 
     client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)

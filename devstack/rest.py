@@ -31,6 +31,7 @@ from chalice.local import LocalChalice, LocalGateway, LocalGatewayException, Rou
 from infra.gateway_responses import render
 
 from .http_server import DEFAULT_READ_TIMEOUT, HttpServer, ServedComponent
+from .project import chalice_config
 
 __all__ = ["API_GATEWAY_MAX_BODY", "ChaliceAsgi", "RestServer", "chalice_config"]
 
@@ -38,21 +39,6 @@ log = logging.getLogger("devstack.rest")
 
 API_GATEWAY_MAX_BODY = 10 * 1024 * 1024
 _SKIPPED_HEADERS = {"content-length", "transfer-encoding", "connection"}
-
-
-def chalice_config(app: Any, stage: str, project_dir: str | Path | None = None,
-                   function_name: str = "api_handler") -> Config:
-    """Chalice's config for ``stage``, read from ``{project_dir}/.chalice/config.json`` when present."""
-    from_disk: dict[str, Any] = {}
-    if project_dir is not None:
-        path = Path(project_dir) / ".chalice" / "config.json"
-        if path.is_file():
-            from_disk = json.loads(path.read_text(encoding="utf-8"))
-    params: dict[str, Any] = {"chalice_app": app, "app_name": getattr(app, "app_name", "app")}
-    if project_dir is not None:
-        params["project_dir"] = str(project_dir)
-    return Config(chalice_stage=stage, function_name=function_name, user_provided_params=params,
-                  config_from_disk=from_disk)
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:

@@ -29,6 +29,7 @@ from chalicelib.config import DEFAULT_API_KEYS, parse_api_keys
 from .emulator import AwsEmulator
 from .functions import Poller, Runtime, build_pollers, start_pollers, stop_pollers
 from .http_server import bind
+from .project import project_dir as _project_dir
 from .redis_server import start_redis
 from .rest import RestServer, chalice_config
 from .ws_gateway import WebSocketGateway
@@ -41,18 +42,6 @@ log = logging.getLogger("devstack")
 def first_api_key(raw: str | None) -> str:
     """The first key of an ``API_KEYS`` value (``key:clientId,…``), the app's default when unset."""
     return next(iter(parse_api_keys(raw or DEFAULT_API_KEYS)))
-
-_REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _project_dir(given: str | Path | None) -> Path:
-    if given is not None:
-        return Path(given).resolve()
-    cwd = Path.cwd()
-    if (cwd / "app.py").is_file() and (cwd / ".chalice" / "config.json").is_file():
-        return cwd
-    return _REPO_ROOT
-
 
 def _reset_app_state() -> None:
     """Fresh settings and clients for the next start in this process (the engine's app only)."""

@@ -143,11 +143,11 @@ class Supervisor:
                  with_rest: bool = True, stage: str = "local", host: str = "127.0.0.1",
                  project_dir: Path | None = None, state_dir: Path | None = None, fresh: bool = False,
                  env: Mapping[str, str] | None = None, api_keys: str | None = None) -> None:
-        from .stack import _project_dir
+        from .project import project_dir as find_project_dir
 
         self.host = host
         self.stage = stage
-        self.project_dir = _project_dir(project_dir)
+        self.project_dir = find_project_dir(project_dir)
         self.state_dir = state_dir
         self.fresh = fresh
         self.with_rest = with_rest
@@ -230,7 +230,8 @@ class Supervisor:
         provisioning.result()
         from infra.provision import provision
 
-        provision(self._aws_endpoint_url, env["AWS_REGION"], endpoints=endpoints, check_services=not embedded_aws)
+        provision(self._aws_endpoint_url, env["AWS_REGION"], endpoints=endpoints, check_services=not embedded_aws,
+                  describe=False)
         if embedded_aws and self.state_dir is not None:
             self._restore(endpoints, env)
         for name in ("gateway", "functions"):
@@ -246,7 +247,7 @@ class Supervisor:
         sets them, the stack's endpoints, then ``env`` given to the constructor, which wins."""
         from chalicelib.config import DEFAULT_API_KEYS
 
-        from .rest import chalice_config
+        from .project import chalice_config
 
         current = os.environ
         from_config = chalice_config(None, self.stage, self.project_dir).environment_variables
@@ -517,7 +518,7 @@ class Supervisor:
     def _stage_differences(self) -> list[str]:
         """``chalice local --stage local`` takes its endpoints from the stage's config, not the shell:
         a warning for each one this stack does not serve where the stage says."""
-        from .rest import chalice_config
+        from .project import chalice_config
 
         stage = chalice_config(None, self.stage, self.project_dir).environment_variables
         u = self.urls

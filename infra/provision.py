@@ -258,23 +258,32 @@ def _stream_parameters(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _create_table(dynamodb: Any, props: Mapping[str, Any]) -> dict[str, str]:
+    """The table's Ref and Arn, and ``Created`` when this call created it (with every parameter of
+    the template's: its stream and indexes too)."""
     name = props["TableName"]
+    created: dict[str, str] = {}
     try:
-        dynamodb.create_table(**_table_parameters(props))
+        table = dynamodb.create_table(**_table_parameters(props))["TableDescription"]
+        created = {"Created": name}
+        if table.get("TableStatus") == "ACTIVE":  # an emulator's table is ready at once: nothing to wait for
+            return {"Ref": name, "Arn": table["TableArn"], **created}
     except ClientError as exc:
         if _error_code(exc) != "ResourceInUseException":
             raise
     dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
     arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
-    return {"Ref": name, "Arn": arn}
+    return {"Ref": name, "Arn": arn, **created}
 
 
 def _create_directly(session: boto3.session.Session, endpoints: Endpoints,
-                     resources: Mapping[str, dict[str, Any]]) -> None:
+                     resources: Mapping[str, dict[str, Any]], clients: dict[str, Any] | None = None) -> set[str]:
     """Create each resource through its service's API; what can be created is, then failures are raised.
+    Returns the names of the tables this created (the others existed). ``clients``: one per service,
+    made here when missing and kept there for what follows.
 
     The services' resources are created side by side (the local stack serves each service from a
     process of its own) unless one refers to another service's."""
+    clients = {} if clients is None else clients
     attributes: dict[str, dict[str, str]] = {}
     failures: list[str] = []
     order = _creation_order(resources)
@@ -283,7 +292,6 @@ def _create_directly(session: boto3.session.Session, endpoints: Endpoints,
         by_service.setdefault(_SERVICES.get(resources[name].get("Type", ""), ""), []).append(name)
 
     def create(names: list[str]) -> None:
-        clients: dict[str, Any] = {}
         for name in names:
             resource = resources[name]
             service = _SERVICES.get(resource.get("Type", ""))
@@ -309,21 +317,24 @@ def _create_directly(session: boto3.session.Session, endpoints: Endpoints,
     if failures:
         created = ", ".join(n for n in order if n in attributes) or "nothing"
         raise ProvisionError(f"created {created}; not created: " + "; ".join(failures))
+    return {a["Created"] for a in attributes.values() if "Created" in a}
 
 
 # ---------------------------------------------------------------- after creation
 
 
-def _enable_time_to_live(dynamodb: Any, tables: Mapping[str, dict[str, Any]]) -> None:
+def _enable_time_to_live(dynamodb: Any, tables: Mapping[str, dict[str, Any]], created: set[str]) -> None:
+    """``created``: tables just created, whose time to live is off (CreateTable cannot set it)."""
     for resource in tables.values():
         props = resource.get("Properties", {})
         spec = props.get("TimeToLiveSpecification")
         if not spec or not spec.get("Enabled"):
             continue
         name = props["TableName"]
-        current = dynamodb.describe_time_to_live(TableName=name).get("TimeToLiveDescription", {})
-        if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
-            continue
+        if name not in created:
+            current = dynamodb.describe_time_to_live(TableName=name).get("TimeToLiveDescription", {})
+            if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+                continue
         try:
             dynamodb.update_time_to_live(
                 TableName=name,
@@ -385,12 +396,12 @@ def _wait_for_index(dynamodb: Any, table: str, index: str, attempts: int = 600) 
 
 
 def _describe(session: boto3.session.Session, endpoints: Endpoints,
-              resources: Mapping[str, dict[str, Any]]) -> dict[str, str]:
+              resources: Mapping[str, dict[str, Any]], clients: dict[str, Any]) -> dict[str, str]:
     """Names, URLs and ARNs, keyed like the template's Outputs."""
     result: dict[str, str] = {}
     queues = _of_type(resources, QUEUE_TYPE)
     if queues:
-        sqs = _client(session, endpoints, "sqs")
+        sqs = clients.get("sqs") or _client(session, endpoints, "sqs")
         for name, resource in queues.items():
             url = sqs.get_queue_url(QueueName=resource["Properties"]["QueueName"])["QueueUrl"]
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
@@ -398,7 +409,7 @@ def _describe(session: boto3.session.Session, endpoints: Endpoints,
             result[f"{name}Arn"] = attrs["QueueArn"]
     tables = _of_type(resources, TABLE_TYPE)
     if tables:
-        dynamodb = _client(session, endpoints, "dynamodb")
+        dynamodb = clients.get("dynamodb") or _client(session, endpoints, "dynamodb")
         for name, resource in tables.items():
             table = dynamodb.describe_table(TableName=resource["Properties"]["TableName"])["Table"]
             result[f"{name}Name"] = table["TableName"]
@@ -430,14 +441,15 @@ def _unavailable_services(session: boto3.session.Session, endpoints: Endpoints,
 
 
 def provision(endpoint_url: str | None, region: str = "us-east-1", *,
-              endpoints: Mapping[str, str] | None = None, check_services: bool = True) -> dict[str, str]:
+              endpoints: Mapping[str, str] | None = None, check_services: bool = True,
+              describe: bool = True) -> dict[str, str]:
     """Create the template's resources (idempotent) and return their names, URLs and ARNs.
 
     ``endpoint_url`` None means the default AWS endpoints (or moto's ``mock_aws``); ``endpoints``
     gives a service (``sqs``, ``dynamodb``) an endpoint of its own. Existing resources are brought
     in line, not created again. When the endpoint lacks a service, what it can serve is created and
     ProvisionError says what it cannot; ``check_services=False`` skips asking (an emulator known to
-    serve both).
+    serve both). ``describe=False`` returns nothing, sparing the calls that would describe them.
     """
     where: dict[str, str | None] = {service: endpoint_url for service in _PROBES}
     where.update(endpoints or {})
@@ -453,12 +465,17 @@ def provision(endpoint_url: str | None, region: str = "us-east-1", *,
         reasons = "; ".join(f"{service}: {reason}" for service, reason in missing.items())
         at = ", ".join(sorted({str(where[s] or "the AWS endpoint") for s in missing}))
         raise ProvisionError(f"{at} does not serve {', '.join(missing)}; created only: {created} ({reasons})")
-    _create_directly(session, where, resources)
-    dynamodb = _client(session, where, "dynamodb")
-    _enable_time_to_live(dynamodb, _of_type(resources, TABLE_TYPE))
-    _enable_streams(dynamodb, _of_type(resources, TABLE_TYPE))
-    _add_missing_indexes(dynamodb, _of_type(resources, TABLE_TYPE))
-    return _describe(session, where, resources)
+    clients: dict[str, Any] = {}
+    created = _create_directly(session, where, resources, clients)
+    tables = _of_type(resources, TABLE_TYPE)
+    if tables:
+        dynamodb = clients.get("dynamodb") or _client(session, where, "dynamodb")
+        _enable_time_to_live(dynamodb, tables, created)
+        # A table created just now has the template's stream and indexes: only older ones may lack them.
+        existing = {n: r for n, r in tables.items() if r.get("Properties", {}).get("TableName") not in created}
+        _enable_streams(dynamodb, existing)
+        _add_missing_indexes(dynamodb, existing)
+    return _describe(session, where, resources, clients) if describe else {}
 
 
 def _localstack_endpoint() -> str:

@@ -28,6 +28,9 @@ __all__ = ["bp"]
 
 bp = Blueprint(__name__)
 _JSON = {"Content-Type": "application/json"}
+# An active entry without its order, from less than this ago (either way: clocks differ a little),
+# may be an order being created (intake records it first): far longer than an intake takes.
+_CREATING_MS = 5 * 60 * 1000
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -178,17 +181,23 @@ def _active_orders(services: Services, client_id: str, limit: int) -> list[Order
     """From Redis's active set; from the table when Redis does not answer (slower, same answer).
 
     An id whose order has ended (or no longer exists) is dropped from the set as it is found, so
-    a stale entry can never hide a real active order behind it for long.
+    a stale entry can never hide a real active order behind it for long. Intake records an order
+    as active just before it creates it: an entry without its order from within ``_CREATING_MS``
+    of now is left alone (it is not listed either).
     """
     try:
         found: list[Order] = []
         offset = 0
         while len(found) < limit:
-            ids = services.state.active(client_id, limit, offset)
-            if not ids:
+            entries = services.state.active_entries(client_id, limit, offset)
+            if not entries:
                 break
+            ids = [i for i, _ in entries]
             orders = {i: services.orders.get(i) for i in ids}
-            ended = [i for i, o in orders.items() if o is None or o.is_terminal]
+            now_ms = time.time() * 1000
+            ended = [i for (i, since), o in zip(entries, orders.values(), strict=True)
+                     if (o is None and not now_ms - _CREATING_MS <= since <= now_ms + _CREATING_MS)
+                     or (o is not None and o.is_terminal)]
             services.state.remove_active(client_id, *ended)
             found.extend(o for o in orders.values() if o is not None and not o.is_terminal)
             offset += len(ids) - len(ended)

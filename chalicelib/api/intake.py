@@ -11,6 +11,7 @@ execution is at most once. Replays inside that window (concurrent duplicates) en
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -138,8 +139,12 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
     except DomainError as exc:
         raise ApiError(400, exc.code, exc.message, field=exc.field) from None
 
+    # One Redis round trip: the rate limit's hit, and the order recorded as active (before it is
+    # created, so before it is queued: the worker removes it when it ends, and that removal must
+    # not be able to run first, or an ended order would stay in the set for good).
     try:
-        decision = services.state.hit_rate_limit(client_id, services.settings.rate_limit_per_min)
+        decision = services.state.admit(client_id, services.settings.rate_limit_per_min, order.order_id,
+                                        _millis(order))
     except Exception:  # Redis guards and caches; an order is not refused because it is away
         log.warning("rate limiter unavailable; order let through",
                     extra={"orderId": order.order_id, "clientId": client_id})
@@ -148,6 +153,8 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
         # A resubmission of an order already made creates nothing, so the limit does not refuse it.
         stored_before = services.orders.get(order.order_id) if key is not None else None
         if stored_before is None or stored_before.client_id != client_id:
+            _withdraw_active(services, decision, client_id,
+                             lambda: key is None or services.orders.get(order.order_id) is None)
             raise ApiError(429, "rate_limited",
                            f"more than {services.settings.rate_limit_per_min} orders per minute",
                            headers={"Retry-After": str(decision.retry_after)})
@@ -157,6 +164,9 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
     if not created:
         if decision is not None and decision.allowed:
             _refund(services, decision, client_id)
+        if decision is not None and decision.added and stored.is_terminal:
+            # An ended order's entry, put back by this request: its worker has removed it already.
+            _remove_active(services, client_id, order.order_id)
         if stored.request_hash != order.request_hash:
             raise ApiError(409, "idempotency_conflict",
                            f"{key_field} {key!r} was already used with a different order", field=key_field)
@@ -165,12 +175,13 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
             # Its first message may still be queued (a backlog): sent again, never withdrawn.
             _enqueue(services, stored, withdraw=False)
         return Accepted(stored, created=False)
-    # Recorded as active before it is queued: the worker removes it when it ends, and that removal
-    # must not be able to run first (it would leave an ended order in the set for good).
-    try:
-        services.state.add_active(client_id, order.order_id, _millis(order))
-    except Exception:  # Redis is a cache: the order is safe in DynamoDB and on the queue
-        log.warning("could not record active order", extra={"orderId": order.order_id, "clientId": client_id})
+    if decision is None or not decision.added:
+        # Not recorded by the admission: Redis was away then, or the entry was another request's
+        # for the same order (a concurrent duplicate, which may take its entry back): this order's own now.
+        try:
+            services.state.add_active(client_id, order.order_id, _millis(order))
+        except Exception:  # Redis is a cache: the order is safe in DynamoDB and on the queue
+            log.warning("could not record active order", extra={"orderId": order.order_id, "clientId": client_id})
     _enqueue(services, order)
     log.info("order accepted", extra={"orderId": order.order_id, "clientId": client_id, "type": order.type.value,
                                       "status": order.status.value, "seq": order.version})
@@ -221,6 +232,22 @@ def _enqueue(services: Services, order: Order, *, withdraw: bool = True) -> None
                           extra={"orderId": order.order_id, "clientId": order.client_id})
         raise ApiError(503, "enqueue_failed",
                        "the order could not be queued and was not accepted; submit it again") from exc
+
+
+def _withdraw_active(services: Services, decision: RateDecision, client_id: str,
+                     still_absent: Callable[[], bool]) -> None:
+    """The entry the admission added for an order it then refused."""
+    try:
+        services.state.withdraw_active(decision, still_absent)
+    except Exception:  # an entry left behind lists an order that does not exist: the list skips it
+        log.warning("could not withdraw an active entry", extra={"orderId": decision.order_id, "clientId": client_id})
+
+
+def _remove_active(services: Services, client_id: str, order_id: str) -> None:
+    try:
+        services.state.remove_active(client_id, order_id)
+    except Exception:
+        log.warning("could not remove an active entry", extra={"orderId": order_id, "clientId": client_id})
 
 
 def _refund(services: Services, decision: RateDecision, client_id: str) -> None:

@@ -62,3 +62,75 @@ def test_stale_active_ids_never_hide_active_orders(client: Any, services: Servic
     listed = [o["orderId"] for o in json.loads(resp.body)["orders"]]
     assert listed == [active_id]
     assert redis_client.zrange(key, 0, -1) == [active_id.encode()]  # the stale ids were dropped
+
+
+def test_intake_records_a_new_order_in_one_redis_round_trip(client: Any, redis_client: Any, redis_prefix: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis.client
+
+    trips: list[list[str]] = []
+    real_execute = redis.client.Pipeline.execute
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append([str(c[0][0]) for c in self.command_stack])
+        return real_execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
+    real_call = redis.client.Redis.execute_command
+
+    def single(self: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append([str(args[0])])
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Redis, "execute_command", single)
+    order_id = json.loads(post_order(client).body)["orderId"]
+    assert trips == [["INCRBY", "EXPIRE", "ZADD", "EXPIRE"]]  # the rate limit's hit and the active entry
+    assert redis_client.zscore(f"{redis_prefix}:active:client-a", order_id) is not None
+
+
+def test_an_order_the_rate_limit_refuses_leaves_no_active_entry(client: Any, services: Services,
+                                                               redis_client: Any, redis_prefix: str) -> None:
+    from dataclasses import replace
+
+    from tests.functional.conftest import order_body
+
+    services.settings = replace(services.settings, rate_limit_per_min=1)
+    accepted = json.loads(post_order(client).body)["orderId"]
+    assert post_order(client).status_code == 429
+    assert post_order(client, order_body(clientOrderId="refused-1")).status_code == 429
+    assert redis_client.zrange(f"{redis_prefix}:active:client-a", 0, -1) == [accepted.encode()]
+
+
+def test_a_repeat_of_an_ended_order_does_not_bring_its_active_entry_back(client: Any, services: Services,
+                                                                       redis_client: Any,
+                                                                       redis_prefix: str) -> None:
+    from tests.functional.conftest import order_body
+
+    body = order_body(clientOrderId="ended-1")
+    order_id = json.loads(post_order(client, body).body)["orderId"]
+    invoke_worker(client, receive_records(services))
+    assert services.orders.get(order_id).status.value == "confirmed"  # type: ignore[union-attr]
+    assert post_order(client, body).status_code == 200
+    assert redis_client.zrange(f"{redis_prefix}:active:client-a", 0, -1) == []
+
+
+def test_a_refused_duplicate_cannot_take_the_entry_of_the_order_it_duplicates(
+        client: Any, services: Services, redis_client: Any, redis_prefix: str) -> None:
+    # GIVEN a request admitted as the entry's owner whose order another request then creates
+    from chalicelib.api.intake import _withdraw_active
+
+    key = f"{redis_prefix}:active:client-a"
+    decision = services.state.admit("client-a", 0, "ord_shared", 1)
+    assert decision.added and not decision.allowed
+    # WHEN it withdraws its entry but the order exists by then
+    _withdraw_active(services, decision, "client-a", lambda: False)
+    # THEN the entry stays
+    assert redis_client.zscore(key, "ord_shared") == 1
+
+    # and a withdrawal raced by the creator's own record (the key changes while watched) backs off
+    def creator_records_it() -> bool:
+        services.state.add_active("client-a", "ord_shared", 2)
+        return True
+
+    _withdraw_active(services, decision, "client-a", creator_records_it)
+    assert redis_client.zscore(key, "ord_shared") == 2

@@ -220,7 +220,7 @@ def test_orders_are_accepted_and_listed_while_redis_is_away(client: Any, service
     def away(*args: Any, **kwargs: Any) -> Any:
         raise ConnectionError("Redis unreachable")
 
-    for name in ("hit_rate_limit", "add_active", "active"):
+    for name in ("admit", "hit_rate_limit", "add_active", "active", "active_entries"):
         monkeypatch.setattr(services.state, name, away)
     resp = post_order(client)
     assert resp.status_code == 202
