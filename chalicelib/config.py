@@ -78,6 +78,7 @@ class Settings:
     quote_latency_ms: tuple[int, int] = (20, 80)
     swap_latency_ms: tuple[int, int] = (2000, 3000)
     quote_timeout_rate: float = 0.0
+    quote_timeout_ms: int = 2_000  # a venue slower than this is left out of the route
     rpc_error_rate: float = 0.0
     blockhash_expiry_rate: float = 0.0
     confirm_poll_ms: int = 200
@@ -121,6 +122,7 @@ class Settings:
             quote_latency_ms=_range_ms(e["QUOTE_LATENCY_MS"]) if "QUOTE_LATENCY_MS" in e else d.quote_latency_ms,
             swap_latency_ms=_range_ms(e["SWAP_LATENCY_MS"]) if "SWAP_LATENCY_MS" in e else d.swap_latency_ms,
             quote_timeout_rate=float(e.get("QUOTE_TIMEOUT_RATE", d.quote_timeout_rate)),
+            quote_timeout_ms=int(e.get("QUOTE_TIMEOUT_MS", d.quote_timeout_ms)),
             rpc_error_rate=float(e.get("RPC_ERROR_RATE", d.rpc_error_rate)),
             blockhash_expiry_rate=float(e.get("BLOCKHASH_EXPIRY_RATE", d.blockhash_expiry_rate)),
             confirm_poll_ms=int(e.get("CONFIRM_POLL_MS", d.confirm_poll_ms)),

@@ -202,7 +202,8 @@ class Services:
 
     @cached_property
     def router(self) -> Router:
-        return Router(list(self.market.venues.values()), self.clock)
+        return Router(list(self.market.venues.values()), self.clock,
+                      timeout_seconds=self.settings.quote_timeout_ms / 1000)
 
     @cached_property
     def fanout(self) -> Fanout:

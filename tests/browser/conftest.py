@@ -47,6 +47,7 @@ CLIENTS = [f"browser-client-{RUN}-{i}" for i in range(16)]
 FAST_STACK_ENV = {
     "API_KEYS": ",".join(f"{k}:{c}" for k, c in zip(KEYS, CLIENTS, strict=True)),
     "QUOTE_LATENCY_MS": "0,5",
+    "QUOTE_TIMEOUT_MS": "30000",  # no venue left out for being slow on a loaded machine
     "SWAP_LATENCY_MS": "50,150",
     "CONFIRM_POLL_MS": "20",
     "RATE_LIMIT_PER_MIN": "10000",

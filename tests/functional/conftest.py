@@ -134,6 +134,9 @@ def make_settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = dict(
         api_keys=parse_api_keys(f"{API_KEY_A}:client-a,{API_KEY_B}:client-b"),
         quote_latency_ms=(0, 0),
+        # Quotes are local here: a venue is never left out for being slow on a loaded machine,
+        # only when a test injects a timeout (quote_timeout_rate).
+        quote_timeout_ms=60_000,
         swap_latency_ms=(0, 0),
         confirm_poll_ms=1,
         ws_management_endpoint="http://127.0.0.1:1/local",

@@ -28,6 +28,7 @@ TERMINAL = {"confirmed", "failed"}
 STACK_ENV = {
     "API_KEYS": f"{KEY_A}:it-client-a,{KEY_B}:it-client-b,local-dev-key:local",
     "QUOTE_LATENCY_MS": "0,5",
+    "QUOTE_TIMEOUT_MS": "30000",  # no venue left out for being slow on a loaded machine
     "SWAP_LATENCY_MS": "50,150",
     "CONFIRM_POLL_MS": "20",
     "RATE_LIMIT_PER_MIN": "10000",

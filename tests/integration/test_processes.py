@@ -25,7 +25,8 @@ from .conftest import TERMINAL, is_terminal_for, receive_until
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-FAST = {"SWAP_LATENCY_MS": "0", "QUOTE_LATENCY_MS": "0", "CONFIRM_POLL_MS": "10", "LOG_LEVEL": "WARNING"}
+FAST = {"SWAP_LATENCY_MS": "0", "QUOTE_LATENCY_MS": "0", "CONFIRM_POLL_MS": "10", "LOG_LEVEL": "WARNING",
+        "QUOTE_TIMEOUT_MS": "30000"}  # no venue left out for being slow on a loaded machine
 
 
 class Stack:

@@ -49,3 +49,12 @@ def _send_a_number(client: Any) -> Any:
 def test_a_bad_boolean_is_refused() -> None:
     with pytest.raises(ValueError, match="bad boolean"):
         Settings.from_env({"AWS_PARAMETER_VALIDATION": "maybe"})
+
+
+def test_the_quote_timeout_is_a_setting_the_router_keeps_to() -> None:
+    from chalicelib.api.services import Services
+
+    assert Settings.from_env({}).quote_timeout_ms == 2_000
+    settings = Settings.from_env({"QUOTE_TIMEOUT_MS": "30000"})
+    assert settings.quote_timeout_ms == 30_000
+    assert Services(settings).router._timeout == 30.0
