@@ -11,7 +11,8 @@ import json
 import os
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -54,6 +55,30 @@ def localstack_answers(endpoint: str) -> bool:
 def stack() -> Iterator[DevStack]:
     with DevStack(rest_port=0, ws_port=0, env=STACK_ENV) as s:
         yield s
+
+
+def wait_for_order(read: Callable[[str], dict[str, Any]], order_id: str, done: Callable[[dict[str, Any]], bool],
+                   timeout: float = 60) -> dict[str, Any]:
+    """The order as ``read`` gives it, once ``done`` says so; fails with its status and history
+    after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        order = read(order_id)
+        if done(order):
+            return order
+        assert time.monotonic() < deadline, f"{order_id} still {order['status']}: {order.get('history')}"
+        time.sleep(0.1)
+
+
+def best_price(http: httpx.Client, token_in: str = "SOL", token_out: str = "USDC", amount: str = "1") -> Decimal:
+    """The best venue's price for ``amount`` now (tokenOut per tokenIn). Asked again until every
+    venue answers: one whose quote timed out would make the other look like the best."""
+    for _ in range(50):
+        quotes = http.get("/api/quotes", params={"tokenIn": token_in, "tokenOut": token_out, "amount": amount}).json()
+        if len(quotes["quotes"]) == 2:  # raydium and meteora
+            return max(Decimal(q["amountOut"]) for q in quotes["quotes"]) / Decimal(amount)
+        time.sleep(0.1)
+    raise AssertionError(f"a venue never quoted: {quotes}")
 
 
 class Client:

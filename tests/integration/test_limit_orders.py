@@ -5,26 +5,18 @@ them over REST or its socket."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from . import conftest
 from .conftest import Client, receive_until
 
 ENDED = {"confirmed", "failed", "expired", "cancelled"}
 
 
 def best_price(client: Client, token_in: str = "SOL", token_out: str = "USDC", amount: str = "1") -> Decimal:
-    """The best venue's price for ``amount`` now. Asked again until every venue answers: a quote
-    that timed out on a busy machine would otherwise make the other venue look like the best."""
-    for _ in range(50):
-        quotes = client.http.get("/api/quotes", params={"tokenIn": token_in, "tokenOut": token_out,
-                                                        "amount": amount}).json()
-        if len(quotes["quotes"]) == 2:  # raydium and meteora
-            return max(Decimal(q["amountOut"]) for q in quotes["quotes"]) / Decimal(amount)
-        time.sleep(0.1)
-    raise AssertionError(f"a venue never quoted: {quotes}")
+    return conftest.best_price(client.http, token_in, token_out, amount)
 
 
 def limit(client: Client, limit_price: Decimal | str, **body: Any) -> str:
@@ -35,13 +27,7 @@ def limit(client: Client, limit_price: Decimal | str, **body: Any) -> str:
 
 
 def wait_for(client: Client, order_id: str, done: Any, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        order = client.order(order_id)
-        if done(order):
-            return order
-        assert time.monotonic() < deadline, f"{order_id} still {order['status']}"
-        time.sleep(0.1)
+    return conftest.wait_for_order(client.order, order_id, done, timeout)
 
 
 def test_a_limit_order_above_the_price_waits_then_other_traders_swaps_trigger_it(client_a: Client) -> None:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from .conftest import TERMINAL, is_terminal_for, receive_until
+from .conftest import TERMINAL, best_price, is_terminal_for, receive_until, wait_for_order
 
 pytestmark = pytest.mark.integration
 
@@ -156,22 +156,10 @@ class Api:
         return data
 
     def wait(self, order_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 90) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            order = self.order(order_id)
-            if done(order):
-                return order
-            assert time.monotonic() < deadline, f"{order_id} still {order['status']}: {order['history']}"
-            time.sleep(0.1)
+        return wait_for_order(self.order, order_id, done, timeout)
 
     def best_price(self) -> Decimal:
-        """The best venue's price for 1 SOL, once every venue has quoted (one may time out)."""
-        for _ in range(50):
-            quotes = self.http.get("/api/quotes", params={"tokenIn": "SOL", "tokenOut": "USDC", "amount": "1"}).json()
-            if len(quotes["quotes"]) == 2:  # raydium and meteora
-                return max(Decimal(q["amountOut"]) for q in quotes["quotes"])
-            time.sleep(0.1)
-        raise AssertionError(f"a venue never quoted: {quotes}")
+        return best_price(self.http)
 
 
 def ended(order: dict[str, Any]) -> bool:
