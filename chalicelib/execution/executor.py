@@ -102,7 +102,7 @@ from ..domain import (
     to_decimal_string,
 )
 from ..domain.clock import Clock
-from ..logs import add_log_keys
+from ..logs import log_keys
 from ..logs import logger as log
 from ..routing.router import Router
 from .ports import Chain, Launches, MarketEventSink, OrderStore, SniperBook, StaleOrderError, TriggerBook
@@ -203,14 +203,15 @@ class Executor:
         """``execute`` of an order in hand; None when it was carried and its very first write was
         refused (the snapshot was stale: nothing was written, nothing sent)."""
         order_id = order.order_id
-        add_log_keys(clientId=order.client_id)  # the route's and every later line of this order's
         try:
-            try:
-                if order.status is OrderStatus.SUBMITTED:
-                    return self._reconcile(order)
-                return self._run(order, receive_count)
-            except ExecutionError as exc:
-                return self._handle_failure(order, exc, receive_count)
+            # The route's line and every later one of this order carry its client, until it returns.
+            with log_keys(clientId=order.client_id):
+                try:
+                    if order.status is OrderStatus.SUBMITTED:
+                        return self._reconcile(order)
+                    return self._run(order, receive_count)
+                except ExecutionError as exc:
+                    return self._handle_failure(order, exc, receive_count)
         except StaleOrderError as stale:
             if carried_version is not None and stale.expected_version == carried_version:
                 return None
