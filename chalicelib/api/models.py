@@ -387,4 +387,33 @@ def first_error(exc: ValidationError) -> tuple[str, str]:
         message = f'checks.minLiquidity must be a plain decimal string of SOL, such as "50"; got {err.get("input")!r}'
     elif err.get("type") == "string_pattern_mismatch" and field == "tokenOut":  # a sniper's: a mint
         message = f"tokenOut must be a token's mint: 32 to 44 base58 characters; got {err.get('input')!r}"
+    elif err.get("loc"):
+        message = _sentence(field, err)
     return field, message
+
+
+def _sentence(field: str, err: Any) -> str:
+    """pydantic's message as a sentence about the field ("slippageBps must be at most 5000"),
+    for the kinds of error a client meets; pydantic's own words, after the field, otherwise."""
+    kind, ctx = err.get("type"), err.get("ctx") or {}
+    bounds = {"less_than_equal": ("at most", "le"), "greater_than_equal": ("at least", "ge"),
+              "less_than": ("below", "lt"), "greater_than": ("above", "gt")}
+    if kind in bounds:
+        words, key = bounds[kind]
+        return f"{field} must be {words} {ctx.get(key)}"
+    if kind == "missing":
+        return f"{field} is required"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{field} must be a whole number"
+    if kind == "bool_type":
+        return f"{field} must be true or false"
+    if kind in ("string_type", "dict_type", "model_type"):
+        return f"{field} must be a {'string' if kind == 'string_type' else 'JSON object'}"
+    if kind == "string_too_long":
+        return f"{field} must be at most {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        return f"{field} must be at least {ctx.get('min_length')} characters"
+    if kind in ("literal_error", "enum"):
+        return f"{field} must be one of {ctx.get('expected')}"
+    msg = str(err.get("msg", "invalid value"))
+    return f"{field}: {msg[:1].lower()}{msg[1:]}"
