@@ -324,9 +324,10 @@ class OrdersTable:
         new_events = [stored_event(e) for e in order.history if e.seq > expected_version]
         # evFrom: the events after the version this write moves from are the new ones.
         sets, removes = ["history = list_append(history, :events)", "evFrom = :expected"], []
-        names: dict[str, str] = {"#version": "version", "#status": "status"}
+        names: dict[str, str] = {"#version": "version", "#status": "status", "#createdAt": "createdAt"}
         values: dict[str, Any] = {":events": new_events, ":expected": expected_version,
-                                  ":expected_status": _status_at(order, expected_version)}
+                                  ":expected_status": _status_at(order, expected_version),
+                                  ":created": order.created_at}
         for field in _MUTABLE:
             value = record.get(field)
             if before is not None and before.get(field) == value:
@@ -344,8 +345,10 @@ class OrdersTable:
                 Key={"orderId": {"S": order.order_id}},
                 UpdateExpression=expression,
                 # version_matches: nobody moved the order since we read it (optimistic lock);
-                # status_matches: and it is in the status we moved it from.
-                ConditionExpression="#version = :expected AND #status = :expected_status",
+                # status_matches: and it is in the status we moved it from; createdAt: and it is
+                # the order we read, not one created anew under the same id (a withdrawn order
+                # resubmitted with its key while a message carrying the first one was queued).
+                ConditionExpression="#version = :expected AND #status = :expected_status AND #createdAt = :created",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=to_item(values),
             )

@@ -209,6 +209,37 @@ def test_an_order_that_cannot_be_queued_is_not_kept_and_can_be_submitted_again(
     assert [json.loads(m["Body"])["orderId"] for m in messages] == [json.loads(again.body)["orderId"]]
 
 
+def test_a_message_that_outlived_its_withdrawn_order_never_executes_the_one_created_anew(
+        client: Any, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .conftest import invoke_worker, receive_records
+
+    # GIVEN a send that reached the queue but answered an error: the order is withdrawn (503) ...
+    real_send = services.queue.send
+
+    def sent_then_timed_out(message: dict[str, Any]) -> str:
+        real_send(message)
+        raise ConnectionError("read timeout")
+
+    monkeypatch.setattr(services.queue, "send", sent_then_timed_out)
+    first = post_order(client, order_body(clientOrderId="gone-1", amount="1.5"))
+    assert first.status_code == 503
+    monkeypatch.undo()
+    # ... and the client submits again, with the same key and another body: a new order, same id
+    again = post_order(client, order_body(clientOrderId="gone-1", amount="0.1"))
+    assert again.status_code == 202
+    order_id = json.loads(again.body)["orderId"]
+    # WHEN the first message (carrying the withdrawn 1.5 SOL order) and the second are delivered
+    records = receive_records(services)
+    assert len(records) == 2
+    for record in records:
+        assert invoke_worker(client, [record]) == {"batchItemFailures": []}
+    # THEN what executes is the order as stored, 0.1 SOL, once
+    stored = services.orders.get(order_id)
+    assert stored is not None and stored.status.value == "confirmed" and stored.amount_in == 10**8
+    assert [e.status.value for e in stored.history].count("confirmed") == 1
+    assert stored.amount_out is not None and stored.amount_out < 20 * 10**6  # 0.1 SOL's worth of USDC
+
+
 def test_deeply_nested_json_is_a_400_not_a_crash(client: Any) -> None:
     resp = client.http.post("/api/orders/execute", headers={"Content-Type": "application/json", "x-api-key": API_KEY_A},
                             body="[" * 15_000)
