@@ -16,6 +16,7 @@ from redis.exceptions import WatchError
 __all__ = ["ACTIVE_TTL_SECONDS", "RateDecision", "RedisState"]
 
 ACTIVE_TTL_SECONDS = 31 * 24 * 60 * 60
+_WITHDRAW_ATTEMPTS = 5
 
 
 class RateDecision:
@@ -77,22 +78,29 @@ class RedisState:
         after creating it, which either ``still_absent`` sees or aborts this removal."""
         if not decision.added:
             return False
-        with self._r.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(decision.active_key)
-                if not still_absent():
-                    return False
-                pipe.multi()
-                pipe.zrem(decision.active_key, decision.order_id)
-                pipe.execute()
-                return True
-            except WatchError:
-                return False
+        # The watch covers the client's whole set, so any other change to it (another request's
+        # admission, a worker's removal) aborts the removal: asked again, a few times.
+        for _ in range(_WITHDRAW_ATTEMPTS):
+            with self._r.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(decision.active_key)
+                    if not still_absent():
+                        return False
+                    pipe.multi()
+                    pipe.zrem(decision.active_key, decision.order_id)
+                    pipe.execute()
+                    return True
+                except WatchError:
+                    continue
+        return False  # left for the listing to drop once it is five minutes old
 
     def refund_rate_limit(self, decision: RateDecision) -> None:
         """Give back a hit that created nothing (a repeat of an order already made), in its window."""
         if decision.key:
-            self._r.decr(decision.key)
+            pipe = self._r.pipeline(transaction=False)
+            pipe.decr(decision.key)
+            pipe.expire(decision.key, 61)  # a window that ended meanwhile is not made immortal
+            pipe.execute()
 
     def add_active(self, client_id: str, order_id: str, created_ms: int) -> None:
         """Record an active order. Intake calls this before the order is queued, so the worker's

@@ -127,10 +127,34 @@ def test_a_refused_duplicate_cannot_take_the_entry_of_the_order_it_duplicates(
     # THEN the entry stays
     assert redis_client.zscore(key, "ord_shared") == 1
 
-    # and a withdrawal raced by the creator's own record (the key changes while watched) backs off
+    # and a withdrawal raced by the creator's own record (the key changes while watched) backs
+    # off, and asked again finds the order created
+    looks: list[str] = []
+
     def creator_records_it() -> bool:
-        services.state.add_active("client-a", "ord_shared", 2)
-        return True
+        looks.append("look")
+        if len(looks) == 1:
+            services.state.add_active("client-a", "ord_shared", 2)
+            return True
+        return False
 
     _withdraw_active(services, decision, "client-a", creator_records_it)
-    assert redis_client.zscore(key, "ord_shared") == 2
+    assert redis_client.zscore(key, "ord_shared") == 2 and len(looks) == 2
+
+
+def test_two_refused_requests_at_once_both_take_their_entries_back(
+        services: Services, redis_client: Any, redis_prefix: str) -> None:
+    from chalicelib.api.intake import _withdraw_active
+
+    key = f"{redis_prefix}:active:client-a"
+    first = services.state.admit("client-a", 0, "ord_refused_1", 1)
+    second: list[Any] = []
+
+    def other_request_admitted_meanwhile() -> bool:
+        if not second:  # the other refused request changes the watched set once
+            second.append(services.state.admit("client-a", 0, "ord_refused_2", 2))
+        return True
+
+    _withdraw_active(services, first, "client-a", other_request_admitted_meanwhile)
+    _withdraw_active(services, second[0], "client-a", lambda: True)
+    assert redis_client.zrange(key, 0, -1) == []
