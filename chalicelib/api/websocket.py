@@ -45,9 +45,6 @@ def ws_connect(event: WebsocketEvent) -> Response:
     except ApiError as exc:
         return Response(body=json.dumps(exc.body()), status_code=exc.status)
     add_log_keys(clientId=client_id)
-    services.connections.put(
-        event.connection_id, client_id, iso(utc_now()), int(time.time()) + services.settings.connection_ttl_seconds
-    )
     order_id = query.get("orderId")
     after = query.get("afterSeq")
     if after is not None and not (after.isascii() and after.isdigit()):
@@ -56,6 +53,9 @@ def ws_connect(event: WebsocketEvent) -> Response:
         error = ApiError(400, "validation_error", "afterSeq must be a whole number (the last seq seen)",
                          field="afterSeq")
         return Response(body=json.dumps(error.body()), status_code=400)
+    services.connections.put(
+        event.connection_id, client_id, iso(utc_now()), int(time.time()) + services.settings.connection_ttl_seconds
+    )
     if order_id:
         services.queue.send({
             "kind": "subscribe",
