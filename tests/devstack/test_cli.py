@@ -176,6 +176,17 @@ def wait_for_close(ws: ServerConnection) -> None:
         ws.recv(timeout=30)
 
 
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in the main thread, as in a terminal, even when the tests
+    were started where it is ignored (a shell's background job inherits SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def interrupt(main_thread: int) -> Callable[[ServerConnection], None]:
     """Ctrl-C in the thread running the command, once it is watching."""
     def script(ws: ServerConnection) -> None:
@@ -389,7 +400,7 @@ def test_no_news_within_the_timeout_is_one_line(
 
 
 def test_ctrl_c_while_watching_exits_130_without_a_traceback(
-    capsys: pytest.CaptureFixture[str], rest: FakeRest, gateway: FakeGateway
+    capsys: pytest.CaptureFixture[str], rest: FakeRest, gateway: FakeGateway, ctrl_c_raises: None
 ) -> None:
     gateway.script = interrupt(threading.get_ident())
     rest.accept(gateway.url)
@@ -434,7 +445,7 @@ def test_demo_socket_closing_is_one_line_after_the_table(
 
 
 def test_ctrl_c_during_the_demo_exits_130_without_a_traceback(
-    capsys: pytest.CaptureFixture[str], gateway: FakeGateway
+    capsys: pytest.CaptureFixture[str], gateway: FakeGateway, ctrl_c_raises: None
 ) -> None:
     main_thread = threading.get_ident()
 
