@@ -219,12 +219,13 @@ def run(redis_url: str | None = None) -> dict[str, Any]:
     try:
         latency = trigger_latency(redis_url=redis_url, prefix=prefix)
     finally:
-        _delete(redis_url, prefix)
+        delete_prefix(redis_url, prefix)
     return {"triggerLatency": latency,
             "matcherCost": matcher_cost(redis_url=redis_url, prefix=f"bench-matcher-{suffix}")}
 
 
-def _delete(redis_url: str | None, prefix: str) -> None:
+def delete_prefix(redis_url: str | None, prefix: str) -> None:
+    """Delete every key a scenario wrote under ``prefix`` in the Redis at ``redis_url``."""
     if redis_url is None:
         return  # the embedded Redis went away with the stack
     import redis

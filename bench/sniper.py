@@ -21,7 +21,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from .limit import ms, pct, wait_for_order
+from .limit import delete_prefix, ms, pct, wait_for_order
 
 __all__ = ["open_to_submitted", "run"]
 
@@ -101,17 +101,4 @@ def run(redis_url: str | None = None) -> dict[str, Any]:
     try:
         return {"openToSubmitted": open_to_submitted(redis_url=redis_url, prefix=prefix)}
     finally:
-        _delete(redis_url, prefix)
-
-
-def _delete(redis_url: str | None, prefix: str) -> None:
-    if redis_url is None:
-        return  # the embedded Redis went away with the stack
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
-    finally:
-        client.close()
+        delete_prefix(redis_url, prefix)
