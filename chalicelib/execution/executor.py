@@ -434,15 +434,7 @@ class Executor:
         (at most ``max_attempts`` swaps), the cap still holding."""
         if order.attempts >= self._max_attempts:
             return self._fail(order, exc, attempt)
-        order.error = self._error(exc, attempt)
-        data: dict[str, Any] = {"attempt": attempt, "error": order.error, "slipped": True,
-                                "expiredSignature": order.signature}
-        order.signature = order.tx = order.last_valid_block_height = None
-        self._move(order, OrderStatus.PENDING, data)
-        try:
-            return self._retrigger(order)
-        except ExecutionError as again:
-            return self._handle_failure(order, again, attempt)
+        return self._after_slip(order, exc, attempt, self._retrigger)
 
     def _sniper_remove(self, order: Order, version: int) -> None:
         if self._sniper_book is not None:
@@ -454,13 +446,19 @@ class Executor:
     def _slipped(self, order: Order, exc: ExecutionError, attempt: int) -> Outcome:
         """A limit order's swap refused or failed for slippage never landed and never will: back to
         ``pending`` (its signature retired), then armed again."""
+        return self._after_slip(order, exc, attempt, self._arm)
+
+    def _after_slip(self, order: Order, exc: ExecutionError, attempt: int,
+                    then: Callable[[Order], Outcome]) -> Outcome:
+        """Back to ``pending`` with the slip recorded and the signature retired (that transaction
+        never landed), then ``then`` at once; a failure of that is handled as any other."""
         order.error = self._error(exc, attempt)
         data: dict[str, Any] = {"attempt": attempt, "error": order.error, "slipped": True,
                                 "expiredSignature": order.signature}
         order.signature = order.tx = order.last_valid_block_height = None
         self._move(order, OrderStatus.PENDING, data)
         try:
-            return self._arm(order)
+            return then(order)
         except ExecutionError as again:
             return self._handle_failure(order, again, attempt)
 
