@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from chalicelib.api.services import Services
 from chalicelib.domain import OrderStatus, RpcError, Transaction
 
-from .conftest import invoke_worker, make_settings, order_body, post_order, receive_records, record_for
+from .conftest import invoke_worker, order_body, post_order, receive_records, record_for
 
 
 class WorkerCrash(BaseException):
@@ -201,7 +202,7 @@ def test_a_dead_lettered_order_still_in_flight_is_asked_again_when_its_blockhash
         client: Any, services: Services) -> None:
     # GIVEN an order submitted on a network that drops its transaction, and the dead-letter
     # handler allowed only a short look at the chain
-    services.settings = make_settings(blockhash_expiry_rate=1.0, confirm_wait_ms=50, dead_letter_wait_ms=1)
+    services.settings = replace(services.settings, blockhash_expiry_rate=1.0, confirm_wait_ms=50, dead_letter_wait_ms=1)
     services.__dict__.pop("chain", None)
     services.__dict__.pop("executor", None)
     order_id = submit(client)
