@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ACCOUNT",
     "FORMAT",
     "SNAPSHOT_SECONDS",
     "Journal",

@@ -3,6 +3,7 @@ stream records read fast but exactly as moto writes them, the state saved and re
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -78,6 +79,108 @@ def test_an_unknown_iterator_is_answered_by_moto(dynamodb_service: tuple[MotoSer
     with pytest.raises(streams.exceptions.ClientError):
         streams.get_records(ShardIterator="arn:aws:dynamodb:us-east-1:123456789012:table/none/stream/x|1|y")
     streams.close()
+
+
+@pytest.fixture(scope="module")
+def sqs_service() -> Iterator[tuple[MotoService, Any]]:
+    service = MotoService("sqs")
+    server, endpoint = serve(service)
+    sqs = boto3.client("sqs", endpoint_url=endpoint, **CREDENTIALS)
+    yield service, sqs
+    sqs.close()
+    server.shutdown()
+    server.server_close()
+
+
+def _queue(sqs: Any, **attributes: str) -> str:
+    name = f"devstack-fast-{uuid.uuid4().hex[:8]}" + (".fifo" if attributes.get("FifoQueue") == "true" else "")
+    return str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+
+
+def test_messages_sent_fast_are_received_as_moto_sends_them(sqs_service: tuple[MotoService, Any]) -> None:
+    service, sqs = sqs_service
+    url = _queue(sqs)
+    sent: dict[bool, dict[str, Any]] = {}
+    try:
+        for fast in (True, False):
+            service.fast_sends = fast
+            before = service.sent_fast
+            sent[fast] = sqs.send_message(QueueUrl=url, MessageBody=f'{{"orderId":"{fast}"}}')
+            assert service.sent_fast == before + fast
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"],
+                                       MessageSystemAttributeNames=["All"])["Messages"]
+    finally:
+        service.fast_sends = True
+        sqs.delete_queue(QueueUrl=url)
+    assert {k for k in sent[True] if k != "ResponseMetadata"} == {k for k in sent[False] if k != "ResponseMetadata"}
+    assert sent[True]["MD5OfMessageBody"] != sent[False]["MD5OfMessageBody"]  # two bodies, each its own digest
+    by_body = {m["Body"]: m for m in received}
+    for fast in (True, False):
+        message = by_body[f'{{"orderId":"{fast}"}}']
+        assert message["MessageId"] == sent[fast]["MessageId"]
+        assert message["MD5OfBody"] == sent[fast]["MD5OfMessageBody"]
+        assert message["Attributes"]["ApproximateReceiveCount"] == "1"
+        assert set(message["Attributes"]) == set(by_body[f'{{"orderId":"{not fast}"}}']["Attributes"])
+
+
+def test_a_fast_send_wakes_a_long_poll_and_keeps_its_delay(sqs_service: tuple[MotoService, Any]) -> None:
+    service, sqs = sqs_service
+    url = _queue(sqs, DelaySeconds="0")
+    got: list[Any] = []
+    before = service.sent_fast
+    try:
+        polling = threading.Thread(target=lambda: got.append(
+            sqs.receive_message(QueueUrl=url, WaitTimeSeconds=20).get("Messages", [])))
+        polling.start()
+        sqs.send_message(QueueUrl=url, MessageBody="soon")
+        polling.join(30)
+        assert [m["Body"] for m in got[0]] == ["soon"]
+        sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=900)
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+        assert "Messages" not in sqs.receive_message(QueueUrl=url)
+        assert service.sent_fast == before + 2
+    finally:
+        sqs.delete_queue(QueueUrl=url)
+
+
+def test_what_the_fast_send_does_not_cover_is_answered_by_moto(sqs_service: tuple[MotoService, Any]) -> None:
+    service, sqs = sqs_service
+    fifo = _queue(sqs, FifoQueue="true", ContentBasedDeduplication="true")
+    small = _queue(sqs, MaximumMessageSize="1024")
+    fast_before = service.sent_fast
+    try:
+        sqs.send_message(QueueUrl=fifo, MessageBody="a", MessageGroupId="g")
+        sqs.send_message(QueueUrl=fifo, MessageBody="a", MessageGroupId="g")  # deduplicated by moto
+        assert len(sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)["Messages"]) == 1
+        with pytest.raises(sqs.exceptions.ClientError, match="shorter than 1024"):
+            sqs.send_message(QueueUrl=small, MessageBody="x" * 1025)
+        with pytest.raises(sqs.exceptions.QueueDoesNotExist):
+            sqs.send_message(QueueUrl=small + "-none", MessageBody="x")
+        sqs.send_message(QueueUrl=small, MessageBody="x", MessageAttributes={
+            "k": {"DataType": "String", "StringValue": "v"}})
+        message = sqs.receive_message(QueueUrl=small, MessageAttributeNames=["All"])["Messages"][0]
+        assert message["MessageAttributes"]["k"]["StringValue"] == "v"
+        assert service.sent_fast == fast_before
+    finally:
+        sqs.delete_queue(QueueUrl=fifo)
+        sqs.delete_queue(QueueUrl=small)
+
+
+def test_a_message_sent_fast_is_redriven_to_its_dead_letter_queue(sqs_service: tuple[MotoService, Any]) -> None:
+    _, sqs = sqs_service
+    dlq = _queue(sqs)
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = _queue(sqs, RedrivePolicy=json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 1}))
+    try:
+        sqs.send_message(QueueUrl=url, MessageBody="poison")
+        first = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
+        assert [m["Body"] for m in first] == ["poison"]
+        assert "Messages" not in sqs.receive_message(QueueUrl=url)  # moved on this receive
+        assert [m["Body"] for m in sqs.receive_message(QueueUrl=dlq)["Messages"]] == ["poison"]
+    finally:
+        sqs.delete_queue(QueueUrl=url)
+        sqs.delete_queue(QueueUrl=dlq)
 
 
 def serve(service: MotoService) -> tuple[Any, str]:
