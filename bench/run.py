@@ -18,6 +18,7 @@ import math
 import multiprocessing
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .counters import POLLER_OPERATIONS, STREAM_POLLER_OPERATIONS
-from .load import LoadResult, run_load
+from .load import LoadResult, post_only, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -133,9 +134,10 @@ def _order_size_bytes(rest: str, order_id: str) -> int:
 
 def scenario(name: str, env: dict[str, str], orders: int, senders: int, counted: bool,
              rest: str | None = None, ws: str | None = None, rate: float | None = None,
-             baseline: Path | None = None) -> dict[str, Any]:
+             baseline: Path | None = None, intake_alone: bool = False) -> dict[str, Any]:
     """One run on a fresh stack (``order-engine run``, one process per part; or ``baseline``'s):
-    a warm-up, then ``orders`` measured, with each process's CPU and each part's calls."""
+    a warm-up, then ``orders`` measured, with each process's CPU and each part's calls; with
+    ``intake_alone``, then as many POSTs again with the functions' process paused."""
     from .procstack import ProcessStack, cpu_seconds, difference, external_redis_pid
 
     print(f"-- {name}: {orders} orders, {senders} concurrent clients", flush=True)
@@ -149,6 +151,7 @@ def scenario(name: str, env: dict[str, str], orders: int, senders: int, counted:
         rest, ws, cold = stack.urls["rest"], stack.urls["ws"], stack.cold_start_seconds
     calls = cpu = None
     redis_cpu = None
+    alone = None
     try:
         # The clients run in a process of their own: their CPU is not the engine's.
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as clients:
@@ -168,6 +171,7 @@ def scenario(name: str, env: dict[str, str], orders: int, senders: int, counted:
             if redis_pid and redis_before is not None:
                 after = cpu_seconds(redis_pid)
                 redis_cpu = round(after - redis_before, 3) if after is not None else None
+            alone = _intake_alone(stack, clients, orders, senders) if intake_alone and stack else None
         ids = [t.order_id for t in result.traces if t.final]
         processing = _processing_seconds(rest, ids[: min(len(ids), 100)])
         size = _order_size_bytes(rest, ids[0]) if ids else 0
@@ -189,7 +193,32 @@ def scenario(name: str, env: dict[str, str], orders: int, senders: int, counted:
             out["externalRedisCpuPerOrderMs"] = round(redis_cpu / confirmed * 1000, 2)
     if cold is not None:
         out["coldStartSeconds"] = round(cold, 2)
+    if alone is not None:
+        out["intakeAlone"] = alone
     return out
+
+
+def _intake_alone(stack: Any, clients: Any, orders: int, senders: int) -> dict[str, Any] | None:
+    """The same clients' POSTs with nothing executing: the functions' process (pollers, workers,
+    fan-out) stopped with SIGSTOP for the time, continued after. What the POSTs cost then is
+    intake's own; compared with the burst's, it says how much intake waits behind execution."""
+    pid = stack.pids.get("functions") if stack.baseline is None else None
+    if pid is None:
+        return None  # another checkout's stack, whose parts are not known
+    cpu_before = stack.cpu()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        seconds, errors = clients.submit(post_only, stack.urls["rest"], KEY, orders, senders, ORDER).result()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    cpu_after = stack.cpu()
+    posts = [s * 1000 for s in seconds]
+    n = max(len(posts), 1)
+    per_post = {k: round((cpu_after[k] - cpu_before.get(k, 0.0)) / n * 1000, 2) for k in cpu_after}
+    return {"posts": len(posts), "errors": errors[:5],
+            "postMs": {p: round(pct(posts, q), 1) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))},
+            "cpuPerPostMs": dict(sorted(((k, v) for k, v in per_post.items() if v), key=lambda kv: -kv[1])),
+            "cpuPerPostMsTotal": round(sum(per_post.values()), 2)}
 
 
 def summarise(name: str, result: LoadResult, calls: dict[str, Any] | None, processing: list[float],
@@ -405,6 +434,15 @@ def table(results: dict[str, Any]) -> str:
             f"| status → WebSocket p50 / p95 | {z['deliveryMs']['p50']} / {z['deliveryMs']['p95']} ms |",
             f"| cores busy (all the stack's CPU ÷ wall time) | {z.get('coresBusy', '—')} |",
         ]
+        alone = z.get("intakeAlone")
+        if alone:
+            by_process = ", ".join(f"{k} {v}" for k, v in alone["cpuPerPostMs"].items())
+            lines += [
+                f"| POST p50 / p95 / p99 with execution paused (the same clients, nothing executing) | "
+                f"{alone['postMs']['p50']} / {alone['postMs']['p95']} / {alone['postMs']['p99']} ms |",
+                f"| CPU per POST with execution paused, every process of the stack | "
+                f"{alone['cpuPerPostMsTotal']} ms ({by_process}) |",
+            ]
         if "cpuPerProcessPerOrderMs" in z:
             lines += ["", "CPU per confirmed order by process (ms), zero-latency burst:", ""]
             lines += [f"- {k}: {v}" for k, v in z["cpuPerProcessPerOrderMs"].items()]
@@ -512,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
                  REALISTIC_ENV, args.steady_orders, args.steady_rate)]
         for key, short, title, env, orders, rate in runs:
             if short in only:
-                results[key] = scenario(title, env, orders, args.senders, counted, rate=rate, baseline=args.baseline)
+                results[key] = scenario(title, env, orders, args.senders, counted, rate=rate, baseline=args.baseline,
+                                        intake_alone=key == "zeroLatency")
     else:
         results["zeroLatency"] = scenario("running stack", {}, args.orders, args.senders, False, args.rest, args.ws)
     if counted and "steady" in results:
