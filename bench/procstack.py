@@ -4,8 +4,10 @@ from the bench: started in a subprocess, timed to a healthy ``/health``, its CPU
 switched on by ``DEVSTACK_COUNT_CALLS``, written on SIGUSR1), stopped with SIGINT as Ctrl-C does.
 
 ``baseline`` runs another checkout's ``order-engine run`` instead (``python -m devstack.cli run`` in
-that folder, with this interpreter): a before/after on the same machine. Its parts cannot be
-counted and it may be one process; CPU and latency are measured the same way.
+that folder, with this interpreter): a before/after on the same machine. Its calls are not
+counted. If its CLI writes a ready file it runs as this checkout's does (free ports, a fresh state
+folder, each part's CPU apart); an older one runs on its default state and is measured as one
+process with its children.
 """
 
 from __future__ import annotations
@@ -87,7 +89,9 @@ class ProcessStack:
     def start(self, timeout: float = 120) -> ProcessStack:
         env = {**os.environ, **self._env, "PYTHONUNBUFFERED": "1"}
         log = open(self.folder / "stack.log", "wb")  # noqa: SIM115 (closed with the folder)
-        if self.baseline is None:
+        if self.baseline is None or self._speaks_ready_file(self.baseline):
+            # A baseline whose CLI writes a ready file runs exactly as this checkout does: its
+            # parts are known, so each one's CPU is measured, and it starts with no saved state.
             ready = self.folder / "ready.json"
             counts = self.folder / "counts"
             counts.mkdir()
@@ -96,7 +100,7 @@ class ProcessStack:
             argv = [sys.executable, "-m", "devstack.cli", "run", "--rest-port", "0", "--ws-port", "0",
                     "--aws-port", "0", "--sqs-port", "0", "--state-dir", str(self.folder / "state"),
                     "--ready-file", str(ready)]
-            cwd = ROOT
+            cwd = self.baseline or ROOT
         else:
             rest, ws = _free_port(), _free_port()
             env.update(REST_PORT=str(rest), WS_PORT=str(ws))
@@ -109,7 +113,7 @@ class ProcessStack:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the stack exited: {(self.folder / 'stack.log').read_text()[-2000:]}")
-            if self.baseline is None and not self.urls:
+            if argv[-2] == "--ready-file" and not self.urls:
                 try:
                     info = json.loads((self.folder / "ready.json").read_text())
                 except (OSError, ValueError):
@@ -125,15 +129,22 @@ class ProcessStack:
             time.sleep(0.01)
         else:
             raise RuntimeError("the stack did not become healthy")
-        if self.baseline is not None:
+        if not self.pids:
             self.pids = {"stack": self.process.pid}
         return self
+
+    @staticmethod
+    def _speaks_ready_file(checkout: Path) -> bool:
+        try:
+            return "--ready-file" in (checkout / "devstack" / "cli.py").read_text()
+        except OSError:
+            return False
 
     # -- CPU ------------------------------------------------------------------------------------
     def processes(self) -> dict[str, int]:
         """Every process of the stack by name: the supervisor, each part, each part's children."""
         assert self.process is not None
-        named = {"supervisor": self.process.pid} if self.baseline is None else {}
+        named = {"supervisor": self.process.pid} if "stack" not in self.pids else {}
         for name, pid in self.pids.items():
             named[name] = pid
             for i, child in enumerate(_children(pid)):

@@ -202,7 +202,7 @@ def _intake_alone(stack: Any, clients: Any, orders: int, senders: int) -> dict[s
     """The same clients' POSTs with nothing executing: the functions' process (pollers, workers,
     fan-out) stopped with SIGSTOP for the time, continued after. What the POSTs cost then is
     intake's own; compared with the burst's, it says how much intake waits behind execution."""
-    pid = stack.pids.get("functions") if stack.baseline is None else None
+    pid = stack.pids.get("functions")
     if pid is None:
         return None  # another checkout's stack, whose parts are not known
     cpu_before = stack.cpu()
