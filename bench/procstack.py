@@ -147,6 +147,8 @@ class ProcessStack:
         named = {"supervisor": self.process.pid} if "stack" not in self.pids else {}
         for name, pid in self.pids.items():
             named[name] = pid
+            if name == "apps":
+                continue  # its children are the app's parts, each named already
             for i, child in enumerate(_children(pid)):
                 named[f"{name} (worker{'' if i == 0 else f' {i + 1}'})"] = child
         return named

@@ -9,8 +9,12 @@ progress as JSON lines on ``DEVSTACK_STATUS_FD``:
   ``SO_REUSEPORT`` next to the supervisor's socket, which holds the port until then);
 - ``redis``: the embedded Redis (fakeredis), with its keys saved under ``DEVSTACK_STATE_DIR``;
 - ``gateway``, ``functions``, ``rest``: the app's WebSocket gateway, its event-source pollers,
-  its REST API. Each imports the app at once (in parallel with the others), says ``prepared``,
-  and starts when the supervisor writes ``go`` on its standard input (once the resources exist).
+  its REST API. Each imports the app, builds what it can, says ``prepared``, and starts when the
+  supervisor writes ``go`` on its standard input (once the resources exist);
+- ``apps``: the app's parts above, forked from one process that imported the app and their
+  servers once (``DEVSTACK_APP_PARTS`` says which parts and the descriptors each one gets): three
+  imports of the same app were a third of the stack's CPU at its start. It stays their parent,
+  reaps them and reports each one's pid and exit status on its own status descriptor.
 
 SIGTERM or SIGINT stops the part cleanly; so does the supervisor's death (``orphan_guard``).
 With ``DEVSTACK_COUNT_CALLS`` set, the app's parts count every AWS call and Redis command
@@ -205,6 +209,65 @@ def run_app_part(name: str, status: _Status) -> int:
     return 0
 
 
+def run_app_parts(status: _Status) -> int:
+    """The app's parts, forked from this process once it has imported them (see the module's notes).
+
+    Nothing here starts a thread before the forks, so each child starts as a copy of one thread.
+    Each child gets its own session (a process group the supervisor can kill), its status and
+    socket descriptors, its ``go`` pipe as standard input, and its name as botocore's app id,
+    which is read when a client is built, after the fork (the DynamoDB emulator serves intake
+    first by it)."""
+    plan: dict[str, dict[str, int]] = json.loads(os.environ["DEVSTACK_APP_PARTS"])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping is the supervisor's, part by part
+    _load_app(Path(os.environ.get("DEVSTACK_PROJECT_DIR", ".")), os.environ.get("DEVSTACK_APP_MODULE", "app"))
+    from . import functions, rest, ws_gateway  # noqa: F401 (imported once, for every child)
+
+    if threading.active_count() != 1:
+        raise SystemExit("the app's parts cannot be forked: a thread was started while importing the app")
+    fds = {fd for part in plan.values() for fd in part.values()}
+    own_status = os.environ.get("DEVSTACK_STATUS_FD")
+    children: dict[int, str] = {}
+    for name, part in plan.items():
+        pid = os.fork()
+        if pid == 0:  # the part
+            try:
+                os.setsid()
+                for fd in fds - set(part.values()) | ({int(own_status)} if own_status else set()):
+                    os.close(fd)
+                os.dup2(part["go"], 0)
+                os.close(part["go"])
+                sys.stdin = os.fdopen(0, "r", closefd=False)
+                os.environ.update({"DEVSTACK_STATUS_FD": str(part["status"]), "AWS_SDK_UA_APP_ID": name})
+                if "socket" in part:
+                    os.environ["DEVSTACK_SOCKET_FD"] = str(part["socket"])
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                logging.basicConfig(level=os.environ.get("DEVSTACK_LOG_LEVEL", "WARNING"), force=True,
+                                    format=f"{name}: %(levelname)s %(name)s: %(message)s")
+                orphan_guard()  # this process's parent: it dies with the supervisor
+                code = run_app_part(name, _Status())
+            except BaseException:
+                log.exception("the %s part failed", name)
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+        children[pid] = name
+        status.say("forked", part=name, pid=pid)
+    for fd in fds:
+        os.close(fd)
+    orphan_guard()
+    while children:
+        try:
+            pid, raw = os.wait()
+        except ChildProcessError:
+            break
+        name = children.pop(pid, "")
+        if name:
+            status.say("exited", part=name, status=os.waitstatus_to_exitcode(raw))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
@@ -212,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     name = args[0]
     logging.basicConfig(level=os.environ.get("DEVSTACK_LOG_LEVEL", "WARNING"),
                         format=f"{name}: %(levelname)s %(name)s: %(message)s")
+    if name == "apps":  # its guard starts after the forks: no thread may run before them
+        return run_app_parts(_Status())
     orphan_guard()
     if name in ("dynamodb", "sqs"):
         return run_emulator(name)

@@ -5,12 +5,14 @@ supervisor, so that the work spreads over every core and intake never waits behi
     ├── dynamodb   moto: DynamoDB + DynamoDB Streams, one request at a time (+ SSM and the rest)
     ├── sqs        moto: SQS, requests concurrently (a long poll holds nothing up)
     ├── redis      the embedded Redis, only when no Redis answers at REDIS_URL / 127.0.0.1:6379
-    ├── gateway    the WebSocket API and its @connections management API (the app's ws handlers)
-    ├── functions  the event-source pollers: SQS, the orders table's stream (the app's workers)
-    └── rest       the REST API (not under ``services``: ``chalice local --stage local`` serves it)
+    ├── apps       imports the app once and forks the three parts below (see ``devstack.component``)
+    │   ├── gateway    the WebSocket API and its @connections management API (the app's ws handlers)
+    │   ├── functions  the event-source pollers: SQS, the orders table's stream (the app's workers)
+    │   └── rest       the REST API (not under ``services``: ``chalice local --stage local`` serves it)
 
 Start: every port is bound first (a busy one is reported at once, naming its setting) and
-handed to its part; every part starts at once, the app's parts importing the app meanwhile; once
+handed to its part; every part starts at once, ``apps`` importing the app meanwhile and forking
+its parts (each is signalled and waited for as the others are; ``apps`` reports its exit); once
 the emulators answer, the resources are provisioned (``infra.provision``, direct API calls) and
 the saved state restored; then the gateway and the pollers start, and the REST API last, so
 ``/health`` answers 200 only when everything is up.
@@ -46,6 +48,10 @@ __all__ = ["PartFailedError", "StackError", "Supervisor", "orphan_guard"]
 log = logging.getLogger("devstack.supervise")
 
 START_TIMEOUT = 60.0
+# The app's three parts forked from one import of the app (``devstack.component``'s ``apps``) on
+# Linux (elsewhere a fork without exec is not safe once some system libraries are loaded);
+# DEVSTACK_FORK_APP_PARTS=0 starts each with its own interpreter instead.
+FORK_APP_PARTS = sys.platform == "linux" and os.environ.get("DEVSTACK_FORK_APP_PARTS", "1") != "0"
 STOP_TIMEOUT = 20.0
 RESUME_DELAY_SECONDS = 2  # a re-sent order waits for the message that may still carry it
 
@@ -103,6 +109,62 @@ def bind_port(host: str, port: int, setting: str, reuse_port: bool = False) -> s
     return holder
 
 
+class _Forked:
+    """A part that the ``apps`` process forked (``devstack.component``), driven as a ``Popen`` is:
+    its pid and its exit status come from that process's status lines; ``stdin`` is its ``go`` pipe."""
+
+    def __init__(self, stdin: IO[bytes]) -> None:
+        self.parent: subprocess.Popen[bytes] | None = None  # set once it is started
+        self.stdin: IO[bytes] | None = stdin
+        self.pid = 0
+        self.returncode: int | None = None
+        self._changed = threading.Condition()
+
+    def forked(self, pid: int) -> None:
+        with self._changed:
+            self.pid = pid
+            self._changed.notify_all()
+
+    def exited(self, status: int) -> None:
+        with self._changed:
+            self.returncode = status
+            self._changed.notify_all()
+
+    def poll(self) -> int | None:
+        parent = self.parent
+        if self.returncode is None and parent is not None and parent.poll() is not None and not self._alive():
+            self.exited(parent.returncode if parent.returncode is not None else -signal.SIGKILL)  # its own is lost
+        return self.returncode
+
+    def _alive(self) -> bool:
+        """Without the parent that would report its end: whether the process still exists."""
+        if not self.pid:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while self.poll() is None:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise subprocess.TimeoutExpired(f"part {self.pid}", timeout or 0.0)
+                self._changed.wait(0.1 if left is None else min(left, 0.1))
+            assert self.returncode is not None
+            return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.pid and self.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+
 @dataclass
 class _Part:
     name: str
@@ -110,7 +172,7 @@ class _Part:
     sock: socket.socket | None = None  # handed to the part
     holder: socket.socket | None = None  # held until the part binds the port itself
     waits_for_go: bool = False
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | _Forked | None = None
     status: IO[str] | None = None
     states: list[dict[str, Any]] = field(default_factory=list)
     changed: threading.Condition = field(default_factory=threading.Condition)
@@ -219,10 +281,13 @@ class Supervisor:
             self._spawn(_Part(service, {**env, "DEVSTACK_PORT": str(port[service])}, holder=socks[service]))
         if "redis" in socks:
             self._spawn(_Part("redis", env, sock=socks["redis"]))
-        for name in ("gateway", "functions", "rest"):
-            if name == "rest" and not self.with_rest:
-                continue
-            self._spawn(_Part(name, env, sock=socks.get(name), waits_for_go=True))
+        app_parts = [_Part(name, env, sock=socks.get(name), waits_for_go=True)
+                     for name in ("gateway", "functions", "rest") if name != "rest" or self.with_rest]
+        if FORK_APP_PARTS:
+            self._spawn_app_parts(app_parts, env)
+        else:
+            for part in app_parts:
+                self._spawn(part)
         for service in ("dynamodb", "sqs") if embedded_aws else ():
             self._wait_for_emulator(service, endpoints[service], deadline)
         if "redis" in self._parts:
@@ -287,9 +352,9 @@ class Supervisor:
         env.update(self._env)
         return env
 
-    def _spawn(self, part: _Part) -> None:
+    def _spawn(self, part: _Part, extra_fds: list[int] | None = None) -> None:
         read, write = os.pipe()
-        keep = [write]
+        keep = [write, *(extra_fds or [])]
         # botocore adds app/<name> to its User-Agent: the DynamoDB emulator serves intake first
         env = {**part.env, "DEVSTACK_STATUS_FD": str(write), "AWS_SDK_UA_APP_ID": part.name}
         if part.sock is not None:
@@ -309,12 +374,51 @@ class Supervisor:
         threading.Thread(target=self._read_status, args=(part,), name=f"devstack-status-{part.name}",
                          daemon=True).start()
 
+    def _spawn_app_parts(self, parts: list[_Part], env: dict[str, str]) -> None:
+        """The app's parts, forked by one ``apps`` process from its import of the app (see
+        ``devstack.component``): each part gets a status pipe, a ``go`` pipe and its socket."""
+        plan: dict[str, dict[str, int]] = {}
+        keep: list[int] = []  # the pipes' ends that are the parts' (the sockets are closed below)
+        sockets: list[int] = []
+        for part in parts:
+            status_read, status_write = os.pipe()
+            go_read, go_write = os.pipe()
+            plan[part.name] = {"status": status_write, "go": go_read}
+            keep += [status_write, go_read]
+            if part.sock is not None:
+                plan[part.name]["socket"] = part.sock.fileno()
+                sockets.append(part.sock.fileno())
+            part.status = os.fdopen(status_read, "r")
+            part.process = _Forked(os.fdopen(go_write, "wb"))
+            self._parts[part.name] = part  # before ``apps`` can say it forked them
+        parent = _Part("apps", {**env, "DEVSTACK_APP_PARTS": json.dumps(plan)})
+        self._spawn(parent, extra_fds=keep + sockets)
+        assert isinstance(parent.process, subprocess.Popen)
+        for fd in keep:
+            os.close(fd)  # the parts have them now
+        for part in parts:
+            assert isinstance(part.process, _Forked)
+            part.process.parent = parent.process
+            if part.sock is not None:
+                part.sock.close()
+                part.sock = None
+            threading.Thread(target=self._read_status, args=(part,), name=f"devstack-status-{part.name}",
+                             daemon=True).start()
+
     def _read_status(self, part: _Part) -> None:
         assert part.status is not None
         for line in part.status:
             try:
                 state = json.loads(line)
             except ValueError:
+                continue
+            if state.get("state") in ("forked", "exited"):  # from ``apps``, about one of its parts
+                child = self._parts.get(str(state.get("part")))
+                if child is not None and isinstance(child.process, _Forked):
+                    if state["state"] == "forked":
+                        child.process.forked(int(state["pid"]))
+                    else:
+                        child.process.exited(int(state["status"]))
                 continue
             if state.get("state") == "restored":
                 self.restored.append(f"{part.name}: {state.get('what')}")
@@ -416,6 +520,7 @@ class Supervisor:
             return
         self._terminate(["rest"])
         self._terminate(["gateway", "functions"])
+        self._terminate(["apps"])  # their parent: it ends once they have
         if self.state_dir is not None and self.save():
             print(f"state saved in {self.state_dir}", flush=True)
         self._terminate(["redis", "dynamodb", "sqs"])

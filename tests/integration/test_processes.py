@@ -97,10 +97,21 @@ def post_and_follow(stack: Stack, **order: Any) -> tuple[str, list[dict[str, Any
             m["type"] == "order.snapshot" and m["status"] in TERMINAL), timeout=60)
 
 
-def test_an_order_through_the_processes_then_ctrl_c_stops_every_part_and_frees_every_port(folder: Path) -> None:
-    stack = Stack(folder, FAST, "--no-state")
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.parametrize("fork", ["1", "0"], ids=["app-parts-forked", "app-parts-each-its-own-interpreter"])
+def test_an_order_through_the_processes_then_ctrl_c_stops_every_part_and_frees_every_port(
+        folder: Path, fork: str) -> None:
+    stack = Stack(folder, {**FAST, "DEVSTACK_FORK_APP_PARTS": fork}, "--no-state")
     try:
         assert set(stack.pids) >= {"dynamodb", "sqs", "gateway", "functions", "rest"}
+        app_parts = {name: parent_of(stack.pids[name]) for name in ("gateway", "functions", "rest")}
+        if fork == "1":  # forked from the one process that imported the app
+            assert set(app_parts.values()) == {stack.pids["apps"]}
+        else:
+            assert "apps" not in stack.pids and set(app_parts.values()) == {stack.process.pid}
         _, messages = post_and_follow(stack)
         assert messages[-1]["status"] == "confirmed"
     finally:
