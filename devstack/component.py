@@ -232,6 +232,8 @@ def run_app_parts(status: _Status) -> int:
         if pid == 0:  # the part
             try:
                 os.setsid()
+                with open("/proc/self/comm", "w") as comm:  # its name in ps -o comm and top
+                    comm.write(f"oe-{name}")
                 for fd in fds - set(part.values()) | ({int(own_status)} if own_status else set()):
                     os.close(fd)
                 os.dup2(part["go"], 0)
