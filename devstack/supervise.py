@@ -158,11 +158,26 @@ class _Forked:
             return self.returncode
 
     def send_signal(self, sig: int) -> None:
-        if self.pid and self.poll() is None:
+        """To the part; before it is forked, to ``apps`` (which then never forks it)."""
+        if self.poll() is not None:
+            return
+        if self.pid:
             try:
                 os.kill(self.pid, sig)
             except ProcessLookupError:
                 pass
+        elif self.parent is not None and self.parent.poll() is None:
+            self.parent.send_signal(sig)
+
+    def kill_group(self) -> None:
+        """SIGKILL to the part's process group (its own session); before it is forked, to ``apps``'s."""
+        if self.pid:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        elif self.parent is not None and self.parent.poll() is None:
+            os.killpg(self.parent.pid, signal.SIGKILL)
 
 
 @dataclass
@@ -551,7 +566,10 @@ class Supervisor:
                 part.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 print(f"the {part.name} process did not stop within {STOP_TIMEOUT:g} s; killing it", flush=True)
-                os.killpg(part.process.pid, signal.SIGKILL)
+                if isinstance(part.process, _Forked):
+                    part.process.kill_group()
+                else:
+                    os.killpg(part.process.pid, signal.SIGKILL)
                 part.process.wait()
 
     def run_forever(self, banner: bool = True, ready_file: Path | None = None) -> int:
