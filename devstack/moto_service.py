@@ -22,6 +22,7 @@ saved tables or queues back; answers what was restored).
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import os
@@ -120,13 +121,9 @@ class MotoService:
         process that serves all of DynamoDB. The records are DynamoDB JSON already, so this writes
         the same response in a fraction of that (``test_moto_service`` compares the two). Anything
         unusual (an unknown iterator, a malformed request) goes to moto, which answers it."""
-        import io
-
         from moto.dynamodbstreams.models import dynamodbstreams_backends
 
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(raw)  # whoever answers next reads it again
+        raw = _body(environ)
         try:
             request = json.loads(raw)
             iterator = str(request["ShardIterator"])
@@ -137,10 +134,8 @@ class MotoService:
             return None
         if iterator not in backend.shard_iterators:
             return None
-        body = json.dumps(backend.get_records(iterator, limit), default=_epoch, separators=(",", ":")).encode()
-        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.0"),
-                                  ("Content-Length", str(len(body))), ("x-amzn-RequestId", str(uuid.uuid4()))])
-        return [body]
+        return _answer(start_response, json.dumps(backend.get_records(iterator, limit), default=_epoch,
+                                                   separators=(",", ":")).encode())
 
     def _send_message(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes] | None:
         """``SendMessage`` of a plain body to a standard queue, put in moto's queue directly.
@@ -154,13 +149,9 @@ class MotoService:
         and redrives see no difference (``test_moto_service`` compares the two). Anything else (a
         FIFO queue, message or system attributes, a queue with an event source mapping, a body over
         the queue's limit, an unknown queue, a malformed request) goes to moto, which answers it."""
-        import io
-
         from moto.sqs.models import Message, sqs_backends
 
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(raw)  # whoever answers next reads it again
+        raw = _body(environ)
         try:
             request = json.loads(raw)
             body, delay = request["MessageBody"], request.get("DelaySeconds")
@@ -183,21 +174,15 @@ class MotoService:
             queue._messages.append(message)
             queue._messages_lock.notify_all()
         self.sent_fast += 1
-        answer = json.dumps({"MD5OfMessageBody": message.body_md5, "MessageId": message.id}).encode()
-        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.0"),
-                                  ("Content-Length", str(len(answer))), ("x-amzn-RequestId", str(uuid.uuid4()))])
-        return [answer]
+        return _answer(start_response,
+                       json.dumps({"MD5OfMessageBody": message.body_md5, "MessageId": message.id}).encode())
 
     def _journaled(self, app: WsgiApp, target: str, environ: dict[str, Any],
                    start_response: Callable[..., Any]) -> Iterable[bytes]:
         """A DynamoDB write, in the journal before it is answered (inside the one-at-a-time lock,
         so the journal's order is the order the writes were applied in)."""
-        import io
-
         assert self._journal is not None
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(raw)
+        raw = _body(environ)
         statuses: list[str] = []
 
         def answer(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -318,6 +303,21 @@ class MotoService:
         body = json.dumps(answer).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
+
+
+def _body(environ: dict[str, Any]) -> bytes:
+    """The request's body, read whole and put back, so that whoever answers next reads it again."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw: bytes = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(raw)
+    return raw
+
+
+def _answer(start_response: Callable[..., Any], body: bytes) -> Iterable[bytes]:
+    """A 200 in the JSON protocol, as moto answers one."""
+    start_response("200 OK", [("Content-Type", "application/x-amz-json-1.0"),
+                              ("Content-Length", str(len(body))), ("x-amzn-RequestId", str(uuid.uuid4()))])
+    return [body]
 
 
 def _epoch(value: Any) -> float | str:

@@ -37,7 +37,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +202,7 @@ class Journal:
     ``append`` is called before the write is answered, and goes to the operating system at once
     (no fsync: a killed process loses nothing written, only a machine that stops would). Each
     snapshot records the number of the last write it holds (``journalSeq``); once it is on disk,
-    ``trim`` drops what it holds. On start, ``replay`` hands back the writes that follow the
+    ``trim`` drops what it holds. On start, ``after`` hands back the writes that follow the
     snapshot, provided they follow it without a gap (a journal that does not fit its snapshot
     is set aside). The caller serialises ``append``, ``mark`` (with the snapshot's dump) and
     ``trim``, which reads only what was appended since the mark."""
@@ -218,8 +218,7 @@ class Journal:
         """Append from ``seq + 1`` on (after a replay), past any last line a kill cut short."""
         self.seq = seq
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._rewrite(b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n"
-                               for e in self.entries() if e["seq"] <= seq))
+        self._rewrite(_lines(e for e in self.entries() if e["seq"] <= seq))
 
     @property
     def started(self) -> bool:
@@ -229,7 +228,7 @@ class Journal:
         if self._fd is None:
             return
         self.seq += 1
-        line = (json.dumps({"seq": self.seq, **entry}, separators=(",", ":")) + "\n").encode()
+        line = _lines([{"seq": self.seq, **entry}])
         os.write(self._fd, line)
         self._size += len(line)
 
@@ -278,8 +277,7 @@ class Journal:
                 f.seek(self._mark[1])
                 self._rewrite(f.read())
         else:
-            self._rewrite(b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n"
-                                   for e in self.entries() if e["seq"] > seq))
+            self._rewrite(_lines(e for e in self.entries() if e["seq"] > seq))
         self._mark = None
 
     def _rewrite(self, content: bytes) -> None:
@@ -306,6 +304,11 @@ class Journal:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _lines(entries: Iterable[dict[str, Any]]) -> bytes:
+    """Journal entries as the file holds them: one compact JSON object per line."""
+    return b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in entries)
 
 
 # -- DynamoDB (inside the DynamoDB emulator's process) ---------------------------------------------
