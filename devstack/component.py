@@ -141,12 +141,24 @@ def _count_calls(name: str) -> None:
     signal.signal(signal.SIGUSR1, dump)
 
 
-def _load_app(project_dir: Path, module: str) -> Any:
-    if str(project_dir) not in sys.path:
-        sys.path.insert(0, str(project_dir))
+def _project_dir() -> Path:
+    return Path(os.environ.get("DEVSTACK_PROJECT_DIR", "."))
+
+
+def _load_app() -> Any:
+    """The app the supervisor names (``DEVSTACK_PROJECT_DIR``, ``DEVSTACK_APP_MODULE``)."""
+    project_dir = str(_project_dir())
+    if project_dir not in sys.path:
+        sys.path.insert(0, project_dir)
     import importlib
 
-    return importlib.import_module(module).app
+    return importlib.import_module(os.environ.get("DEVSTACK_APP_MODULE", "app")).app
+
+
+def _log_as(name: str, force: bool = False) -> None:
+    """This process's log lines, each led by the part's name."""
+    logging.basicConfig(level=os.environ.get("DEVSTACK_LOG_LEVEL", "WARNING"), force=force,
+                        format=f"{name}: %(levelname)s %(name)s: %(message)s")
 
 
 def run_app_part(name: str, status: _Status) -> int:
@@ -161,11 +173,10 @@ def run_app_part(name: str, status: _Status) -> int:
     stop = _stop_event()
     if os.environ.get("DEVSTACK_COUNT_CALLS"):
         _count_calls(name)
-    project_dir = Path(os.environ.get("DEVSTACK_PROJECT_DIR", "."))
     stage = os.environ.get("STAGE", "local")
     host = os.environ.get("DEVSTACK_HOST", "127.0.0.1")
-    app = _load_app(project_dir, os.environ.get("DEVSTACK_APP_MODULE", "app"))
-    config = chalice_config(app, stage, project_dir)
+    app = _load_app()
+    config = chalice_config(app, stage, _project_dir())
     settings = get_settings()
     start: Any
     stopper: Any
@@ -219,7 +230,7 @@ def run_app_parts(status: _Status) -> int:
     first by it)."""
     plan: dict[str, dict[str, int]] = json.loads(os.environ["DEVSTACK_APP_PARTS"])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping is the supervisor's, part by part
-    _load_app(Path(os.environ.get("DEVSTACK_PROJECT_DIR", ".")), os.environ.get("DEVSTACK_APP_MODULE", "app"))
+    _load_app()
     from . import functions, rest, ws_gateway  # noqa: F401 (imported once, for every child)
 
     if threading.active_count() != 1:
@@ -243,8 +254,7 @@ def run_app_parts(status: _Status) -> int:
                 if "socket" in part:
                     os.environ["DEVSTACK_SOCKET_FD"] = str(part["socket"])
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                logging.basicConfig(level=os.environ.get("DEVSTACK_LOG_LEVEL", "WARNING"), force=True,
-                                    format=f"{name}: %(levelname)s %(name)s: %(message)s")
+                _log_as(name, force=True)
                 orphan_guard()  # this process's parent: it dies with the supervisor
                 code = run_app_part(name, _Status())
             except BaseException:
@@ -275,8 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         raise SystemExit("usage: python -m devstack.component NAME")
     name = args[0]
-    logging.basicConfig(level=os.environ.get("DEVSTACK_LOG_LEVEL", "WARNING"),
-                        format=f"{name}: %(levelname)s %(name)s: %(message)s")
+    _log_as(name)
     if name == "apps":  # its guard starts after the forks: no thread may run before them
         return run_app_parts(_Status())
     orphan_guard()

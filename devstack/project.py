@@ -9,7 +9,7 @@ from typing import Any
 
 from chalice.config import Config
 
-__all__ = ["REPO_ROOT", "chalice_config", "project_dir"]
+__all__ = ["REPO_ROOT", "chalice_config", "first_api_key", "project_dir"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,3 +37,10 @@ def chalice_config(app: Any, stage: str, project_dir: str | Path | None = None,
         params["project_dir"] = str(project_dir)
     return Config(chalice_stage=stage, function_name=function_name, user_provided_params=params,
                   config_from_disk=from_disk)
+
+
+def first_api_key(raw: str | None) -> str:
+    """The first key of an ``API_KEYS`` value (``key:clientId,…``), the app's default when unset."""
+    from chalicelib.config import DEFAULT_API_KEYS, parse_api_keys
+
+    return next(iter(parse_api_keys(raw or DEFAULT_API_KEYS)))

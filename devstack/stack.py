@@ -24,24 +24,22 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
-from chalicelib.config import DEFAULT_API_KEYS, parse_api_keys
+from chalicelib.config import DEFAULT_API_KEYS
 
 from .emulator import AwsEmulator
 from .functions import Poller, Runtime, build_pollers, start_pollers, stop_pollers
 from .http_server import bind
+from .project import first_api_key
 from .project import project_dir as _project_dir
 from .redis_server import start_redis
 from .rest import RestServer, chalice_config
 from .ws_gateway import WebSocketGateway
 
-__all__ = ["DevStack", "first_api_key"]
+__all__ = ["DevStack"]
 
 log = logging.getLogger("devstack")
 
 
-def first_api_key(raw: str | None) -> str:
-    """The first key of an ``API_KEYS`` value (``key:clientId,…``), the app's default when unset."""
-    return next(iter(parse_api_keys(raw or DEFAULT_API_KEYS)))
 
 def _reset_app_state() -> None:
     """Fresh settings and clients for the next start in this process (the engine's app only)."""

@@ -253,6 +253,7 @@ class Supervisor:
         return self
 
     def _start(self) -> None:
+        from .project import first_api_key
         from .redis_server import DEFAULT_REDIS_URL, redis_answers
 
         if self.state_dir is not None and self.fresh and self.state_dir.exists():
@@ -286,7 +287,7 @@ class Supervisor:
             "aws": endpoints.get("dynamodb", self._aws_endpoint_url or ""),
             "sqs": endpoints.get("sqs", self._aws_endpoint_url or ""),
             "redis": redis_url,
-            "api_key": _first_key(env["API_KEYS"]),
+            "api_key": first_api_key(env["API_KEYS"]),
         }
         if self.with_rest:
             self.urls["rest"] = f"http://{self.host}:{port['rest']}"
@@ -637,7 +638,6 @@ class Supervisor:
         lines.append("Ctrl-C stops.")
         return "\n".join(lines)
 
-
     def _stage_differences(self) -> list[str]:
         """``chalice local --stage local`` takes its endpoints from the stage's config, not the shell:
         a warning for each one this stack does not serve where the stage says."""
@@ -681,12 +681,6 @@ def _import_provisioning() -> None:
     import infra.provision
 
     infra.provision.template_resources()
-
-
-def _first_key(raw: str) -> str:
-    from chalicelib.config import parse_api_keys
-
-    return next(iter(parse_api_keys(raw)))
 
 
 def _write_json(path: Path, data: Any) -> None:
