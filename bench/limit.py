@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .counters import CallCounter
+from .run import delete_keys
 
 if TYPE_CHECKING:
     import httpx
@@ -219,20 +220,8 @@ def run(redis_url: str | None = None) -> dict[str, Any]:
     try:
         latency = trigger_latency(redis_url=redis_url, prefix=prefix)
     finally:
-        delete_prefix(redis_url, prefix)
+        delete_keys(redis_url, prefix)
     return {"triggerLatency": latency,
             "matcherCost": matcher_cost(redis_url=redis_url, prefix=f"bench-matcher-{suffix}")}
 
 
-def delete_prefix(redis_url: str | None, prefix: str) -> None:
-    """Delete every key a scenario wrote under ``prefix`` in the Redis at ``redis_url``."""
-    if redis_url is None:
-        return  # the embedded Redis went away with the stack
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
-    finally:
-        client.close()

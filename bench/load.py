@@ -8,6 +8,7 @@ import http.client
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -67,6 +68,18 @@ class _Poster:
             self._conn = None
 
 
+def _in_threads(sender: Callable[[int, int], None], orders: int, senders: int, name: str,
+                timeout: float | None = None) -> None:
+    """``sender(count, index)`` on ``senders`` threads at once, the ``orders`` shared out evenly;
+    returns once they have all ended (or ``timeout`` has passed for each)."""
+    threads = [threading.Thread(target=sender, args=(orders // senders + (1 if i < orders % senders else 0), i),
+                                name=f"{name}-{i}") for i in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+
+
 def _event_time(at: str) -> float:
     return datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
 
@@ -86,7 +99,6 @@ def run_load(rest: str, ws: str, key: str, orders: int, senders: int, body: dict
     traces: list[OrderTrace] = []
     errors: list[str] = []
     lock = threading.Lock()
-    per_sender = [orders // senders + (1 if i < orders % senders else 0) for i in range(senders)]
     done_all = threading.Event()
     outstanding = [orders]
     started = time.time()
@@ -167,11 +179,7 @@ def run_load(rest: str, ws: str, key: str, orders: int, senders: int, body: dict
             finished.set()
             reading.join(5)
 
-    threads = [threading.Thread(target=sender, args=(n, i), name=f"bench-sender-{i}") for i, n in enumerate(per_sender)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout + 30)
+    _in_threads(sender, orders, senders, "bench-sender", timeout + 30)
     finished_at = max((max(t.status_times.values()) for t in traces if t.final), default=time.time())
     missing = [t.order_id for t in traces if t.final is None]
     if missing:
@@ -185,7 +193,6 @@ def post_only(rest: str, key: str, orders: int, senders: int, body: dict[str, An
     seconds: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
-    per_sender = [orders // senders + (1 if i < orders % senders else 0) for i in range(senders)]
 
     def sender(count: int, index: int) -> None:
         poster = _Poster(rest, key)
@@ -202,9 +209,5 @@ def post_only(rest: str, key: str, orders: int, senders: int, body: dict[str, An
         finally:
             poster.close()
 
-    threads = [threading.Thread(target=sender, args=(n, i), name=f"bench-poster-{i}") for i, n in enumerate(per_sender)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _in_threads(sender, orders, senders, "bench-poster")
     return seconds, errors

@@ -21,7 +21,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from .limit import delete_prefix, ms, pct, wait_for_order
+from .limit import ms, pct, wait_for_order
+from .run import delete_keys
 
 __all__ = ["open_to_submitted", "run"]
 
@@ -101,4 +102,4 @@ def run(redis_url: str | None = None) -> dict[str, Any]:
     try:
         return {"openToSubmitted": open_to_submitted(redis_url=redis_url, prefix=prefix)}
     finally:
-        delete_prefix(redis_url, prefix)
+        delete_keys(redis_url, prefix)
