@@ -251,8 +251,7 @@ class Executor:
             tx = self._build(order, route)
         except Exception:
             if unsaved_from is not None:
-                self._store.save(order, unsaved_from)  # record that routing happened, then fail
-                _log_statuses(order, unsaved_from)
+                self._save(order, unsaved_from)  # record that routing happened, then fail
             raise
         expected = order.version if unsaved_from is None else unsaved_from
         order.transition(OrderStatus.BUILDING, {
@@ -262,8 +261,7 @@ class Executor:
             "unwrapSol": route.unwrap_sol,
             "expectedAmountOut": to_decimal_string(route.amount_out, order.token_out),
         })
-        self._store.save(order, expected)
-        _log_statuses(order, expected)
+        self._save(order, expected)
 
         order.signature = tx.signature
         order.tx = transaction_to_dict(tx)
@@ -676,9 +674,17 @@ class Executor:
         # this line cannot lose it and no subscriber's socket sits on the execution path.
         expected = order.version
         event = order.transition(to, data)
-        self._store.save(order, expected)
-        _log_statuses(order, expected)
+        self._save(order, expected)
         return event
+
+    def _save(self, order: Order, expected_version: int) -> None:
+        """Write the order's events after ``expected_version`` (conditioned on it), then one log
+        line per status written, so that an order's story is ``grep`` of its id."""
+        self._store.save(order, expected_version)
+        for event in order.history:
+            if event.seq > expected_version:
+                log.info("order status", extra={"orderId": order.order_id, "clientId": order.client_id,
+                                                "status": event.status.value, "seq": event.seq})
 
     def _terminal(self, order: Order) -> None:
         if self._on_terminal is not None:
@@ -687,11 +693,3 @@ class Executor:
             except Exception:  # live state is a cache; DynamoDB stays the source of truth
                 log.exception("terminal hook failed", extra={"orderId": order.order_id, "clientId": order.client_id,
                                                              "status": order.status.value})
-
-
-def _log_statuses(order: Order, since_version: int) -> None:
-    """One line per status just written, so that an order's story is ``grep`` of its id."""
-    for event in order.history:
-        if event.seq > since_version:
-            log.info("order status", extra={"orderId": order.order_id, "clientId": order.client_id,
-                                            "status": event.status.value, "seq": event.seq})
