@@ -19,7 +19,6 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from ..adapters.redis_state import RateDecision
 from ..domain import (
     DomainError,
     Order,
@@ -153,8 +152,10 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
         # A resubmission of an order already made creates nothing, so the limit does not refuse it.
         stored_before = services.orders.get(order.order_id) if key is not None else None
         if stored_before is None or stored_before.client_id != client_id:
-            _withdraw_active(services, decision, client_id,
-                             lambda: key is None or services.orders.get(order.order_id) is None)
+            # Its entry taken back; one left behind lists an order that does not exist: the list skips it.
+            _best_effort(lambda: services.state.withdraw_active(
+                decision, lambda: key is None or services.orders.get(order.order_id) is None),
+                "could not withdraw an active entry", orderId=order.order_id, clientId=client_id)
             raise ApiError(429, "rate_limited",
                            f"more than {services.settings.rate_limit_per_min} orders per minute",
                            headers={"Retry-After": str(decision.retry_after)})
@@ -163,10 +164,13 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
         stored, created = services.orders.create(order)
     if not created:
         if decision is not None and decision.allowed:
-            _refund(services, decision, client_id)
+            # A lost refund costs the client one order of its minute, nothing more.
+            _best_effort(lambda: services.state.refund_rate_limit(decision), "rate limit refund failed",
+                         clientId=client_id)
         if decision is not None and decision.added and stored.is_terminal:
             # An ended order's entry, put back by this request: its worker has removed it already.
-            _remove_active(services, client_id, order.order_id)
+            _best_effort(lambda: services.state.remove_active(client_id, order.order_id),
+                         "could not remove an active entry", orderId=order.order_id, clientId=client_id)
         if stored.request_hash != order.request_hash:
             raise ApiError(409, "idempotency_conflict",
                            f"{key_field} {key!r} was already used with a different order", field=key_field)
@@ -178,10 +182,9 @@ def submit_order(services: Services, client_id: str, raw: Any, idempotency_key: 
     if decision is None or not decision.added:
         # Not recorded by the admission: Redis was away then, or the entry was another request's
         # for the same order (a concurrent duplicate, which may take its entry back): this order's own now.
-        try:
-            services.state.add_active(client_id, order.order_id, _millis(order))
-        except Exception:  # Redis is a cache: the order is safe in DynamoDB and on the queue
-            log.warning("could not record active order", extra={"orderId": order.order_id, "clientId": client_id})
+        # Redis is a cache: the order is safe in DynamoDB and on the queue.
+        _best_effort(lambda: services.state.add_active(client_id, order.order_id, _millis(order)),
+                     "could not record active order", orderId=order.order_id, clientId=client_id)
     _enqueue(services, order)
     log.info("order accepted", extra={"orderId": order.order_id, "clientId": client_id, "type": order.type.value,
                                       "status": order.status.value, "seq": order.version})
@@ -234,27 +237,13 @@ def _enqueue(services: Services, order: Order, *, withdraw: bool = True) -> None
                        "the order could not be queued and was not accepted; submit it again") from exc
 
 
-def _withdraw_active(services: Services, decision: RateDecision, client_id: str,
-                     still_absent: Callable[[], bool]) -> None:
-    """The entry the admission added for an order it then refused."""
+def _best_effort(action: Callable[[], object], failure: str, **keys: str) -> None:
+    """One of intake's calls to Redis besides the admission: Redis guards and caches, so a call
+    that fails is logged (``failure``, with the order's ``keys``) and intake goes on."""
     try:
-        services.state.withdraw_active(decision, still_absent)
-    except Exception:  # an entry left behind lists an order that does not exist: the list skips it
-        log.warning("could not withdraw an active entry", extra={"orderId": decision.order_id, "clientId": client_id})
-
-
-def _remove_active(services: Services, client_id: str, order_id: str) -> None:
-    try:
-        services.state.remove_active(client_id, order_id)
+        action()
     except Exception:
-        log.warning("could not remove an active entry", extra={"orderId": order_id, "clientId": client_id})
-
-
-def _refund(services: Services, decision: RateDecision, client_id: str) -> None:
-    try:
-        services.state.refund_rate_limit(decision)
-    except Exception:  # a lost refund costs the client one order of its minute, nothing more
-        log.warning("rate limit refund failed", extra={"clientId": client_id})
+        log.warning(failure, extra=keys)
 
 
 def _canonical(value: str | None) -> str | None:

@@ -117,13 +117,11 @@ def test_a_repeat_of_an_ended_order_does_not_bring_its_active_entry_back(client:
 def test_a_refused_duplicate_cannot_take_the_entry_of_the_order_it_duplicates(
         client: Any, services: Services, redis_client: Any, redis_prefix: str) -> None:
     # GIVEN a request admitted as the entry's owner whose order another request then creates
-    from chalicelib.api.intake import _withdraw_active
-
     key = f"{redis_prefix}:active:client-a"
     decision = services.state.admit("client-a", 0, "ord_shared", 1)
     assert decision.added and not decision.allowed
     # WHEN it withdraws its entry but the order exists by then
-    _withdraw_active(services, decision, "client-a", lambda: False)
+    services.state.withdraw_active(decision, lambda: False)
     # THEN the entry stays
     assert redis_client.zscore(key, "ord_shared") == 1
 
@@ -138,14 +136,12 @@ def test_a_refused_duplicate_cannot_take_the_entry_of_the_order_it_duplicates(
             return True
         return False
 
-    _withdraw_active(services, decision, "client-a", creator_records_it)
+    services.state.withdraw_active(decision, creator_records_it)
     assert redis_client.zscore(key, "ord_shared") == 2 and len(looks) == 2
 
 
 def test_two_refused_requests_at_once_both_take_their_entries_back(
         services: Services, redis_client: Any, redis_prefix: str) -> None:
-    from chalicelib.api.intake import _withdraw_active
-
     key = f"{redis_prefix}:active:client-a"
     first = services.state.admit("client-a", 0, "ord_refused_1", 1)
     second: list[Any] = []
@@ -155,6 +151,6 @@ def test_two_refused_requests_at_once_both_take_their_entries_back(
             second.append(services.state.admit("client-a", 0, "ord_refused_2", 2))
         return True
 
-    _withdraw_active(services, first, "client-a", other_request_admitted_meanwhile)
-    _withdraw_active(services, second[0], "client-a", lambda: True)
+    services.state.withdraw_active(first, other_request_admitted_meanwhile)
+    services.state.withdraw_active(second[0], lambda: True)
     assert redis_client.zrange(key, 0, -1) == []
